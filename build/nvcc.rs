@@ -1,0 +1,355 @@
+//! Finding nvcc and building the fatbin.
+//!
+//! Each instance is compiled separately with relocatable device code (`-rdc`),
+//! in parallel and cached by a hash of its sources and flags, so editing one
+//! kernel family rebuilds only its instances. The objects are then device-linked
+//! once per target into a cubin, the PTX of every instance is generated in one
+//! pass, and `fatbinary` packs the cubins and the PTX into one fatbin that the
+//! crate embeds. ptxas' `-v` report of every instance and a count of instruction
+//! classes in the SASS become the kernel report.
+
+use crate::cache::{headers_hash, Fnv};
+use crate::instances::Instance;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The first nvcc found: `NVCC`, `CUDA_HOME`/`CUDA_PATH`, `PATH`, then `.toolchain/`.
+pub fn find(root: &Path) -> Option<PathBuf> {
+    if std::env::var_os("SINKLESS_NO_NVCC").is_some() {
+        return None;
+    }
+    let mut candidates = Vec::new();
+    if let Some(p) = std::env::var_os("NVCC") {
+        candidates.push(PathBuf::from(p));
+    }
+    for var in ["CUDA_HOME", "CUDA_PATH"] {
+        if let Some(p) = std::env::var_os(var) {
+            candidates.push(PathBuf::from(p).join("bin/nvcc"));
+        }
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        candidates.extend(std::env::split_paths(&path).map(|d| d.join("nvcc")));
+    }
+    candidates.push(root.join(".toolchain/cuda/bin/nvcc"));
+    candidates.into_iter().find(|p| p.is_file())
+}
+
+/// Machine-code targets (`80`, `90a`, ...) and the PTX target.
+fn targets() -> (Vec<String>, String) {
+    let archs = std::env::var("SINKLESS_CUDA_ARCHS").unwrap_or_else(|_| "80;90a".into());
+    let archs: Vec<String> = archs
+        .split([';', ','])
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .map(String::from)
+        .collect();
+    let ptx = std::env::var("SINKLESS_PTX_ARCH").unwrap_or_else(|_| "80".into());
+    (archs, ptx)
+}
+
+fn run(cmd: &mut Command) -> Result<String, String> {
+    let shown = format!("{cmd:?}");
+    let out = cmd.output().map_err(|e| format!("{shown}: {e}"))?;
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    if out.status.success() {
+        Ok(text)
+    } else {
+        Err(format!("{shown}\n{text}"))
+    }
+}
+
+fn common_flags(root: &Path) -> Vec<String> {
+    vec![
+        "-std=c++17".into(),
+        "-O3".into(),
+        "--expt-relaxed-constexpr".into(),
+        format!("-I{}", root.join("kernels/include").display()),
+        format!("-I{}", root.join("kernels").display()),
+    ]
+}
+
+/// Compiles, links and packs every instance; returns the kernel report (TSV).
+pub fn build_fatbin(
+    nvcc: &Path,
+    root: &Path,
+    out: &Path,
+    table: &[Instance],
+    files: &[PathBuf],
+) -> Result<String, String> {
+    let (archs, ptx_arch) = targets();
+    let cache = out.join("nvcc");
+    std::fs::create_dir_all(&cache).map_err(|e| e.to_string())?;
+    let mut flags = common_flags(root);
+    for a in &archs {
+        flags.push(format!("-gencode=arch=compute_{a},code=sm_{a}"));
+    }
+    let base = {
+        let mut h = headers_hash(root);
+        h.bytes(nvcc.to_string_lossy().as_bytes());
+        for f in &flags {
+            h.bytes(f.as_bytes());
+        }
+        h
+    };
+
+    // Compile every instance, NUM_JOBS at a time.
+    let jobs: usize = std::env::var("NUM_JOBS")
+        .ok()
+        .and_then(|j| j.parse().ok())
+        .unwrap_or(2)
+        .max(1);
+    let work: Vec<(usize, PathBuf, PathBuf, PathBuf)> = table
+        .iter()
+        .zip(files)
+        .enumerate()
+        .map(|(i, (inst, file))| {
+            let mut h = Fnv::new();
+            h.bytes(base.hex().as_bytes())
+                .file(&root.join("kernels").join(inst.family))
+                .file(file);
+            let stem = format!("{}-{}", inst.name, h.hex());
+            (
+                i,
+                file.clone(),
+                cache.join(format!("{stem}.o")),
+                cache.join(format!("{stem}.ptxas.txt")),
+            )
+        })
+        .collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let errors = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..jobs.min(work.len()) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some((_, src, obj, log)) = work.get(i) else {
+                    break;
+                };
+                if obj.is_file() && log.is_file() {
+                    continue;
+                }
+                let result = run(Command::new(nvcc)
+                    .args(&flags)
+                    .args(["-rdc=true", "-c", "-Xptxas=-v", "-o"])
+                    .arg(obj)
+                    .arg(src));
+                match result {
+                    Ok(text) => std::fs::write(log, text).expect("write ptxas log"),
+                    Err(e) => {
+                        let _ = std::fs::remove_file(obj);
+                        errors.lock().unwrap().push(e);
+                    }
+                }
+            });
+        }
+    });
+    let errors = errors.into_inner().unwrap();
+    if !errors.is_empty() {
+        return Err(errors.join("\n\n"));
+    }
+    let objects: Vec<&PathBuf> = work.iter().map(|w| &w.2).collect();
+
+    // One linked cubin per target.
+    let mut images = Vec::new();
+    for a in &archs {
+        let cubin = out.join(format!("sinkless_sm_{a}.cubin"));
+        run(Command::new(nvcc)
+            .args(["-dlink", "-cubin", &format!("-arch=sm_{a}"), "-o"])
+            .arg(&cubin)
+            .args(&objects))?;
+        images.push(format!(
+            "--image3=kind=elf,sm={},file={}",
+            a,
+            cubin.display()
+        ));
+    }
+
+    // PTX for forward compatibility: one translation unit that includes every instance.
+    let all = out.join("all_instances.cu");
+    let mut src = String::new();
+    for f in files {
+        writeln!(src, "#include \"{}\"", f.display()).unwrap();
+    }
+    crate::write_if_changed(&all, &src);
+    let ptx = out.join(format!("sinkless_compute_{ptx_arch}.ptx"));
+    let mut h = base;
+    for f in files {
+        h.file(f);
+    }
+    for inst in table {
+        h.file(&root.join("kernels").join(inst.family));
+    }
+    let ptx_stamp = out.join("ptx.hash");
+    if std::fs::read_to_string(&ptx_stamp).ok().as_deref() != Some(&h.hex()) || !ptx.is_file() {
+        run(Command::new(nvcc)
+            .args(common_flags(root))
+            .args(["-ptx", &format!("-arch=compute_{ptx_arch}"), "-o"])
+            .arg(&ptx)
+            .arg(&all))?;
+        std::fs::write(&ptx_stamp, h.hex()).map_err(|e| e.to_string())?;
+    }
+    images.push(format!(
+        "--image3=kind=ptx,sm={},file={}",
+        ptx_arch,
+        ptx.display()
+    ));
+
+    let bindir = nvcc.parent().expect("nvcc has a parent directory");
+    let fatbin = out.join("sinkless.fatbin");
+    run(Command::new(bindir.join("fatbinary"))
+        .arg(format!("--create={}", fatbin.display()))
+        .arg("-64")
+        .args(&images))?;
+
+    let mut logs = String::new();
+    for (_, _, _, log) in &work {
+        logs.push_str(&std::fs::read_to_string(log).map_err(|e| e.to_string())?);
+    }
+    let sass = match run(Command::new(bindir.join("cuobjdump"))
+        .arg("-sass")
+        .arg(&fatbin))
+    {
+        Ok(text) => Some(text),
+        Err(e) => {
+            println!(
+                "cargo:warning=cuobjdump failed, the kernel report has no SASS columns: {}",
+                e.lines().next().unwrap_or("")
+            );
+            None
+        }
+    };
+    Ok(report(table, &archs, &logs, sass.as_deref()))
+}
+
+/// Per (kernel, target): ptxas numbers and SASS instruction-class counts.
+#[derive(Default)]
+struct Row {
+    regs: u64,
+    smem: u64,
+    stack: u64,
+    spill_stores: u64,
+    spill_loads: u64,
+    classes: BTreeMap<&'static str, u64>,
+}
+
+/// The SASS instruction classes the report counts.
+const CLASSES: [&str; 6] = ["HMMA", "HGMMA", "LDSM", "LDGSTS", "LDL", "STL"];
+
+fn numbers_before(line: &str, unit: &str) -> Option<u64> {
+    let idx = line.find(unit)?;
+    line[..idx].split_whitespace().last()?.parse().ok()
+}
+
+fn report(table: &[Instance], archs: &[String], ptxas: &str, sass: Option<&str>) -> String {
+    let mut rows: BTreeMap<(String, String), Row> = BTreeMap::new();
+    // ptxas -v: "Compiling entry function 'NAME' for 'sm_80'", then properties lines.
+    let mut current: Option<(String, String)> = None;
+    for line in ptxas.lines() {
+        if let Some(rest) = line.split("Compiling entry function '").nth(1) {
+            let name = rest.split('\'').next().unwrap_or("").to_string();
+            let target = rest
+                .split("for '")
+                .nth(1)
+                .and_then(|t| t.split('\'').next())
+                .unwrap_or("")
+                .to_string();
+            current = Some((name, target));
+            continue;
+        }
+        let Some(key) = current.clone() else { continue };
+        let row = rows.entry(key).or_default();
+        if line.contains("bytes stack frame") {
+            row.stack = numbers_before(line, "bytes stack frame").unwrap_or(0);
+            row.spill_stores = numbers_before(line, "bytes spill stores").unwrap_or(0);
+            row.spill_loads = numbers_before(line, "bytes spill loads").unwrap_or(0);
+        } else if line.contains("Used") && line.contains("registers") {
+            row.regs = numbers_before(line, "registers").unwrap_or(0);
+            row.smem = numbers_before(line, "bytes smem").unwrap_or(0);
+        }
+    }
+    // cuobjdump -sass: "arch = sm_80" headers, then "Function : NAME" and instructions.
+    if let Some(sass) = sass {
+        let mut arch = String::new();
+        let mut func: Option<String> = None;
+        for line in sass.lines() {
+            let t = line.trim();
+            if let Some(a) = t.strip_prefix("arch = ") {
+                arch = a.trim().to_string();
+            } else if let Some(f) = t.strip_prefix("Function : ") {
+                func = Some(f.trim().to_string());
+            } else if let Some(f) = &func {
+                if let Some(op) = sass_opcode(t) {
+                    if let Some(class) = CLASSES
+                        .iter()
+                        .find(|c| op == **c || op.starts_with(&format!("{c}.")))
+                    {
+                        let row = rows.entry((f.clone(), arch.clone())).or_default();
+                        *row.classes.entry(class).or_default() += 1;
+                    }
+                }
+            }
+        }
+    }
+    let mut s = String::from(
+        "kernel\ttarget\tregisters\tsmem_static\tstack\tspill_stores\tspill_loads\texpect",
+    );
+    for c in CLASSES {
+        write!(s, "\t{c}").unwrap();
+    }
+    s.push('\n');
+    for inst in table {
+        for a in archs {
+            let target = format!("sm_{a}");
+            let row = rows
+                .remove(&(inst.name.clone(), target.clone()))
+                .unwrap_or_default();
+            write!(
+                s,
+                "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                inst.name,
+                target,
+                row.regs,
+                row.smem,
+                row.stack,
+                row.spill_stores,
+                row.spill_loads,
+                if inst.expect_sass.is_empty() {
+                    "-".to_string()
+                } else {
+                    inst.expect_sass.join(",")
+                }
+            )
+            .unwrap();
+            for c in CLASSES {
+                write!(
+                    s,
+                    "\t{}",
+                    if sass.is_some() {
+                        row.classes.get(c).copied().unwrap_or(0).to_string()
+                    } else {
+                        "?".into()
+                    }
+                )
+                .unwrap();
+            }
+            s.push('\n');
+        }
+    }
+    s
+}
+
+/// The opcode of a SASS line such as `/*0120*/  @!P0 HMMA.16816.F32 R4, ... ;`.
+fn sass_opcode(line: &str) -> Option<&str> {
+    let rest = line.strip_prefix("/*")?;
+    let rest = rest.split_once("*/")?.1.trim_start();
+    let mut words = rest.split_whitespace();
+    let first = words.next()?;
+    if first.starts_with('@') {
+        words.next()
+    } else {
+        Some(first)
+    }
+}

@@ -1,0 +1,116 @@
+//! The emulator library: the SIMT runtime (`kernels/sim/*.cpp`) and every kernel
+//! instance, compiled by the host C++ compiler into `libsinkless_sim.a`.
+//!
+//! Objects are cached by content hash like the nvcc ones, because the kernel
+//! instances are template-heavy and slow to compile; the library is always built
+//! with optimisation, since the test suites run real attention problems on it.
+
+use crate::cache::{files_with_ext, headers_hash, Fnv};
+use std::path::{Path, PathBuf};
+
+pub fn build(root: &Path, out: &Path, instances: &[PathBuf]) {
+    let mut build = cc::Build::new();
+    build
+        .cpp(true)
+        .std("c++17")
+        .opt_level(2)
+        .debug(false)
+        .warnings(true)
+        .extra_warnings(true)
+        .flag("-fno-strict-aliasing")
+        .include(root.join("kernels/include"))
+        .include(root.join("kernels"));
+    let compiler = build.get_compiler();
+    let cache = out.join("sim");
+    std::fs::create_dir_all(&cache).expect("create OUT_DIR/sim");
+
+    let runtime = files_with_ext(&root.join("kernels/sim"), &[".cpp"]);
+    let sim_headers = files_with_ext(&root.join("kernels/sim"), &[".h", ".hpp"]);
+    let mut base = headers_hash(root);
+    for h in &sim_headers {
+        base.file(h);
+    }
+    for a in compiler.args() {
+        base.bytes(a.to_string_lossy().as_bytes());
+    }
+    let families = files_with_ext(&root.join("kernels"), &[".cu"]);
+    for f in &families {
+        base.file(f);
+    }
+
+    let sources: Vec<(PathBuf, bool)> = runtime
+        .into_iter()
+        .map(|p| (p, false))
+        .chain(instances.iter().map(|p| (p.clone(), true)))
+        .collect();
+    let jobs: usize = std::env::var("NUM_JOBS")
+        .ok()
+        .and_then(|j| j.parse().ok())
+        .unwrap_or(2)
+        .max(1);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let errors = std::sync::Mutex::new(Vec::new());
+    let objects: Vec<PathBuf> = sources
+        .iter()
+        .map(|(src, _)| {
+            let mut h = Fnv::new();
+            h.bytes(base.hex().as_bytes()).file(src);
+            let stem = src.file_stem().unwrap().to_string_lossy();
+            cache.join(format!("{stem}-{}.o", h.hex()))
+        })
+        .collect();
+    std::thread::scope(|s| {
+        for _ in 0..jobs.min(sources.len()) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some((src, is_cuda)) = sources.get(i) else {
+                    break;
+                };
+                let obj = &objects[i];
+                if obj.is_file() {
+                    continue;
+                }
+                let mut cmd = compiler.to_command();
+                if *is_cuda {
+                    cmd.args(["-x", "c++"]);
+                }
+                cmd.arg("-c").arg(src).arg("-o").arg(obj);
+                match cmd.output() {
+                    Ok(o) if o.status.success() => {}
+                    Ok(o) => errors.lock().unwrap().push(format!(
+                        "{cmd:?}\n{}{}",
+                        String::from_utf8_lossy(&o.stdout),
+                        String::from_utf8_lossy(&o.stderr)
+                    )),
+                    Err(e) => errors.lock().unwrap().push(format!("{cmd:?}: {e}")),
+                }
+            });
+        }
+    });
+    let errors = errors.into_inner().unwrap();
+    if !errors.is_empty() {
+        panic!(
+            "compiling the emulator library failed:\n{}",
+            errors.join("\n\n")
+        );
+    }
+
+    let lib = out.join("libsinkless_sim.a");
+    let _ = std::fs::remove_file(&lib);
+    let mut ar = build.get_archiver();
+    let status = ar
+        .arg("crs")
+        .arg(&lib)
+        .args(&objects)
+        .status()
+        .expect("run the archiver");
+    assert!(status.success(), "archiving {} failed", lib.display());
+    println!("cargo:rustc-link-search=native={}", out.display());
+    println!("cargo:rustc-link-lib=static=sinkless_sim");
+    let target = std::env::var("TARGET").unwrap_or_default();
+    if target.contains("apple") {
+        println!("cargo:rustc-link-lib=dylib=c++");
+    } else {
+        println!("cargo:rustc-link-lib=dylib=stdc++");
+    }
+}

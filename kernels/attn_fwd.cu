@@ -1,0 +1,204 @@
+#include "sinkless/compat.cuh"
+#include "sinkless/ptx.cuh"
+// Attention forward, one template for every activation (softmax with sinks, sigmoid,
+// normalized sigmoid), element type (f16, bf16) and head-dim bucket (32 64 96 128 192 256).
+//
+// Math: o[i] = sum_j act(scale * q[i].k[j] + bias)_j v[j] over keys j visible to i (mask.cuh),
+// act per activation.cuh. Softmax also writes lse[i] (natural log, f32), normalized sigmoid the
+// row sum L[i] of the sigmoids, both into row_stat.
+//
+// Shapes: params in sinkless/attn_params.h (bshd dense or varlen, GQA by head index).
+// Grid (ceil(seqlen_q / kBlockM), heads_q, batch), block kThreads, dynamic shared memory
+// fwd_traits<kHD>::kSmemBytes; blocks past a varlen sequence's end exit at once.
+//
+// Numeric policy: products on tensor cores in T with f32 accumulation; scores, softmax state,
+// o in f32; probabilities rounded to T before P.V (as FlashAttention); ex2/tanh approx (MUFU).
+// Rows with no visible key give o = 0 (never NaN) and lse = -inf, or the sink logit with one.
+//
+// Structure (FlashAttention-2 forward): a CTA owns kBlockM query rows of one head, each warp
+// 16 * kMTiles of them, so the softmax needs no cross-warp reduction. Q stays in shared memory;
+// K/V tiles of kBlockN keys are double-buffered with cp.async: the copy of tile n-1 is in
+// flight while tile n is multiplied. Key tiles run from the last visible one down, and only
+// tiles cut by a mask boundary pay the per-element test. O is staged through the Q tile so the
+// global stores are 16-byte and row-contiguous.
+#include "sinkless/params.h"
+#include "sinkless/dtype.cuh"
+#include "sinkless/tile.cuh"
+#include "sinkless/gmem.cuh"
+#include "sinkless/mask.cuh"
+#include "sinkless/activation.cuh"
+
+namespace sinkless {
+
+// Tile choice per head-dim bucket, 4 warps each. A thread holds the O accumulator
+// (kMTiles * kHD / 2 f32 registers) and one score tile (kMTiles * kBlockN / 2), and the register
+// file allows about 255 per thread:
+//   hd 32, 64: 128 x 128 (O 32/64 + S 128): FlashAttention-2's choice; wide key tiles halve the
+//              number of softmax rescales and barriers per key.
+//   hd 96, 128: 128 x 64 (O 96/128 + S 64): FA2's hd128 tile; 128 keys would overflow.
+//   hd 192, 256: 64 x 64, one m-tile per warp (O 96/128 + S 32): 128 rows would need 192/256
+//              registers for O alone. Shared memory 120/160 KiB still fits an A100 (163 KiB).
+template <int kHD_>
+struct fwd_traits {
+    static constexpr int kHD = kHD_;
+    static_assert(kHD == 32 || kHD == 64 || kHD == 96 || kHD == 128 || kHD == 192 || kHD == 256,
+                  "head-dim bucket");
+    static constexpr int kWarps = 4;
+    static constexpr int kThreads = 32 * kWarps;
+    static constexpr int kMTiles = kHD <= 96 ? 2 : 1;
+    static constexpr int kBlockM = 16 * kMTiles * kWarps;
+    static constexpr int kBlockN = kHD <= 64 ? 128 : kHD <= 192 ? 64 : 32;
+    using q_tile = smem_tile<kBlockM, kHD>;
+    using kv_tile = smem_tile<kBlockN, kHD>;
+    // Q, then K[2], then V[2]
+    static constexpr int kSmemBytes = q_tile::kBytes + 4 * kv_tile::kBytes;
+};
+
+// Where sequence b starts and how long it is, for dense and varlen layouts.
+struct seq_bounds {
+    int q_start, k_start, sq, sk;
+};
+template <class P>
+__device__ __forceinline__ seq_bounds get_seq_bounds(const P& p, int b) {
+    seq_bounds s;
+    if (p.cu_seqlens_q != nullptr) {
+        s.q_start = p.cu_seqlens_q[b];
+        s.sq = p.cu_seqlens_q[b + 1] - s.q_start;
+        s.k_start = p.cu_seqlens_k[b];
+        s.sk = p.cu_seqlens_k[b + 1] - s.k_start;
+    } else {
+        s.q_start = 0;
+        s.k_start = 0;
+        s.sq = p.seqlen_q;
+        s.sk = p.seqlen_k;
+    }
+    return s;
+}
+
+// Element offset of (sequence b, row i, head h) for a tensor with the given strides.
+template <class P>
+__device__ __forceinline__ int64_t row_offset(const P& p, int b, int64_t batch_stride, int64_t row_stride,
+                                              int64_t head_stride, int seq_start, int i, int h) {
+    const int64_t bo = p.cu_seqlens_q != nullptr ? 0 : static_cast<int64_t>(b) * batch_stride;
+    return bo + static_cast<int64_t>(seq_start + i) * row_stride + static_cast<int64_t>(h) * head_stride;
+}
+
+// Index of row i's statistic: dense [batch, heads_q, seqlen_q], varlen [heads_q, total_q].
+template <class P>
+__device__ __forceinline__ int64_t stat_index(const P& p, int b, int h, int q_start, int i) {
+    if (p.cu_seqlens_q != nullptr) return static_cast<int64_t>(h) * p.total_q + q_start + i;
+    return (static_cast<int64_t>(b) * p.heads_q + h) * p.seqlen_q + i;
+}
+
+template <class T, class Act, int kHD>
+__device__ __forceinline__ void attn_fwd(const sinkless_attn_fwd_params& p) {
+    using tr = fwd_traits<kHD>;
+    constexpr int MT = tr::kMTiles;
+    constexpr int NT = tr::kBlockN / 8;  // score n-tiles
+    constexpr int NO = kHD / 8;          // output n-tiles
+    constexpr int kThreads = tr::kThreads;
+    using q_tile = typename tr::q_tile;
+    using kv_tile = typename tr::kv_tile;
+
+    const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
+    const int m_block = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+    const seq_bounds sb = get_seq_bounds(p, b);
+    const int m0 = m_block * tr::kBlockM;
+    if (m0 >= sb.sq) return;
+    const int hk = h / (p.heads_q / p.heads_kv);
+    const int rows = sb.sq - m0 < tr::kBlockM ? sb.sq - m0 : tr::kBlockM;
+
+    const uint16_t* q = static_cast<const uint16_t*>(p.q) +
+                        row_offset(p, b, p.q_batch_stride, p.q_row_stride, p.q_head_stride, sb.q_start, m0, h);
+    const uint16_t* k = static_cast<const uint16_t*>(p.k) +
+                        row_offset(p, b, p.k_batch_stride, p.k_row_stride, p.k_head_stride, sb.k_start, 0, hk);
+    const uint16_t* v = static_cast<const uint16_t*>(p.v) +
+                        row_offset(p, b, p.v_batch_stride, p.v_row_stride, p.v_head_stride, sb.k_start, 0, hk);
+
+    uint16_t* smem = dynamic_smem<uint16_t>();
+    const q_tile sq_tile{smem};
+    // stage s of K at k_base + s * kElems, of V at v_base + s * kElems
+    uint16_t* const k_base = smem + q_tile::kElems;
+    uint16_t* const v_base = k_base + 2 * kv_tile::kElems;
+
+    const seq_mask mask{sb.sq, sb.sk, p.window_left, p.window_right};
+    int j_begin, j_end;
+    mask.key_range(m0, m0 + rows, &j_begin, &j_end);
+    const int n_begin = j_begin / tr::kBlockN;
+    const int n_end = j_begin < j_end ? (j_end + tr::kBlockN - 1) / tr::kBlockN : n_begin;
+
+    auto load_kv = [&](int n, int stage) {
+        const int n0 = n * tr::kBlockN;
+        load_rows_async<kThreads>(kv_tile{k_base + stage * kv_tile::kElems}, k + n0 * p.k_row_stride, p.k_row_stride, sb.sk - n0,
+                                  p.head_dim, tid);
+        load_rows_async<kThreads>(kv_tile{v_base + stage * kv_tile::kElems}, v + n0 * p.v_row_stride, p.v_row_stride, sb.sk - n0,
+                                  p.head_dim, tid);
+    };
+    load_rows_async<kThreads>(sq_tile, q, p.q_row_stride, rows, p.head_dim, tid);
+    if (n_begin < n_end) load_kv(n_end - 1, 0);
+    ptx::cp_async_commit();
+
+    const Act act(p, h, sb.sk);
+    typename Act::template state<MT> st;
+    act.init(st, lane);
+    float o[MT][NO][4];
+    fill(o, 0.f);
+    const int wm0 = warp * 16 * MT;  // warp's first row inside the CTA tile
+
+    for (int n = n_end - 1, stage = 0; n >= n_begin; --n, stage ^= 1) {
+        if (n > n_begin) {
+            load_kv(n - 1, stage ^ 1);
+            ptx::cp_async_commit();
+            ptx::cp_async_wait<1>();
+        } else {
+            ptx::cp_async_wait<0>();
+        }
+        __syncthreads();
+
+        const int n0 = n * tr::kBlockN;
+        const kv_tile k_tile{k_base + stage * kv_tile::kElems};
+        const kv_tile v_tile{v_base + stage * kv_tile::kElems};
+        float s[MT][NT][4];
+        fill(s, act.score_init());
+        gemm_nt<T, MT, NT, kHD>(s, sq_tile, wm0, k_tile, 0, p.head_dim, lane);
+
+        auto mask_fn = [&](float (&x)[MT][NT][4], float fill_value) {
+            mask_tile<false>(x, mask, m0 + wm0, n0, fill_value, lane);
+        };
+        if (mask.tile_full(m0, m0 + tr::kBlockM, n0, n0 + tr::kBlockN)) {
+            act.template apply<false>(st, s, o, mask_fn);
+        } else {
+            act.template apply<true>(st, s, o, mask_fn);
+        }
+
+        uint32_t pa[MT][NT / 2][4];
+        acc_to_a<T>(pa, s);
+        gemm_rn<T>(o, pa, v_tile, 0, sb.sk - n0, lane);
+        // the next iteration's copy overwrites this stage
+        __syncthreads();
+    }
+
+    float stat[MT][2];
+    act.finalize(st, o, stat);
+
+    // Stage O through the Q tile (the Q copy may still be in flight if no key tile ran).
+    ptx::cp_async_wait_all();
+    __syncthreads();
+    store_acc<T>(sq_tile, wm0, 0, o, lane);
+    __syncthreads();
+    uint16_t* out = static_cast<uint16_t*>(p.o) +
+                    row_offset(p, b, p.o_batch_stride, p.o_row_stride, p.o_head_stride, sb.q_start, m0, h);
+    store_rows<kThreads>(sq_tile, out, p.o_row_stride, rows, p.head_dim, tid);
+
+    if (Act::kRowStat && (lane & 3) == 0) {
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+            for (int hh = 0; hh < 2; ++hh) {
+                const int i = wm0 + acc_row(mt, 2 * hh, lane);
+                if (i < rows) p.row_stat[stat_index(p, b, h, sb.q_start, m0 + i)] = stat[mt][hh];
+            }
+    }
+}
+
+}  // namespace sinkless

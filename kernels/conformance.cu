@@ -1,0 +1,220 @@
+// Conformance kernels: one small kernel per family of PTX wrappers (ptx.cuh) and emulated
+// intrinsics (compat.cuh). Under the CPU emulator their outputs are checked against values
+// worked out from the PTX ISA tables; on a GPU the same launches must give the same bits,
+// which is what ties the emulator to the hardware. Inputs are chosen so that the answer is
+// exact on both sides (small integers for mma, exactly representable values for shuffles), and
+// ex2/tanh are compared with a tolerance, since the GPU's approximations are not libm's.
+//
+// Kernels and what each covers (shapes and launch sizes are in conformance_params.h):
+//   conf_index      threadIdx/blockIdx/blockDim/gridDim in 3D grids and blocks
+//   conf_reduce     dynamic shared memory, __syncthreads, __shfl_xor_sync; planted bugs
+//   conf_cp_async   cp.async with zero-fill, commit groups, wait_group 2/1/0, wait_all
+//   conf_ldmatrix   ldmatrix x1/x2/x4, with and without .trans
+//   conf_mma        mma.m16n8k16 f16/bf16, fragments by the table and by ldmatrix
+//   conf_shfl       __shfl_sync/_xor/_up/_down with widths and a partial mask, __syncwarp
+//   conf_math       ex2.approx, tanh.approx, f32 -> f16/bf16 and packed conversions
+//   conf_widen      f16/bf16 -> f32
+//   conf_atomic     atomicAdd(float*) across blocks
+// The planted-bug variants (plant != 0) exist to prove the emulator catches missing barriers,
+// missing cp.async waits and deadlocks; they must never run on a GPU.
+#pragma once
+
+#include "sinkless/compat.cuh"
+#include "sinkless/conformance_params.h"
+#include "sinkless/ptx.cuh"
+
+namespace sinkless {
+
+__device__ __forceinline__ uint32_t conf_linear_thread() {
+    return threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z);
+}
+
+__device__ __forceinline__ void conf_index(const sinkless_conf_index_params& p) {
+    const uint32_t threads = blockDim.x * blockDim.y * blockDim.z;
+    const uint32_t blocks = gridDim.x * gridDim.y * gridDim.z;
+    const uint32_t block = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
+    uint32_t* o = p.out + (uint64_t(block) * threads + conf_linear_thread()) * 8;
+    o[0] = threadIdx.x;
+    o[1] = threadIdx.y;
+    o[2] = threadIdx.z;
+    o[3] = blockIdx.x;
+    o[4] = blockIdx.y;
+    o[5] = blockIdx.z;
+    o[6] = threads;
+    o[7] = blocks;
+}
+
+// 128 inputs -> 64 -> 32 partial sums in shared memory, then a butterfly within warp 0.
+__device__ __forceinline__ void conf_reduce(const sinkless_conf_reduce_params& p) {
+    uint32_t* s = dynamic_smem<uint32_t>();
+    const uint32_t t = threadIdx.x;
+    if (p.plant == SINKLESS_CONF_PLANT_EXIT_EARLY && t >= 64) return;
+    s[t] = p.in[blockIdx.x * 128 + t];
+    for (uint32_t stride = 64; stride >= 32; stride /= 2) {
+        if (p.plant == SINKLESS_CONF_PLANT_DIVERGENT_BARRIER && (t / 32) % 2 == 1) {
+            __syncthreads();
+        } else if (p.plant != SINKLESS_CONF_PLANT_SKIP_SYNC) {
+            __syncthreads();
+        }
+        if (t < stride) s[t] += s[t + stride];
+    }
+    if (p.plant != SINKLESS_CONF_PLANT_SKIP_SYNC) __syncthreads();
+    if (t >= 32) return;
+    if (p.plant == SINKLESS_CONF_PLANT_WARP_EXIT && t == 5) return;
+    uint32_t v = s[t];
+    for (int m = 16; m > 0; m /= 2) v += __shfl_xor_sync(0xffffffffu, v, m);
+    if (t == 0) p.out[blockIdx.x] = v;
+}
+
+__device__ __forceinline__ void conf_cp_async(const sinkless_conf_cp_async_params& p) {
+    constexpr uint32_t kStages = 4, kChunks = 128;
+    unsigned char* smem = dynamic_smem<unsigned char>();
+    const uint32_t u = threadIdx.x;
+    const uint32_t* src = p.src + uint64_t(blockIdx.x) * kStages * kChunks * 4;
+    uint32_t* dst = p.dst + uint64_t(blockIdx.x) * kStages * kChunks * 4;
+    // Stage 3 stays uncommitted: wait_all must commit it itself.
+    for (uint32_t s = 0; s < kStages; ++s) {
+        const uint32_t chunk = s * kChunks + u;
+        const uint32_t slot = s * kChunks + (5 * u + 1) % kChunks;
+        ptx::cp_async_16(smem + slot * 16, src + chunk * 4, chunk % 7 != 3);
+        if (s + 1 < kStages) ptx::cp_async_commit();
+    }
+    auto drain = [&](uint32_t s) {
+        const uint32_t* from = reinterpret_cast<const uint32_t*>(smem) + (s * kChunks + u) * 4;
+        for (int w = 0; w < 4; ++w) dst[(s * kChunks + u) * 4 + w] = from[w];
+    };
+    if (p.plant != SINKLESS_CONF_PLANT_SKIP_WAIT) ptx::cp_async_wait<2>();
+    __syncthreads();
+    drain(0);
+    ptx::cp_async_wait<1>();
+    __syncthreads();
+    drain(1);
+    ptx::cp_async_wait<0>();
+    __syncthreads();
+    drain(2);
+    ptx::cp_async_wait_all();
+    __syncthreads();
+    drain(3);
+}
+
+__device__ __forceinline__ void conf_ldmatrix(const sinkless_conf_ldmatrix_params& p) {
+    uint16_t* s = dynamic_smem<uint16_t>();
+    const uint32_t lane = threadIdx.x;
+    for (uint32_t i = lane; i < 32 * 16; i += 32) s[i] = p.src[i];
+    __syncwarp();
+    const uint16_t* row = s + ((7 * lane + 3) % 32) * 16 + 8 * ((lane / 8) % 2);
+    uint32_t* o = p.out + lane * 4;
+    auto put = [&](int variant, const uint32_t* r, int count) {
+        for (int i = 0; i < 4; ++i) o[variant * 32 * 4 + i] = i < count ? r[i] : 0u;
+    };
+    uint32_t r1[1], r2[2], r4[4];
+    ptx::ldmatrix_x1(r1, row);
+    put(0, r1, 1);
+    ptx::ldmatrix_x2(r2, row);
+    put(1, r2, 2);
+    ptx::ldmatrix_x4(r4, row);
+    put(2, r4, 4);
+    ptx::ldmatrix_x1_trans(r1, row);
+    put(3, r1, 1);
+    ptx::ldmatrix_x2_trans(r2, row);
+    put(4, r2, 2);
+    ptx::ldmatrix_x4_trans(r4, row);
+    put(5, r4, 4);
+}
+
+__device__ __forceinline__ uint32_t conf_pair(uint16_t lo, uint16_t hi) { return uint32_t(lo) | uint32_t(hi) << 16; }
+
+template <bool kBf16>
+__device__ __forceinline__ void conf_mma(const sinkless_conf_mma_params& p) {
+    const uint32_t lane = threadIdx.x, g = lane / 4, t = 2 * (lane % 4), k = p.k;
+    float d[4] = {p.c[g * 8 + t], p.c[g * 8 + t + 1], p.c[(g + 8) * 8 + t], p.c[(g + 8) * 8 + t + 1]};
+    uint16_t* sa = dynamic_smem<uint16_t>();
+    uint16_t* sb = sa + 16 * k;
+    if (p.use_ldmatrix) {
+        for (uint32_t i = lane; i < 16 * k; i += 32) sa[i] = p.a[i];
+        for (uint32_t i = lane; i < 8 * k; i += 32) sb[i] = p.b[i];
+        __syncwarp();
+    }
+    for (uint32_t k0 = 0; k0 < k; k0 += 16) {
+        uint32_t a[4], b[2];
+        if (p.use_ldmatrix) {
+            // Lanes 0-15 address rows 0-15 at column k0, lanes 16-31 the same rows at k0 + 8:
+            // matrices 0-3 are then exactly fragments a[0..3]. B is stored k-major, so its 8x8
+            // blocks are read transposed; lanes 16-31 repeat addresses that x2 ignores.
+            ptx::ldmatrix_x4(a, sa + (lane % 16) * k + k0 + (lane / 16) * 8);
+            ptx::ldmatrix_x2_trans(b, sb + (k0 + lane % 16) * 8);
+        } else {
+            const uint16_t* ar = p.a + g * k + k0 + t;
+            a[0] = conf_pair(ar[0], ar[1]);
+            a[1] = conf_pair(ar[8 * k], ar[8 * k + 1]);
+            a[2] = conf_pair(ar[8], ar[9]);
+            a[3] = conf_pair(ar[8 * k + 8], ar[8 * k + 9]);
+            const uint16_t* bc = p.b + (k0 + t) * 8 + g;
+            b[0] = conf_pair(bc[0], bc[8]);
+            b[1] = conf_pair(bc[64], bc[72]);
+        }
+        if (kBf16) {
+            ptx::mma_m16n8k16_bf16(d, a, b);
+        } else {
+            ptx::mma_m16n8k16_f16(d, a, b);
+        }
+    }
+    p.d[g * 8 + t] = d[0];
+    p.d[g * 8 + t + 1] = d[1];
+    p.d[(g + 8) * 8 + t] = d[2];
+    p.d[(g + 8) * 8 + t + 1] = d[3];
+}
+
+// Each case writes out[case][thread]. With lane = thread % 32 and v = in[thread]:
+//   0  __shfl_sync       unsigned  src (5 lane + 3) % 32
+//   1  __shfl_sync       int       src 3 lane, width 8
+//   2  __shfl_sync       float     src 5, width 16
+//   3-7 __shfl_xor_sync  float     lane mask 1, 2, 4, 8, 16
+//   8  __shfl_xor_sync   int       lane mask 4, width 4 (a later segment gives the own value)
+//   9  __shfl_down_sync  unsigned  delta 3
+//   10 __shfl_up_sync    int       delta 2, width 16
+//   11 __shfl_down_sync  float     delta 1, width 8
+//   12 __shfl_sync with mask 0x0000ffff among lanes 0-15, src 15 - lane; lanes 16-31 keep v
+__device__ __forceinline__ void conf_shfl(const sinkless_conf_shfl_params& p) {
+    const uint32_t tid = threadIdx.x, lane = tid % 32, n = blockDim.x;
+    const uint32_t v = p.in[tid];
+    const float f = __uint_as_float(v);
+    uint32_t* o = p.out + tid;
+    o[0 * n] = __shfl_sync(0xffffffffu, v, int((5 * lane + 3) % 32));
+    o[1 * n] = uint32_t(__shfl_sync(0xffffffffu, int(v), int(3 * lane), 8));
+    o[2 * n] = __float_as_uint(__shfl_sync(0xffffffffu, f, 5, 16));
+    for (int i = 0; i < 5; ++i) o[(3 + i) * n] = __float_as_uint(__shfl_xor_sync(0xffffffffu, f, 1 << i));
+    o[8 * n] = uint32_t(__shfl_xor_sync(0xffffffffu, int(v), 4, 4));
+    o[9 * n] = __shfl_down_sync(0xffffffffu, v, 3u);
+    o[10 * n] = uint32_t(__shfl_up_sync(0xffffffffu, int(v), 2u, 16));
+    o[11 * n] = __float_as_uint(__shfl_down_sync(0xffffffffu, f, 1u, 8));
+    __syncwarp();
+    o[12 * n] = lane < 16 ? __shfl_sync(0x0000ffffu, v, int(15 - lane)) : v;
+}
+
+__device__ __forceinline__ void conf_math(const sinkless_conf_math_params& p) {
+    const uint32_t stride = blockDim.x * gridDim.x;
+    for (uint32_t i = blockIdx.x * blockDim.x + threadIdx.x; i < p.n; i += stride) {
+        const float x = p.in[i], y = p.in[p.n - 1 - i];
+        p.ex2[i] = ptx::ex2_approx(x);
+        p.tanh[i] = ptx::tanh_approx(x);
+        p.f16[i] = ptx::f32_to_f16(x);
+        p.bf16[i] = ptx::f32_to_bf16(x);
+        p.f16x2[i] = ptx::pack_f16x2(x, y);
+        p.bf16x2[i] = ptx::pack_bf16x2(x, y);
+    }
+}
+
+__device__ __forceinline__ void conf_widen(const sinkless_conf_widen_params& p) {
+    const uint32_t stride = blockDim.x * gridDim.x;
+    for (uint32_t i = blockIdx.x * blockDim.x + threadIdx.x; i < p.n; i += stride) {
+        p.f16[i] = ptx::f16_to_f32(p.in[i]);
+        p.bf16[i] = ptx::bf16_to_f32(p.in[i]);
+    }
+}
+
+__device__ __forceinline__ void conf_atomic(const sinkless_conf_atomic_params& p) {
+    atomicAdd(&p.sums[(blockIdx.x + threadIdx.x) % p.nsums], float(1 + threadIdx.x % 3));
+}
+
+}  // namespace sinkless

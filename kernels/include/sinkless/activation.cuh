@@ -1,0 +1,226 @@
+// Score activations as policies of the shared attention kernels.
+//
+// Every policy sees raw scores acc = q.k (plus score_init(), see below) in the f32 accumulator
+// layout of tile.cuh and turns them into the weights that multiply V:
+//   softmax            p = exp(scale*acc - lse), online: running row max m and row sum l in
+//                      log2 units (ex2 with scale_log2 = scale * log2(e) folded into one FFMA).
+//                      A sink logit is a key without value: the state starts at m = sink*log2(e),
+//                      l = 1 instead of m = -inf, l = 0, which is exactly exp(sink) in Z.
+//   sigmoid            p = sigmoid(scale*acc) with acc started at b/scale, so the bias costs
+//                      nothing per element; sigmoid(x) = 0.5 + 0.5*tanh(0.5*x), one MUFU op.
+//   normalized sigmoid the same p, divided at the end by the row sum L = sum_j p.
+// Masked entries: softmax fills -inf before the max; the sigmoids overwrite p with 0 after the
+// activation (sigmoid of any finite score is not 0), so masked keys contribute exactly 0.
+//
+// Backward, per element, with a = activation value recomputed from the scores, dp = dO.v and
+// the per-query statistics prepared by prep_stat / the row dot D = rowsum(dO * O):
+//   softmax            a = exp(s - lse), weight for dV = a,       dS = a (dp - D)
+//   sigmoid            a = sigmoid(s),   weight for dV = a,       dS = a (1 - a) dp
+//   normalized sigmoid a = sigmoid(s),   weight for dV = a / L,   dS = a (1 - a) (dp - D) / L
+// The normalized sigmoid line: o = sum_j a_j v_j / L with L = sum_j a_j gives
+//   d o / d a_j = (v_j - o) / L, so dL/da_j = (dp_j - D) / L with D = dO.o, times a_j (1 - a_j).
+#pragma once
+
+#include "sinkless/compat.cuh"
+#include "sinkless/ptx.cuh"
+#include "sinkless/attn_params.h"
+
+namespace sinkless {
+
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.6931471805599453f;
+
+// Quad reductions: a row of the accumulator is spread over the 4 lanes sharing lane / 4.
+__device__ __forceinline__ float quad_max(float x) {
+    x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 1));
+    return fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 2));
+}
+__device__ __forceinline__ float quad_sum(float x) {
+    x += __shfl_xor_sync(0xffffffffu, x, 1);
+    return x + __shfl_xor_sync(0xffffffffu, x, 2);
+}
+
+// The sigmoid bias of head h for a sequence with sk keys.
+template <class P>
+__device__ __forceinline__ float sigmoid_bias(const P& p, int h, int sk) {
+    if (p.bias_kind == SINKLESS_BIAS_PER_HEAD) return p.bias[h];
+    if (p.bias_kind == SINKLESS_BIAS_NEG_LOG_SK) return -logf(static_cast<float>(sk > 0 ? sk : 1));
+    return p.bias_value;
+}
+
+struct softmax_policy {
+    static constexpr bool kRowStat = true;   // forward writes lse
+    static constexpr bool kRowDot = true;    // backward reads D = rowsum(dO * O)
+    static constexpr bool kBiasGrad = false; // backward writes db
+
+    float scale_log2;
+    float sink_log2;  // -inf without a sink
+
+    template <class P>
+    __device__ __forceinline__ softmax_policy(const P& p, int h, int /*sk*/)
+        : scale_log2(p.scale * kLog2e), sink_log2(p.sink ? p.sink[h] * kLog2e : -INFINITY) {}
+
+    __device__ __forceinline__ float score_init() const { return 0.f; }
+
+    // ---- forward, online ----
+    template <int MT>
+    struct state {
+        float m[MT][2];  // running max of scale_log2 * acc, per owned row
+        float l[MT][2];  // this lane's partial row sum of exp2(x - m)
+    };
+    template <int MT>
+    __device__ __forceinline__ void init(state<MT>& st, int lane) const {
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                st.m[mt][h] = sink_log2;
+                // the sink's exp2(sink - m) = 1 is counted once per row, by the quad's first lane
+                st.l[mt][h] = (sink_log2 != -INFINITY && (lane & 3) == 0) ? 1.f : 0.f;
+            }
+    }
+    // s: raw scores of one key tile -> unnormalised probabilities; o rescaled to the new max.
+    template <bool kMask, int MT, int NT, int NO, class MaskFn>
+    __device__ __forceinline__ void apply(state<MT>& st, float (&s)[MT][NT][4], float (&o)[MT][NO][4],
+                                          MaskFn&& mask) const {
+        if (kMask) mask(s, -INFINITY);
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                float mx = -INFINITY;
+#pragma unroll
+                for (int nt = 0; nt < NT; ++nt) mx = fmaxf(mx, fmaxf(s[mt][nt][2 * h], s[mt][nt][2 * h + 1]));
+                const float m_new = fmaxf(st.m[mt][h], quad_max(mx) * scale_log2);
+                // A row that has seen only masked keys keeps m = -inf; using 0 as the offset then
+                // gives exp2(-inf) = 0 everywhere instead of exp2(-inf + inf) = NaN.
+                const float m_use = m_new == -INFINITY ? 0.f : m_new;
+                const float corr = ptx::ex2_approx(st.m[mt][h] - m_use);
+                st.m[mt][h] = m_new;
+                st.l[mt][h] *= corr;
+#pragma unroll
+                for (int nt = 0; nt < NO; ++nt) {
+                    o[mt][nt][2 * h] *= corr;
+                    o[mt][nt][2 * h + 1] *= corr;
+                }
+                float sum = 0.f;
+#pragma unroll
+                for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+                    for (int e = 0; e < 2; ++e) {
+                        const float p = ptx::ex2_approx(s[mt][nt][2 * h + e] * scale_log2 - m_use);
+                        s[mt][nt][2 * h + e] = p;
+                        sum += p;
+                    }
+                st.l[mt][h] += sum;
+            }
+    }
+    // Normalises o; stat[mt][h] = lse (natural log), -inf for a row with no key and no sink.
+    template <int MT, int NO>
+    __device__ __forceinline__ void finalize(state<MT>& st, float (&o)[MT][NO][4], float (&stat)[MT][2]) const {
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                const float l = quad_sum(st.l[mt][h]);
+                const float inv = l > 0.f ? 1.f / l : 0.f;
+#pragma unroll
+                for (int nt = 0; nt < NO; ++nt) {
+                    o[mt][nt][2 * h] *= inv;
+                    o[mt][nt][2 * h + 1] *= inv;
+                }
+                stat[mt][h] = l > 0.f ? st.m[mt][h] * kLn2 + logf(l) : -INFINITY;
+            }
+    }
+
+    // ---- backward, per element ----
+    // lse -> log2 units; +inf (so every p is 0) for a row that saw nothing.
+    __device__ __forceinline__ float prep_stat(float lse) const {
+        return lse == -INFINITY ? INFINITY : lse * kLog2e;
+    }
+    __device__ __forceinline__ float act(float s, float stat) const {
+        return ptx::ex2_approx(s * scale_log2 - stat);
+    }
+    __device__ __forceinline__ float dv_weight(float a, float /*stat*/) const { return a; }
+    __device__ __forceinline__ float grad(float a, float dp, float d, float /*stat*/) const {
+        return a * (dp - d);
+    }
+};
+
+template <bool kNormalized>
+struct sigmoid_policy {
+    static constexpr bool kRowStat = kNormalized;  // forward writes L = sum_j p
+    static constexpr bool kRowDot = kNormalized;
+    static constexpr bool kBiasGrad = true;
+
+    float half_scale;
+    float bias_raw;  // b / scale, the accumulator's starting value
+
+    template <class P>
+    __device__ __forceinline__ sigmoid_policy(const P& p, int h, int sk)
+        : half_scale(0.5f * p.scale), bias_raw(sigmoid_bias(p, h, sk) / p.scale) {}
+
+    __device__ __forceinline__ float score_init() const { return bias_raw; }
+    __device__ __forceinline__ float sigmoid(float acc) const {
+        return fmaf(0.5f, ptx::tanh_approx(half_scale * acc), 0.5f);
+    }
+
+    template <int MT>
+    struct state {
+        float l[MT][2];  // normalized: this lane's partial row sum
+    };
+    template <int MT>
+    __device__ __forceinline__ void init(state<MT>& st, int /*lane*/) const {
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt) st.l[mt][0] = st.l[mt][1] = 0.f;
+    }
+    template <bool kMask, int MT, int NT, int NO, class MaskFn>
+    __device__ __forceinline__ void apply(state<MT>& st, float (&s)[MT][NT][4], float (&)[MT][NO][4],
+                                          MaskFn&& mask) const {
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+            for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) s[mt][nt][e] = sigmoid(s[mt][nt][e]);
+        if (kMask) mask(s, 0.f);
+        if (kNormalized) {
+#pragma unroll
+            for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+                for (int nt = 0; nt < NT; ++nt) {
+                    st.l[mt][0] += s[mt][nt][0] + s[mt][nt][1];
+                    st.l[mt][1] += s[mt][nt][2] + s[mt][nt][3];
+                }
+        }
+    }
+    template <int MT, int NO>
+    __device__ __forceinline__ void finalize(state<MT>& st, float (&o)[MT][NO][4], float (&stat)[MT][2]) const {
+        if (!kNormalized) return;
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                const float l = quad_sum(st.l[mt][h]);
+                const float inv = l > 0.f ? 1.f / l : 0.f;  // a row with no visible key stays 0
+#pragma unroll
+                for (int nt = 0; nt < NO; ++nt) {
+                    o[mt][nt][2 * h] *= inv;
+                    o[mt][nt][2 * h + 1] *= inv;
+                }
+                stat[mt][h] = l;
+            }
+    }
+
+    // backward: stat is 1 / L (normalized), unused otherwise
+    __device__ __forceinline__ float prep_stat(float l) const {
+        return kNormalized ? (l > 0.f ? 1.f / l : 0.f) : 0.f;
+    }
+    __device__ __forceinline__ float act(float s, float /*stat*/) const { return sigmoid(s); }
+    __device__ __forceinline__ float dv_weight(float a, float stat) const { return kNormalized ? a * stat : a; }
+    __device__ __forceinline__ float grad(float a, float dp, float d, float stat) const {
+        return kNormalized ? a * (1.f - a) * (dp - d) * stat : a * (1.f - a) * dp;
+    }
+};
+
+}  // namespace sinkless

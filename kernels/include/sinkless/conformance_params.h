@@ -1,0 +1,101 @@
+/* Parameters of the conformance kernels (kernels/conformance.cu): small kernels that exercise
+ * each PTX wrapper of ptx.cuh and each emulated intrinsic of compat.cuh, so the emulator can be
+ * checked against the PTX ISA tables on the CPU and against the GPU when one is lent.
+ *
+ * Plain C with fixed-width fields and pointers only: params.h includes it and bindgen makes the
+ * Rust twins. Every buffer is in global memory; sizes are in elements of the pointed-to type. */
+#ifndef SINKLESS_CONFORMANCE_PARAMS_H
+#define SINKLESS_CONFORMANCE_PARAMS_H
+
+#include <stdint.h>
+
+/* Planted bugs: emulator self-tests that must fail in a specific way. Only
+ * SINKLESS_CONF_PLANT_NONE may be launched on a GPU (a deadlocked block hangs it). */
+#define SINKLESS_CONF_PLANT_NONE 0u
+#define SINKLESS_CONF_PLANT_SKIP_SYNC 1u          /* drop the __syncthreads: wrong sums */
+#define SINKLESS_CONF_PLANT_EXIT_EARLY 2u         /* threads 64.. return before the barrier: deadlock */
+#define SINKLESS_CONF_PLANT_DIVERGENT_BARRIER 3u  /* odd warps wait at another __syncthreads: deadlock */
+#define SINKLESS_CONF_PLANT_WARP_EXIT 4u          /* lane 5 returns before the shuffles: deadlock */
+#define SINKLESS_CONF_PLANT_SKIP_WAIT 5u          /* cp.async kernel drops its first wait: wrong data */
+
+/* Every thread records its coordinates. Any grid and block (up to 1024 threads). */
+typedef struct {
+    uint32_t* out; /* [blocks * threads_per_block][8], indexed by linear block * threads + linear
+                      thread (x fastest): threadIdx.xyz, blockIdx.xyz, threads per block, blocks */
+} sinkless_conf_index_params;
+
+/* Block sum through shared memory and a shuffle butterfly. Block 128, grid (blocks, 1, 1),
+ * 512 bytes of dynamic shared memory. */
+typedef struct {
+    const uint32_t* in; /* [blocks * 128] */
+    uint32_t* out;      /* [blocks]: the wrapping uint32 sum of the block's 128 inputs */
+    uint32_t plant;     /* SINKLESS_CONF_PLANT_{NONE, SKIP_SYNC, EXIT_EARLY, DIVERGENT_BARRIER, WARP_EXIT} */
+} sinkless_conf_reduce_params;
+
+/* cp.async in four commit groups with zero-fill, retired by wait_group 2, 1, 0 and wait_all.
+ * Block 128, grid (blocks, 1, 1), 8192 bytes of dynamic shared memory. Thread u of stage s
+ * copies 16-byte chunk c = s * 128 + u (zero-filled when c % 7 == 3) into shared slot
+ * s * 128 + (5u + 1) % 128, and thread j writes shared slot s * 128 + j to dst chunk s * 128 + j. */
+typedef struct {
+    const uint32_t* src; /* [blocks][512 chunks][4] */
+    uint32_t* dst;       /* [blocks][512 chunks][4] */
+    uint32_t plant;      /* SINKLESS_CONF_PLANT_NONE or SINKLESS_CONF_PLANT_SKIP_WAIT */
+} sinkless_conf_cp_async_params;
+
+/* The six ldmatrix variants on one 32 x 16 matrix of 16-bit values. Block 32, grid 1, 1024 bytes
+ * of dynamic shared memory. Lane l passes the address of row (7l + 3) % 32, column 8 * ((l / 8) % 2). */
+typedef struct {
+    const uint16_t* src; /* [32][16] row-major */
+    uint32_t* out;       /* [6 variants][32 lanes][4 registers]; variants x1, x2, x4, x1.trans,
+                            x2.trans, x4.trans; registers past the variant's count are 0 */
+} sinkless_conf_ldmatrix_params;
+
+/* D = A * B + C with mma.m16n8k16 (f16 or bf16 by instance), k / 16 steps. Block 32, grid 1,
+ * dynamic shared memory 48 * k bytes when use_ldmatrix (else 0). */
+typedef struct {
+    const uint16_t* a; /* [16][k] row-major */
+    const uint16_t* b; /* [k][8] row-major */
+    const float* c;    /* [16][8] row-major */
+    float* d;          /* [16][8] row-major */
+    uint32_t k;        /* a multiple of 16 */
+    uint32_t use_ldmatrix; /* 0: fragments gathered from global memory by the table layout;
+                              1: staged in shared memory, A by ldmatrix.x4, B by ldmatrix.x2.trans */
+} sinkless_conf_mma_params;
+
+/* Number of shuffle cases of the shuffle kernel (see conformance.cu for each case). */
+#define SINKLESS_CONF_SHFL_CASES 13u
+
+/* Shuffles of every flavour, two warps. Block 64, grid 1, no shared memory. */
+typedef struct {
+    const uint32_t* in; /* [64]: thread i's value (finite float bit patterns) */
+    uint32_t* out;      /* [SINKLESS_CONF_SHFL_CASES][64] */
+} sinkless_conf_shfl_params;
+
+/* Elementwise math and narrowing conversions. Any grid and block (grid-stride loop). */
+typedef struct {
+    const float* in;     /* [n] */
+    float* ex2;          /* [n]: ex2_approx(in[i]) */
+    float* tanh;         /* [n]: tanh_approx(in[i]) */
+    uint16_t* f16;       /* [n]: f32_to_f16(in[i]) */
+    uint16_t* bf16;      /* [n]: f32_to_bf16(in[i]) */
+    uint32_t* f16x2;     /* [n]: pack_f16x2(in[i], in[n - 1 - i]) */
+    uint32_t* bf16x2;    /* [n]: pack_bf16x2(in[i], in[n - 1 - i]) */
+    uint32_t n;
+} sinkless_conf_math_params;
+
+/* Widening conversions. Any grid and block (grid-stride loop). */
+typedef struct {
+    const uint16_t* in; /* [n] */
+    float* f16;         /* [n]: f16_to_f32(in[i]) */
+    float* bf16;        /* [n]: bf16_to_f32(in[i]) */
+    uint32_t n;
+} sinkless_conf_widen_params;
+
+/* Float atomics from every thread of every block. Any grid (x only) and block (x only). */
+typedef struct {
+    float* sums;    /* [nsums], zeroed by the caller: thread t of block b adds 1 + t % 3 to
+                       sums[(b + t) % nsums] */
+    uint32_t nsums;
+} sinkless_conf_atomic_params;
+
+#endif /* SINKLESS_CONFORMANCE_PARAMS_H */

@@ -1,0 +1,136 @@
+// The SIMT emulator as kernel code sees it (host only): the CUDA index types, the current
+// fiber's coordinates, and the runtime calls behind compat.cuh's intrinsics and ptx.cuh's
+// emulated instructions. Pure arithmetic (f16/bf16 conversions, ex2, tanh) is inline here so
+// the kernels' hot loops do not pay a call per element; everything that needs the warp or the
+// block goes through sim_*.cpp.
+#pragma once
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+struct uint3 {
+    unsigned int x, y, z;
+};
+
+struct dim3 {
+    unsigned int x, y, z;
+    constexpr dim3(unsigned int vx = 1, unsigned int vy = 1, unsigned int vz = 1) : x(vx), y(vy), z(vz) {}
+    constexpr dim3(uint3 v) : x(v.x), y(v.y), z(v.z) {}
+};
+
+namespace sinkless {
+namespace sim {
+
+// What threadIdx/blockIdx/... read. A fiber's view stays valid while it runs; the runtime
+// points the thread-local pointers at the running fiber and block on every switch.
+struct ThreadView {
+    uint3 thread_idx;
+};
+
+struct BlockView {
+    uint3 block_idx;
+    dim3 block_dim;
+    dim3 grid_dim;
+    unsigned char* smem;  // dynamic shared memory, 128-byte aligned
+};
+
+// __thread, not thread_local: a plain TLS slot, so reading it costs no wrapper call.
+extern __thread const ThreadView* tls_thread;
+extern __thread const BlockView* tls_block;
+
+// Block barrier; the call site names the barrier, so threads waiting at two different
+// __syncthreads() are reported as a divergent barrier rather than silently matched.
+void syncthreads(const char* file, int line);
+
+enum ShflMode { kShflIdx = 0, kShflUp = 1, kShflDown = 2, kShflXor = 3 };
+void syncwarp(unsigned mask);
+uint32_t shfl(unsigned mask, uint32_t value, ShflMode mode, unsigned lane_arg, int width);
+
+float atomic_add(float* address, float value);
+
+void cp_async_16(void* smem_dst, const void* gmem_src, bool full);
+void cp_async_commit();
+void cp_async_wait(int pending_groups);
+void cp_async_wait_all();
+
+// ldmatrix .x1/.x2/.x4 (count 1, 2, 4), optionally .trans; r receives count registers.
+void ldmatrix(uint32_t* r, int count, bool trans, const void* smem_row);
+// mma.sync.m16n8k16.row.col, f32 accumulators; bf16 selects the input type.
+void mma_m16n8k16(float* d, const uint32_t* a, const uint32_t* b, bool bf16);
+
+inline uint32_t float_bits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+}
+
+inline float bits_float(uint32_t u) {
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+// cvt.rn.f16.f32: round to nearest even, subnormal results kept, overflow to inf, and any NaN
+// becomes the canonical 0x7fff (as the GPU does; the sign and payload are dropped).
+inline uint16_t f32_to_f16(float f) {
+    const uint32_t x = float_bits(f);
+    const uint32_t sign = (x >> 16) & 0x8000u;
+    const uint32_t a = x & 0x7fffffffu;
+    if (a > 0x7f800000u) return 0x7fff;
+    if (a >= 0x47800000u) return uint16_t(sign | 0x7c00u);  // >= 2^16: past the inf rounding point
+    uint32_t h, rem, half;
+    if (a >= 0x38800000u) {  // normal f16: rebias the exponent by 127 - 15, drop 13 mantissa bits
+        const uint32_t r = a - 0x38000000u;
+        h = r >> 13;
+        rem = r & 0x1fffu;
+        half = 0x1000u;
+    } else {
+        if (a <= 0x33000000u) return uint16_t(sign);  // <= 2^-25: rounds to zero (2^-25 is a tie to even 0)
+        // f16 subnormal: value / 2^-24 = mantissa(with hidden bit) >> (126 - exponent)
+        const uint32_t shift = 126u - (a >> 23);
+        const uint32_t m = (a & 0x7fffffu) | 0x800000u;
+        h = m >> shift;
+        rem = m & ((1u << shift) - 1);
+        half = 1u << (shift - 1);
+    }
+    // A carry out of the mantissa steps the exponent, which is the correctly rounded result,
+    // up to and including 65520 -> inf.
+    if (rem > half || (rem == half && (h & 1u))) ++h;
+    return uint16_t(sign | h);
+}
+
+// cvt.rn.bf16.f32: bf16 is the top half of an f32, so rounding is an add with carry; NaN -> 0x7fff.
+inline uint16_t f32_to_bf16(float f) {
+    const uint32_t x = float_bits(f);
+    if ((x & 0x7fffffffu) > 0x7f800000u) return 0x7fff;
+    return uint16_t((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);
+}
+
+// cvt.f32.f16: exact; a NaN becomes the canonical 0x7fffffff.
+inline float f16_to_f32(uint16_t h) {
+    const uint32_t sign = uint32_t(h & 0x8000u) << 16;
+    const uint32_t em = h & 0x7fffu;
+    if (em >= 0x7c00u) return bits_float(em == 0x7c00u ? (sign | 0x7f800000u) : 0x7fffffffu);
+    if (em >= 0x0400u) return bits_float(sign | ((em + 0x1c000u) << 13));  // rebias by 127 - 15
+    const float v = float(em) * 0x1p-24f;  // subnormal: an exact small integer times 2^-24
+    return sign ? -v : v;
+}
+
+// bf16 -> f32 is the same bits in the top half on every device, payload included.
+inline float bf16_to_f32(uint16_t h) { return bits_float(uint32_t(h) << 16); }
+
+// ex2.approx.ftz.f32: subnormal inputs and results flush to zero. The GPU's approximation has
+// about 2 ulp of error; this returns libm's (nearly correctly rounded) exp2, so the two agree
+// exactly only where the result is exact (integer inputs), and within a few ulp elsewhere.
+inline float ex2_approx(float x) {
+    if (fabsf(x) < 0x1p-126f) x = 0.f;
+    const float y = exp2f(x);
+    return y < 0x1p-126f ? 0.f : y;
+}
+
+// tanh.approx.f32: the GPU's maximum relative error is about 2^-11; libm's tanhf stands in.
+inline float tanh_approx(float x) { return tanhf(x); }
+
+}  // namespace sim
+}  // namespace sinkless

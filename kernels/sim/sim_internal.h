@@ -1,0 +1,187 @@
+// Shared state of the emulator's runtime files (host only, never seen by kernels): fibers and
+// their contexts, warps, the per-OS-thread worker that runs blocks, and the fault bookkeeping
+// that turns a guard-page hit into an error.
+//
+// Scheduling model. A worker runs one block at a time. Every CUDA thread of the block is a
+// fiber; a fiber runs until it blocks (at __syncthreads, at a warp collective that still waits
+// for lanes, or at exit) and then switches straight to the next fiber in the run queue, or back
+// to the worker's scheduler when the queue is empty. The scheduler then either releases a
+// barrier (every fiber waits at the same __syncthreads: requeue all in a fresh shuffled order),
+// finishes the block (every fiber exited), or reports a deadlock (anything else).
+#pragma once
+
+#include "sim.h"
+#include "sim_api.h"
+
+#include <setjmp.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <vector>
+
+#if defined(__x86_64__) && !defined(SINKLESS_SIM_UCONTEXT)
+#define SINKLESS_SIM_ASM_SWITCH 1
+#else
+#define SINKLESS_SIM_ASM_SWITCH 0
+#include <ucontext.h>
+#endif
+
+namespace sinkless {
+namespace sim {
+
+// ---- fiber contexts and stacks (sim_fiber.cpp)
+
+struct Context {
+#if SINKLESS_SIM_ASM_SWITCH
+    void* sp;  // the callee-saved registers and the resume address sit on the stack below sp
+#else
+    ucontext_t uc;
+    void (*fn)(void*);
+    void* arg;
+#endif
+};
+
+// Prepares c to start fn(arg) on the stack [lo, lo + bytes) at its first switch-in.
+void context_init(Context* c, unsigned char* lo, size_t bytes, void (*fn)(void*), void* arg);
+void context_switch(Context* from, Context* to);
+
+// Stacks of 128 KiB, each above an inaccessible guard page. Kernels keep register arrays
+// (float acc[64] and fragments) on the stack; the host compiler's frames for them are a few
+// KiB, and only the touched pages cost memory.
+constexpr size_t kStackBytes = 128 * 1024;
+
+struct StackArena {
+    unsigned char* base;  // first guard page
+    size_t count;         // stacks in the arena
+    size_t stride;        // guard + stack
+    size_t map_bytes;
+    unsigned char* stack_lo(size_t i) const { return base + i * stride + (stride - kStackBytes); }
+};
+
+// Arenas are pooled across launches, so a worker's stacks are mapped (and their pages touched)
+// once per process rather than once per launch.
+StackArena* acquire_stacks(size_t count);
+void release_stacks(StackArena* arena);
+
+size_t page_bytes();
+
+// ---- threads of a block (sim_runtime.cpp)
+
+enum class FiberState : uint8_t { kRunnable, kAtBarrier, kAtWarp, kExited };
+
+struct PendingCopy {
+    unsigned char* dst;
+    uint64_t group;
+    unsigned char data[16];
+};
+
+struct Fiber {
+    ThreadView view;
+    Context ctx;
+    FiberState state;
+    uint32_t linear;  // x + y * bx + z * bx * by, as CUDA numbers threads into warps
+    uint32_t lane;
+    uint32_t warp;
+    const char* barrier_file;  // the __syncthreads this fiber waits at
+    int barrier_line;
+    std::vector<PendingCopy> copies;  // issued cp.async not yet landed, in issue order
+    uint64_t open_group;              // cp.async groups committed so far (= the open group's number)
+};
+
+// One lane's operands and results for the warp collective in progress.
+struct WarpSlot {
+    uint32_t in[10];  // shfl: value, lane arg, width; mma: a[4], b[2], c[4]
+    const void* addr; // ldmatrix row address
+    uint32_t out[4];
+};
+
+enum WarpOp : int {
+    kOpNone = 0,
+    kOpSyncwarp = 1,
+    kOpShfl = 2,       // + ShflMode
+    kOpLdmatrix = 8,   // + 2 * log2(count) + trans  (8..13)
+    kOpMmaF16 = 16,
+    kOpMmaBf16 = 17,
+};
+const char* warp_op_name(int op);
+
+struct Warp {
+    uint32_t existing;  // lanes that exist in this block (the last warp may be partial)
+    uint32_t arrived;   // lanes waiting at the collective in progress
+    uint32_t mask;      // lanes that must arrive
+    int op;
+    Fiber* lanes[32];
+    WarpSlot slot[32];
+};
+
+// What the signal handler saw, for the message written after it jumped back.
+struct FaultInfo {
+    uintptr_t addr;
+    int write;  // 1 write, 0 read, -1 unknown
+};
+
+struct Worker {
+    // launch-wide
+    sinkless_sim_entry entry;
+    const void* params;
+    uint64_t seed;
+    uint64_t smem_bytes;
+    uint32_t threads;
+    // per block
+    BlockView view;
+    std::vector<Fiber> fibers;
+    std::vector<Warp> warps;
+    std::vector<Fiber*> queue;  // ring buffer; a fiber is queued at most once
+    size_t q_head = 0, q_len = 0;
+    Context sched;
+    uint64_t rng = 0;
+    int status = SINKLESS_SIM_OK;
+    char msg[768];
+    // resources
+    StackArena* stacks = nullptr;
+    unsigned char* smem_map = nullptr;  // dynamic shared memory, flush against a guard page
+    size_t smem_map_bytes = 0;
+    unsigned char* altstack = nullptr;
+    size_t altstack_bytes = 0;
+    // fault recovery: the handler jumps back here only while armed
+    sigjmp_buf jmp;
+    volatile sig_atomic_t armed = 0;
+    FaultInfo fault;
+
+    void push(Fiber* f) {
+        queue[(q_head + q_len) % queue.size()] = f;
+        ++q_len;
+    }
+    Fiber* pop() {
+        if (q_len == 0) return nullptr;
+        Fiber* f = queue[q_head];
+        q_head = (q_head + 1) % queue.size();
+        --q_len;
+        return f;
+    }
+    uint64_t next_random() {  // splitmix64: tiny, and good enough to shuffle a schedule
+        uint64_t z = (rng += 0x9e3779b97f4a7c15ull);
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+        return z ^ (z >> 31);
+    }
+};
+
+extern __thread Worker* tls_worker;
+extern __thread Fiber* tls_fiber;
+
+// Parks the running fiber and runs the next queued one (or returns to the scheduler).
+void suspend(Fiber* self);
+// Records the block's error and abandons the running fiber; never returns.
+[[noreturn]] void fail(int status, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
+void check_smem_range(const void* p, size_t bytes, const char* what);
+
+// ---- memory: guard-paged buffers and the SIGSEGV handler (sim_memory.cpp)
+
+void install_fault_handler();
+// Describes w->fault (a guard-page hit or another bad address) into w->msg; returns the status.
+int describe_fault(Worker* w);
+
+}  // namespace sim
+}  // namespace sinkless

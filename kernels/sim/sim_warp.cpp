@@ -1,0 +1,216 @@
+// Warp-collective operations of the emulator: __syncwarp, shuffles, ldmatrix and mma.sync.
+//
+// Each is a rendezvous: a lane writes its operands into its slot and parks; the last lane of the
+// warp to arrive computes every lane's result, wakes the others and carries on. Lanes arriving
+// at different collectives (or with different masks) are reported as a divergence error, and a
+// lane that never arrives shows up as a deadlock when the block runs out of runnable fibers.
+//
+// Fragment layouts follow the PTX ISA tables ("Matrix Fragments for mma.m16n8k16", "ldmatrix").
+// With groupID g = lane / 4 and threadID_in_group t = lane % 4:
+//   A (16x16, row):  a[0] = A[g][2t..2t+1]    a[1] = A[g+8][2t..2t+1]
+//                    a[2] = A[g][2t+8..2t+9]  a[3] = A[g+8][2t+8..2t+9]
+//   B (16x8, col):   b[0] = B[2t..2t+1][g]    b[1] = B[2t+8..2t+9][g]
+//   C, D (16x8 f32): c[0] = C[g][2t]  c[1] = C[g][2t+1]  c[2] = C[g+8][2t]  c[3] = C[g+8][2t+1]
+// the lower-numbered element of each pair in the low 16 bits. ldmatrix: lanes 8i..8i+7 give the
+// row addresses of matrix i; lane l receives in r[i] row l/4, columns 2(l%4) and 2(l%4)+1 of
+// matrix i, or with .trans rows 2(l%4) and 2(l%4)+1 of column l/4.
+//
+// mma numerics: f16 and bf16 products are exact in double, the sixteen products and the
+// accumulator are summed in double (exact unless the terms span more than about 2^30) and
+// rounded once to f32. Tensor cores add differently (their alignment and truncation are not
+// IEEE), so the emulator matches the GPU bit for bit only where the exact sum is representable
+// in f32, e.g. small integers and dyadic fractions; the conformance suite uses such inputs.
+#include "sim_internal.h"
+
+namespace sinkless {
+namespace sim {
+
+const char* warp_op_name(int op) {
+    switch (op) {
+    case kOpSyncwarp: return "__syncwarp";
+    case kOpShfl + kShflIdx: return "__shfl_sync";
+    case kOpShfl + kShflUp: return "__shfl_up_sync";
+    case kOpShfl + kShflDown: return "__shfl_down_sync";
+    case kOpShfl + kShflXor: return "__shfl_xor_sync";
+    case kOpLdmatrix + 0: return "ldmatrix.x1";
+    case kOpLdmatrix + 1: return "ldmatrix.x1.trans";
+    case kOpLdmatrix + 2: return "ldmatrix.x2";
+    case kOpLdmatrix + 3: return "ldmatrix.x2.trans";
+    case kOpLdmatrix + 4: return "ldmatrix.x4";
+    case kOpLdmatrix + 5: return "ldmatrix.x4.trans";
+    case kOpMmaF16: return "mma.sync.m16n8k16.f16";
+    case kOpMmaBf16: return "mma.sync.m16n8k16.bf16";
+    default: return "nothing";
+    }
+}
+
+namespace {
+
+void complete_shfl(Warp& w) {
+    for (uint32_t lane = 0; lane < 32; ++lane) {
+        if (!(w.mask >> lane & 1)) continue;
+        WarpSlot& s = w.slot[lane];
+        const uint32_t arg = s.in[1];
+        const uint32_t width = s.in[2];
+        const uint32_t seg_lo = lane & ~(width - 1);
+        const uint32_t seg_hi = seg_lo + width;  // one past the segment
+        // Per CUDA: a source outside the lane's width-segment (xor: only a later segment) or
+        // outside the warp gives the lane its own value.
+        uint32_t src = lane;
+        switch (ShflMode(w.op - kOpShfl)) {
+        case kShflIdx: src = seg_lo + (arg & (width - 1)); break;
+        case kShflUp: src = lane >= seg_lo + arg ? lane - arg : lane; break;
+        case kShflDown: src = lane + arg < seg_hi ? lane + arg : lane; break;
+        case kShflXor: {
+            const uint32_t j = lane ^ (arg & 31);
+            src = j < seg_hi ? j : lane;
+            break;
+        }
+        }
+        // A source lane that did not take part holds no defined value; the GPU returns garbage,
+        // the emulator the lane's own value.
+        s.out[0] = (w.mask >> src & 1) ? w.slot[src].in[0] : s.in[0];
+    }
+}
+
+uint16_t half_of(uint32_t word, int hi) { return uint16_t(hi ? word >> 16 : word & 0xffffu); }
+
+void complete_ldmatrix(Warp& w, int count, bool trans) {
+    for (int i = 0; i < count; ++i) {
+        uint16_t m[8][8];
+        for (int r = 0; r < 8; ++r) {
+            const void* row = w.slot[8 * i + r].addr;
+            check_smem_range(row, 16, "ldmatrix");
+            memcpy(m[r], row, 16);
+        }
+        for (uint32_t lane = 0; lane < 32; ++lane) {
+            const int q = int(lane / 4), c = int(2 * (lane % 4));
+            const uint16_t lo = trans ? m[c][q] : m[q][c];
+            const uint16_t hi = trans ? m[c + 1][q] : m[q][c + 1];
+            w.slot[lane].out[i] = uint32_t(lo) | uint32_t(hi) << 16;
+        }
+    }
+}
+
+void complete_mma(Warp& w, bool bf16) {
+    double a[16][16], b[16][8];
+    float c[16][8];
+    auto widen = [bf16](uint16_t h) { return double(bf16 ? bf16_to_f32(h) : f16_to_f32(h)); };
+    for (int lane = 0; lane < 32; ++lane) {
+        const uint32_t* in = w.slot[lane].in;
+        const int g = lane / 4, t = 2 * (lane % 4);
+        for (int e = 0; e < 2; ++e) {
+            a[g][t + e] = widen(half_of(in[0], e));
+            a[g + 8][t + e] = widen(half_of(in[1], e));
+            a[g][t + 8 + e] = widen(half_of(in[2], e));
+            a[g + 8][t + 8 + e] = widen(half_of(in[3], e));
+            b[t + e][g] = widen(half_of(in[4], e));
+            b[t + 8 + e][g] = widen(half_of(in[5], e));
+            c[g][t + e] = bits_float(in[6 + e]);
+            c[g + 8][t + e] = bits_float(in[8 + e]);
+        }
+    }
+    float d[16][8];
+    for (int i = 0; i < 16; ++i) {
+        for (int j = 0; j < 8; ++j) {
+            double sum = c[i][j];
+            for (int k = 0; k < 16; ++k) sum += a[i][k] * b[k][j];
+            d[i][j] = float(sum);
+        }
+    }
+    for (int lane = 0; lane < 32; ++lane) {
+        const int g = lane / 4, t = 2 * (lane % 4);
+        uint32_t* out = w.slot[lane].out;
+        out[0] = float_bits(d[g][t]);
+        out[1] = float_bits(d[g][t + 1]);
+        out[2] = float_bits(d[g + 8][t]);
+        out[3] = float_bits(d[g + 8][t + 1]);
+    }
+}
+
+// The calling lane has filled its slot; returns once every lane of mask has arrived and the
+// results are in the slots.
+void rendezvous(int op, uint32_t mask) {
+    Fiber* f = tls_fiber;
+    Warp& w = tls_worker->warps[f->warp];
+    const uint32_t bit = 1u << f->lane;
+    mask &= w.existing;
+    if (!(mask & bit)) {
+        fail(SINKLESS_SIM_ERR_CONFIG, "%s with mask %08x, which leaves out the calling lane %u", warp_op_name(op),
+             mask, f->lane);
+    }
+    if (op >= kOpLdmatrix && mask != 0xffffffffu) {
+        fail(SINKLESS_SIM_ERR_CONFIG, "%s needs a full warp, but warp %u has lanes %08x", warp_op_name(op), f->warp,
+             w.existing);
+    }
+    if (w.arrived == 0) {
+        w.op = op;
+        w.mask = mask;
+    } else if (w.op != op || w.mask != mask) {
+        fail(SINKLESS_SIM_ERR_DEADLOCK,
+             "divergent warp collective: lane %u calls %s (mask %08x) while lanes %08x wait at %s (mask %08x)",
+             f->lane, warp_op_name(op), mask, w.arrived, warp_op_name(w.op), w.mask);
+    }
+    w.arrived |= bit;
+    if (w.arrived != w.mask) {
+        f->state = FiberState::kAtWarp;
+        suspend(f);
+        return;
+    }
+    if (op >= kOpShfl && op < kOpShfl + 4) {
+        complete_shfl(w);
+    } else if (op >= kOpLdmatrix && op < kOpLdmatrix + 6) {
+        complete_ldmatrix(w, 1 << ((op - kOpLdmatrix) / 2), (op - kOpLdmatrix) & 1);
+    } else if (op == kOpMmaF16 || op == kOpMmaBf16) {
+        complete_mma(w, op == kOpMmaBf16);
+    }
+    w.arrived = 0;
+    // Wake the others starting at a random lane, so lanes do not always resume in lane order.
+    const uint32_t start = uint32_t(tls_worker->next_random() % 32);
+    for (uint32_t k = 0; k < 32; ++k) {
+        const uint32_t lane = (start + k) % 32;
+        if ((mask >> lane & 1) && lane != f->lane) {
+            w.lanes[lane]->state = FiberState::kRunnable;
+            tls_worker->push(w.lanes[lane]);
+        }
+    }
+}
+
+WarpSlot& my_slot() { return tls_worker->warps[tls_fiber->warp].slot[tls_fiber->lane]; }
+
+}  // namespace
+
+void syncwarp(unsigned mask) { rendezvous(kOpSyncwarp, mask); }
+
+uint32_t shfl(unsigned mask, uint32_t value, ShflMode mode, unsigned lane_arg, int width) {
+    if (width < 1 || width > 32 || (width & (width - 1)) != 0) {
+        fail(SINKLESS_SIM_ERR_CONFIG, "shuffle width %d is not a power of two in 1..32", width);
+    }
+    WarpSlot& s = my_slot();
+    s.in[0] = value;
+    s.in[1] = lane_arg;
+    s.in[2] = uint32_t(width);
+    rendezvous(kOpShfl + mode, mask);
+    return s.out[0];
+}
+
+void ldmatrix(uint32_t* r, int count, bool trans, const void* smem_row) {
+    WarpSlot& s = my_slot();
+    s.addr = smem_row;
+    const int log2 = count == 4 ? 2 : count == 2 ? 1 : 0;
+    rendezvous(kOpLdmatrix + 2 * log2 + (trans ? 1 : 0), 0xffffffffu);
+    for (int i = 0; i < count; ++i) r[i] = s.out[i];
+}
+
+void mma_m16n8k16(float* d, const uint32_t* a, const uint32_t* b, bool bf16) {
+    WarpSlot& s = my_slot();
+    for (int i = 0; i < 4; ++i) s.in[i] = a[i];
+    s.in[4] = b[0];
+    s.in[5] = b[1];
+    for (int i = 0; i < 4; ++i) s.in[6 + i] = float_bits(d[i]);
+    rendezvous(bf16 ? kOpMmaBf16 : kOpMmaF16, 0xffffffffu);
+    for (int i = 0; i < 4; ++i) d[i] = bits_float(s.out[i]);
+}
+
+}  // namespace sim
+}  // namespace sinkless

@@ -1,0 +1,32 @@
+//! The kernel table generated from `build/instances.rs`: names, block sizes and the emulator's
+//! entry points, one row per instantiation.
+
+use std::ffi::c_void;
+
+/// One compiled kernel instantiation.
+#[derive(Debug)]
+pub(crate) struct KernelSpec {
+    /// The `extern "C"` symbol in the fatbin.
+    pub name: &'static str,
+    /// Threads per block it was compiled for.
+    pub threads: u32,
+    /// The C type of its params struct.
+    pub params: &'static str,
+    /// Runs one CUDA thread's share of the kernel under the emulator.
+    pub sim_entry: unsafe extern "C" fn(*const c_void),
+}
+
+include!(concat!(env!("OUT_DIR"), "/kernels.rs"));
+
+/// Looks a kernel up by name.
+pub(crate) fn find(name: &str) -> Option<&'static KernelSpec> {
+    KERNELS
+        .binary_search_by(|k| k.name.cmp(name))
+        .ok()
+        .map(|i| &KERNELS[i])
+}
+
+/// Every kernel, sorted by name.
+pub(crate) fn all() -> &'static [KernelSpec] {
+    &KERNELS
+}

@@ -1,0 +1,40 @@
+//! # sinkless
+//!
+//! Fused attention kernels for NVIDIA GPUs (sm_80 and newer): flash-style **softmax attention**,
+//! with optional learnable per-head sink logits, and normalization-free **sigmoid attention**,
+//! each forward and backward, behind one safe API over [`cudarc`].
+//!
+//! Why both: Gu et al. ("When Attention Sink Emerges in Language Models", ICLR 2025) show that
+//! the attention sink comes from softmax's normalisation, and that sigmoid attention without it
+//! trains to the same quality with no sink. Comparing the two needs fast kernels for both.
+//!
+//! ## Layers
+//! - [`reference`]: the float64 forward and backward of everything, the executable spec.
+//! - [`AttentionOptions`], [`Shape`], [`TensorRef`]: what to compute, on which tensors, checked
+//!   before any launch; every failure is an [`Error`] variant carrying the offending values.
+//! - Backends running the same launch plans: [`CudaBackend`] on a GPU, [`Emulator`] on the CPU
+//!   (the kernels' own CUDA source compiled for the host against a SIMT emulator).
+//!
+//! ## Without a GPU
+//! The crate builds and its tests pass with neither nvcc nor a GPU: [`CudaBackend::new`] then
+//! returns [`Error::KernelsNotCompiled`], [`Error::DriverMissing`] or [`Error::NoDevice`], never a
+//! panic, and the [`Emulator`] runs the kernels on the CPU.
+
+#![warn(missing_docs)]
+
+pub mod backend;
+pub mod check;
+pub mod config;
+pub mod error;
+mod ffi;
+mod kernels;
+mod plan;
+pub mod reference;
+pub mod report;
+pub mod tensor;
+
+pub use backend::cuda::CudaBackend;
+pub use backend::emulator::{Emulator, HostBuffer, Target};
+pub use config::{Activation, AttentionOptions, DType, Element, Mask, SigmoidBias};
+pub use error::{Error, Result, TensorName};
+pub use tensor::{Seqlens, Shape, Strides, TensorMut, TensorRef};

@@ -1,0 +1,144 @@
+//! The `sinkless` command: what this build holds, and whether its kernels compute the right thing.
+//!
+//! ```text
+//! sinkless info     toolchain, compiled targets, driver and GPU, the kernel report
+//! sinkless check    every available backend against the float64 reference; non-zero exit on failure
+//! sinkless report   the kernel report alone; non-zero exit on spills, local memory or missing HMMA
+//! ```
+
+use sinkless::report::KernelReport;
+use sinkless::{check, CudaBackend, Emulator, Error};
+use std::process::ExitCode;
+
+const USAGE: &str = "usage: sinkless <info|check|report>\n\
+    \n  info     toolchain, compiled targets, driver and GPU, the kernel report\
+    \n  check    run every available backend against the float64 reference\
+    \n  report   print the kernel report; fail on spills, local memory or missing tensor-core code\n";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("info") => info(),
+        Some("check") => run_check(),
+        Some("report") => report(),
+        Some("-h" | "--help" | "help") => {
+            print!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        _ => {
+            eprint!("{USAGE}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Opens GPU 0 if there is one, saying why not otherwise.
+fn gpu() -> Result<CudaBackend, Error> {
+    CudaBackend::new(0)
+}
+
+fn info() -> ExitCode {
+    println!("sinkless {}", env!("CARGO_PKG_VERSION"));
+    match KernelReport::current() {
+        Some(r) => {
+            let mut targets: Vec<&str> = r.rows.iter().map(|r| r.target.as_str()).collect();
+            targets.dedup();
+            println!("GPU kernels: compiled for {} (+ PTX), {} instances", targets.join(", "), r.rows.len() / targets.len().max(1));
+        }
+        None => println!("GPU kernels: not compiled (nvcc was not found at build time; run `bash scripts/install-toolchain.sh`)"),
+    }
+    match sinkless::backend::cuda::device_count() {
+        Ok(n) => println!("CUDA driver: found, {n} device(s)"),
+        Err(e) => println!("CUDA driver: {e}"),
+    }
+    match gpu() {
+        Ok(g) => {
+            let (major, minor) = g.compute_capability();
+            println!(
+                "GPU 0: {} (sm_{major}{minor})",
+                g.device_name().unwrap_or_else(|e| e.to_string())
+            );
+        }
+        Err(e) => println!("GPU 0: unavailable: {e}"),
+    }
+    println!("Emulator: available (kernels compiled for the host)");
+    if let Some(r) = KernelReport::current() {
+        println!("\n{r}");
+        let problems = r.problems();
+        if problems.is_empty() {
+            println!("no spills, no local memory, expected instruction classes present");
+        } else {
+            println!("problems:\n  {}", problems.join("\n  "));
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn report() -> ExitCode {
+    let Some(r) = KernelReport::current() else {
+        println!("no kernel report: this build compiled no GPU kernels (nvcc not found)");
+        return ExitCode::SUCCESS;
+    };
+    print!("{r}");
+    let problems = r.problems();
+    if problems.is_empty() {
+        println!(
+            "kernel report: clean ({} kernel/target pairs)",
+            r.rows.len()
+        );
+        ExitCode::SUCCESS
+    } else {
+        println!(
+            "kernel report: {} problem(s)\n  {}",
+            problems.len(),
+            problems.join("\n  ")
+        );
+        ExitCode::FAILURE
+    }
+}
+
+fn run_check() -> ExitCode {
+    let gpu = match gpu() {
+        Ok(g) => Some(g),
+        Err(e) => {
+            println!("no GPU ({e}); checking on the emulator only");
+            None
+        }
+    };
+    let results = check::run_all(&Emulator::new(), gpu.as_ref());
+    let (mut passed, mut failed) = (0, 0);
+    println!(
+        "{:9} {:60} {:>11} {:>11}  verdict",
+        "backend", "case", "max err", "tolerance"
+    );
+    for r in results {
+        match r {
+            Ok(c) => {
+                let ok = c.passed();
+                println!(
+                    "{:9} {:60} {:>11.3e} {:>11.3e}  {}",
+                    c.backend,
+                    c.case,
+                    c.max_err,
+                    c.tol,
+                    if ok { "ok" } else { "FAIL" }
+                );
+                if ok {
+                    passed += 1
+                } else {
+                    failed += 1
+                }
+            }
+            Err(e) => {
+                println!("error: {e}");
+                failed += 1;
+            }
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

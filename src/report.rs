@@ -1,0 +1,213 @@
+//! The kernel report: per kernel and target, what ptxas said (registers, shared memory, stack,
+//! spills) and what the SASS holds (tensor-core instructions, local-memory traffic), recorded by
+//! `build.rs` when the kernels were compiled.
+//!
+//! [`KernelReport::problems`] lists what must never ship: spills, local-memory loads or stores,
+//! a kernel missing the instruction classes it was written for (`HMMA` on the mma.sync path).
+
+use std::fmt;
+
+/// One (kernel, target) row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KernelRow {
+    /// Kernel symbol.
+    pub kernel: String,
+    /// Target (`sm_80`, `sm_90a`).
+    pub target: String,
+    /// Registers per thread.
+    pub registers: u32,
+    /// Static shared memory in bytes (dynamic shared memory is set per launch).
+    pub smem_static: u32,
+    /// Stack frame in bytes.
+    pub stack: u32,
+    /// Bytes of spill stores.
+    pub spill_stores: u32,
+    /// Bytes of spill loads.
+    pub spill_loads: u32,
+    /// Instruction classes the kernel must contain.
+    pub expect: Vec<String>,
+    /// Counts of SASS instruction classes, `None` where the SASS could not be read.
+    pub sass: Option<Vec<(String, u32)>>,
+}
+
+impl KernelRow {
+    fn count(&self, class: &str) -> Option<u32> {
+        self.sass
+            .as_ref()
+            .map(|s| s.iter().find(|(c, _)| c == class).map_or(0, |(_, n)| *n))
+    }
+}
+
+/// The whole report.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KernelReport {
+    /// Rows, in instance-table order.
+    pub rows: Vec<KernelRow>,
+}
+
+impl KernelReport {
+    /// The report of this build, or `None` when it compiled no GPU kernels.
+    pub fn current() -> Option<KernelReport> {
+        Self::parse(crate::backend::cuda::KERNEL_REPORT)
+    }
+
+    /// Parses the tab-separated text `build.rs` writes.
+    pub fn parse(text: &str) -> Option<KernelReport> {
+        let mut lines = text.lines();
+        let header: Vec<&str> = lines.next()?.split('\t').collect();
+        if header.first() != Some(&"kernel") {
+            return None;
+        }
+        let classes = &header[8..];
+        let mut rows = Vec::new();
+        for line in lines.filter(|l| !l.trim().is_empty()) {
+            let f: Vec<&str> = line.split('\t').collect();
+            if f.len() != header.len() {
+                return None;
+            }
+            let num = |i: usize| f[i].parse::<u32>().ok();
+            let sass = if f[8..].iter().any(|v| *v == "?") {
+                None
+            } else {
+                Some(
+                    classes
+                        .iter()
+                        .zip(&f[8..])
+                        .map(|(c, v)| (c.to_string(), v.parse().unwrap_or(0)))
+                        .collect(),
+                )
+            };
+            rows.push(KernelRow {
+                kernel: f[0].into(),
+                target: f[1].into(),
+                registers: num(2)?,
+                smem_static: num(3)?,
+                stack: num(4)?,
+                spill_stores: num(5)?,
+                spill_loads: num(6)?,
+                expect: if f[7] == "-" {
+                    Vec::new()
+                } else {
+                    f[7].split(',').map(String::from).collect()
+                },
+                sass,
+            });
+        }
+        Some(KernelReport { rows })
+    }
+
+    /// Everything that must not ship, one line each; empty when the kernels are clean.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for r in &self.rows {
+            let at = format!("{} ({})", r.kernel, r.target);
+            if r.spill_stores > 0 || r.spill_loads > 0 {
+                out.push(format!(
+                    "{at}: spills {} bytes stored, {} loaded",
+                    r.spill_stores, r.spill_loads
+                ));
+            }
+            for class in ["LDL", "STL"] {
+                if let Some(n) = r.count(class).filter(|&n| n > 0) {
+                    out.push(format!("{at}: {n} {class} (local memory) instructions"));
+                }
+            }
+            for class in &r.expect {
+                if r.count(class) == Some(0) {
+                    out.push(format!(
+                        "{at}: expected {class} instructions, the SASS has none"
+                    ));
+                }
+            }
+        }
+        out
+    }
+}
+
+impl fmt::Display for KernelReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let width = self
+            .rows
+            .iter()
+            .map(|r| r.kernel.len())
+            .max()
+            .unwrap_or(6)
+            .max(6);
+        let classes: Vec<String> = self
+            .rows
+            .iter()
+            .find_map(|r| r.sass.clone())
+            .map(|s| s.into_iter().map(|(c, _)| c).collect())
+            .unwrap_or_default();
+        write!(
+            f,
+            "{:width$}  {:7} {:>4} {:>6} {:>5} {:>6}",
+            "kernel", "target", "regs", "smem", "stack", "spills"
+        )?;
+        for c in &classes {
+            write!(f, " {c:>6}")?;
+        }
+        writeln!(f)?;
+        for r in &self.rows {
+            write!(
+                f,
+                "{:width$}  {:7} {:>4} {:>6} {:>5} {:>6}",
+                r.kernel,
+                r.target,
+                r.registers,
+                r.smem_static,
+                r.stack,
+                r.spill_stores + r.spill_loads
+            )?;
+            for c in &classes {
+                match r.count(c) {
+                    Some(n) => write!(f, " {n:>6}")?,
+                    None => write!(f, " {:>6}", "?")?,
+                }
+            }
+            writeln!(f)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = "kernel\ttarget\tregisters\tsmem_static\tstack\tspill_stores\tspill_loads\texpect\tHMMA\tLDL\tSTL\n\
+        k_ok\tsm_80\t96\t0\t0\t0\t0\tHMMA\t64\t0\t0\n\
+        k_spill\tsm_90a\t255\t0\t32\t16\t8\t-\t0\t2\t0\n\
+        k_nohmma\tsm_80\t40\t0\t0\t0\t0\tHMMA\t0\t0\t0\n";
+
+    #[test]
+    fn problems_name_spills_local_memory_and_missing_hmma() {
+        let r = KernelReport::parse(SAMPLE).unwrap();
+        assert_eq!(r.rows.len(), 3);
+        let p = r.problems();
+        assert_eq!(p.len(), 3, "{p:?}");
+        assert!(p[0].contains("k_spill (sm_90a): spills 16 bytes stored, 8 loaded"));
+        assert!(p[1].contains("2 LDL"));
+        assert!(p[2].contains("k_nohmma (sm_80): expected HMMA"));
+    }
+
+    #[test]
+    fn a_build_without_nvcc_has_no_report() {
+        assert!(KernelReport::parse(
+            "nvcc not found at build time: no GPU kernels were compiled.\n"
+        )
+        .is_none());
+    }
+
+    #[test]
+    fn this_builds_report_is_clean() {
+        match KernelReport::current() {
+            Some(r) => assert!(
+                r.problems().is_empty(),
+                "kernel report problems:\n{}",
+                r.problems().join("\n")
+            ),
+            None => eprintln!("skipped: this build compiled no GPU kernels (nvcc not found)"),
+        }
+    }
+}
