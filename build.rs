@@ -130,10 +130,9 @@ fn dispatch_source(table: &[instances::Instance]) -> String {
     for inst in sorted {
         writeln!(
             s,
-            "    KernelSpec {{ name: \"{name}\", threads: {threads}, params: \"{params}\", sim_entry: sinkless_sim_entry_{name} }},",
+            "    KernelSpec {{ name: \"{name}\", threads: {threads}, sim_entry: sinkless_sim_entry_{name} }},",
             name = inst.name,
             threads = inst.threads,
-            params = inst.params,
         )
         .unwrap();
     }

@@ -45,9 +45,9 @@ struct fwd_traits {
                   "head-dim bucket");
     static constexpr int kWarps = 4;
     static constexpr int kThreads = 32 * kWarps;
-    static constexpr int kMTiles = kHD <= 96 ? 2 : 1;
+    static constexpr int kMTiles = kHD <= 128 ? 2 : 1;
     static constexpr int kBlockM = 16 * kMTiles * kWarps;
-    static constexpr int kBlockN = kHD <= 64 ? 128 : kHD <= 192 ? 64 : 32;
+    static constexpr int kBlockN = kHD <= 32 ? 128 : kHD == 128 ? 32 : 64;
     using q_tile = smem_tile<kBlockM, kHD>;
     using kv_tile = smem_tile<kBlockN, kHD>;
     // Q, then K[2], then V[2]

@@ -10,8 +10,6 @@ pub(crate) struct KernelSpec {
     pub name: &'static str,
     /// Threads per block it was compiled for.
     pub threads: u32,
-    /// The C type of its params struct.
-    pub params: &'static str,
     /// Runs one CUDA thread's share of the kernel under the emulator.
     pub sim_entry: unsafe extern "C" fn(*const c_void),
 }
@@ -24,9 +22,4 @@ pub(crate) fn find(name: &str) -> Option<&'static KernelSpec> {
         .binary_search_by(|k| k.name.cmp(name))
         .ok()
         .map(|i| &KERNELS[i])
-}
-
-/// Every kernel, sorted by name.
-pub(crate) fn all() -> &'static [KernelSpec] {
-    &KERNELS
 }

@@ -66,7 +66,7 @@ impl KernelReport {
                 return None;
             }
             let num = |i: usize| f[i].parse::<u32>().ok();
-            let sass = if f[8..].iter().any(|v| *v == "?") {
+            let sass = if f[8..].contains(&"?") {
                 None
             } else {
                 Some(

@@ -152,16 +152,6 @@ pub(crate) struct Rows {
     pub cu: Option<Vec<i32>>,
 }
 
-impl Rows {
-    /// Length of sequence `b`.
-    pub fn len(&self, b: usize) -> usize {
-        match &self.cu {
-            Some(cu) => (cu[b + 1] - cu[b]) as usize,
-            None => self.max_len,
-        }
-    }
-}
-
 /// A validated shape, with every size known to fit the kernels' index types.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Dims {
@@ -358,7 +348,7 @@ pub(crate) fn check_tensor(
                 });
             }
             if extent > 1 {
-                span = stride * (extent - 1) + span;
+                span += stride * (extent - 1);
             }
         }
     }
@@ -386,18 +376,6 @@ pub(crate) fn check_tensor(
             tensor,
             needed: needed as usize,
             len,
-        });
-    }
-    Ok(())
-}
-
-/// Checks a per-head f32 vector's length.
-pub(crate) fn check_per_head(tensor: TensorName, len: usize, heads: usize) -> Result<()> {
-    if len != heads {
-        return Err(Error::WrongLength {
-            tensor,
-            expected: heads,
-            got: len,
         });
     }
     Ok(())
@@ -449,8 +427,8 @@ mod tests {
         );
         let dims = check_shape(&Shape::varlen(&ok, &[0, 1, 17, 20], 2, 1, 64)).unwrap();
         assert_eq!(
-            (dims.batch, dims.q.total, dims.k.max_len, dims.q.len(1)),
-            (3, 8, 16, 0)
+            (dims.batch, dims.q.total, dims.k.max_len, dims.q.max_len),
+            (3, 8, 16, 4)
         );
     }
 

@@ -112,9 +112,9 @@ inline float f16_to_f32(uint16_t h) {
     const uint32_t sign = uint32_t(h & 0x8000u) << 16;
     const uint32_t em = h & 0x7fffu;
     if (em >= 0x7c00u) return bits_float(em == 0x7c00u ? (sign | 0x7f800000u) : 0x7fffffffu);
-    if (em >= 0x0400u) return bits_float(sign | ((em + 0x1c000u) << 13));  // rebias by 127 - 15
-    const float v = float(em) * 0x1p-24f;  // subnormal: an exact small integer times 2^-24
-    return sign ? -v : v;
+    // em << 13 is an f32 (an f32 subnormal for an f16 subnormal) whose exponent is 112 short;
+    // scaling by 2^112 is exact, so one multiply covers normals and subnormals alike.
+    return bits_float(sign | float_bits(bits_float(em << 13) * 0x1p112f));
 }
 
 // bf16 -> f32 is the same bits in the top half on every device, payload included.

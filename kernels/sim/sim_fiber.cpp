@@ -130,14 +130,13 @@ StackArena* acquire_stacks(size_t count) {
             return a;
         }
     }
-    const size_t page = page_bytes();
-    const size_t stride = page + kStackBytes;
+    const size_t stride = kStackGuardBytes + kStackBytes;
     const size_t bytes = stride * count;
     void* m = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (m == MAP_FAILED) return nullptr;
     unsigned char* base = static_cast<unsigned char*>(m);
     for (size_t i = 0; i < count; ++i) {
-        if (mprotect(base + i * stride, page, PROT_NONE) != 0) {
+        if (mprotect(base + i * stride, kStackGuardBytes, PROT_NONE) != 0) {
             munmap(m, bytes);
             return nullptr;
         }

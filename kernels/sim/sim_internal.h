@@ -46,13 +46,15 @@ struct Context {
 void context_init(Context* c, unsigned char* lo, size_t bytes, void (*fn)(void*), void* arg);
 void context_switch(Context* from, Context* to);
 
-// Stacks of 128 KiB, each above an inaccessible guard page. Kernels keep register arrays
+// Stacks of 128 KiB, each above a 64 KiB inaccessible guard. Kernels keep register arrays
 // (float acc[64] and fragments) on the stack; the host compiler's frames for them are a few
-// KiB, and only the touched pages cost memory.
+// KiB, and only the touched pages cost memory. The guard is wide because a frame that
+// overflows by more than the guard skips it and lands in the neighbouring fiber's stack.
 constexpr size_t kStackBytes = 128 * 1024;
+constexpr size_t kStackGuardBytes = 64 * 1024;
 
 struct StackArena {
-    unsigned char* base;  // first guard page
+    unsigned char* base;  // first guard
     size_t count;         // stacks in the arena
     size_t stride;        // guard + stack
     size_t map_bytes;

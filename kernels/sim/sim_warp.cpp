@@ -92,10 +92,10 @@ void complete_ldmatrix(Warp& w, int count, bool trans) {
     }
 }
 
-void complete_mma(Warp& w, bool bf16) {
-    double a[16][16], b[16][8];
-    float c[16][8];
-    auto widen = [bf16](uint16_t h) { return double(bf16 ? bf16_to_f32(h) : f16_to_f32(h)); };
+template <bool kBf16>
+void complete_mma(Warp& w) {
+    double a[16][16], b[16][8], d[16][8];
+    auto widen = [](uint16_t h) { return double(kBf16 ? bf16_to_f32(h) : f16_to_f32(h)); };
     for (int lane = 0; lane < 32; ++lane) {
         const uint32_t* in = w.slot[lane].in;
         const int g = lane / 4, t = 2 * (lane % 4);
@@ -106,25 +106,44 @@ void complete_mma(Warp& w, bool bf16) {
             a[g + 8][t + 8 + e] = widen(half_of(in[3], e));
             b[t + e][g] = widen(half_of(in[4], e));
             b[t + 8 + e][g] = widen(half_of(in[5], e));
-            c[g][t + e] = bits_float(in[6 + e]);
-            c[g + 8][t + e] = bits_float(in[8 + e]);
+            d[g][t + e] = double(bits_float(in[6 + e]));
+            d[g + 8][t + e] = double(bits_float(in[8 + e]));
         }
     }
-    float d[16][8];
-    for (int i = 0; i < 16; ++i) {
-        for (int j = 0; j < 8; ++j) {
-            double sum = c[i][j];
-            for (int k = 0; k < 16; ++k) sum += a[i][k] * b[k][j];
-            d[i][j] = float(sum);
+    // Each sum runs in the order c + p0 + p1 + ... + p15. Two rows at a time give eight
+    // independent vector accumulators, enough to hide the add latency; summing through memory
+    // instead made this the emulator's hottest loop.
+    typedef double v2d __attribute__((vector_size(16)));
+    for (int i = 0; i < 16; i += 2) {
+        v2d acc[2][4];
+#pragma GCC unroll 2
+        for (int r = 0; r < 2; ++r)
+#pragma GCC unroll 4
+            for (int j = 0; j < 4; ++j) acc[r][j] = v2d{d[i + r][2 * j], d[i + r][2 * j + 1]};
+        for (int k = 0; k < 16; ++k) {
+            const v2d a0 = {a[i][k], a[i][k]}, a1 = {a[i + 1][k], a[i + 1][k]};
+#pragma GCC unroll 4
+            for (int j = 0; j < 4; ++j) {
+                const v2d bk = {b[k][2 * j], b[k][2 * j + 1]};
+                acc[0][j] += a0 * bk;
+                acc[1][j] += a1 * bk;
+            }
         }
+#pragma GCC unroll 2
+        for (int r = 0; r < 2; ++r)
+#pragma GCC unroll 4
+            for (int j = 0; j < 4; ++j) {
+                d[i + r][2 * j] = acc[r][j][0];
+                d[i + r][2 * j + 1] = acc[r][j][1];
+            }
     }
     for (int lane = 0; lane < 32; ++lane) {
         const int g = lane / 4, t = 2 * (lane % 4);
         uint32_t* out = w.slot[lane].out;
-        out[0] = float_bits(d[g][t]);
-        out[1] = float_bits(d[g][t + 1]);
-        out[2] = float_bits(d[g + 8][t]);
-        out[3] = float_bits(d[g + 8][t + 1]);
+        out[0] = float_bits(float(d[g][t]));
+        out[1] = float_bits(float(d[g][t + 1]));
+        out[2] = float_bits(float(d[g + 8][t]));
+        out[3] = float_bits(float(d[g + 8][t + 1]));
     }
 }
 
@@ -161,8 +180,10 @@ void rendezvous(int op, uint32_t mask) {
         complete_shfl(w);
     } else if (op >= kOpLdmatrix && op < kOpLdmatrix + 6) {
         complete_ldmatrix(w, 1 << ((op - kOpLdmatrix) / 2), (op - kOpLdmatrix) & 1);
-    } else if (op == kOpMmaF16 || op == kOpMmaBf16) {
-        complete_mma(w, op == kOpMmaBf16);
+    } else if (op == kOpMmaF16) {
+        complete_mma<false>(w);
+    } else if (op == kOpMmaBf16) {
+        complete_mma<true>(w);
     }
     w.arrived = 0;
     // Wake the others starting at a random lane, so lanes do not always resume in lane order.

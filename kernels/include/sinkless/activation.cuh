@@ -40,6 +40,15 @@ __device__ __forceinline__ float quad_sum(float x) {
     return x + __shfl_xor_sync(0xffffffffu, x, 2);
 }
 
+// 1/x for finite x > 0 given lg = log2(x), without a division: nvcc's IEEE division has a
+// called slow path, and a call with the output accumulator live made ptxas spill it.
+// ex2(-lg) is within a few ulp; one Newton step brings it to about 1 ulp.
+__device__ __forceinline__ float reciprocal_from_log2(float x, float lg) {
+    const float r = ptx::ex2_approx(-lg);
+    return r * (2.f - x * r);
+}
+__device__ __forceinline__ float reciprocal(float x) { return reciprocal_from_log2(x, log2f(x)); }
+
 // The sigmoid bias of head h for a sequence with sk keys.
 template <class P>
 __device__ __forceinline__ float sigmoid_bias(const P& p, int h, int sk) {
@@ -123,13 +132,14 @@ struct softmax_policy {
 #pragma unroll
             for (int h = 0; h < 2; ++h) {
                 const float l = quad_sum(st.l[mt][h]);
-                const float inv = l > 0.f ? 1.f / l : 0.f;
+                const float lg = log2f(l > 0.f ? l : 1.f);  // one log serves lse and 1/l
+                const float inv = l > 0.f ? reciprocal_from_log2(l, lg) : 0.f;
 #pragma unroll
                 for (int nt = 0; nt < NO; ++nt) {
                     o[mt][nt][2 * h] *= inv;
                     o[mt][nt][2 * h + 1] *= inv;
                 }
-                stat[mt][h] = l > 0.f ? st.m[mt][h] * kLn2 + logf(l) : -INFINITY;
+                stat[mt][h] = l > 0.f ? (st.m[mt][h] + lg) * kLn2 : -INFINITY;
             }
     }
 
@@ -158,7 +168,7 @@ struct sigmoid_policy {
 
     template <class P>
     __device__ __forceinline__ sigmoid_policy(const P& p, int h, int sk)
-        : half_scale(0.5f * p.scale), bias_raw(sigmoid_bias(p, h, sk) / p.scale) {}
+        : half_scale(0.5f * p.scale), bias_raw(sigmoid_bias(p, h, sk) * reciprocal(p.scale)) {}
 
     __device__ __forceinline__ float score_init() const { return bias_raw; }
     __device__ __forceinline__ float sigmoid(float acc) const {
@@ -202,7 +212,8 @@ struct sigmoid_policy {
 #pragma unroll
             for (int h = 0; h < 2; ++h) {
                 const float l = quad_sum(st.l[mt][h]);
-                const float inv = l > 0.f ? 1.f / l : 0.f;  // a row with no visible key stays 0
+                // a row with no visible key stays 0
+                const float inv = l > 0.f ? reciprocal_from_log2(l, log2f(l > 0.f ? l : 1.f)) : 0.f;
 #pragma unroll
                 for (int nt = 0; nt < NO; ++nt) {
                     o[mt][nt][2 * h] *= inv;
@@ -214,7 +225,7 @@ struct sigmoid_policy {
 
     // backward: stat is 1 / L (normalized), unused otherwise
     __device__ __forceinline__ float prep_stat(float l) const {
-        return kNormalized ? (l > 0.f ? 1.f / l : 0.f) : 0.f;
+        return kNormalized ? (l > 0.f ? reciprocal(l) : 0.f) : 0.f;
     }
     __device__ __forceinline__ float act(float s, float /*stat*/) const { return sigmoid(s); }
     __device__ __forceinline__ float dv_weight(float a, float stat) const { return kNormalized ? a * stat : a; }

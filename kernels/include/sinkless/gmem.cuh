@@ -17,16 +17,29 @@ struct __align__(16) chunk16 {
     uint32_t w[4];
 };
 
-// Thread tid copies chunk tid % kChunks of rows tid / kChunks + i * kRowsPerPass. Rows per pass
-// are rounded down to a multiple of 8 where possible so that the swizzle of a thread's rows is
-// the same every pass and its shared addresses differ by immediates; the global pointer advances
-// by one add per pass instead of being recomputed (or held) per row.
+// Thread tid copies chunk tid % kChunks of rows r0 + i * kRowsPerPass, r0 = tid / kChunks.
+// kRowsPerPass is a power of two (threads beyond it idle), so row r0 + i * kRowsPerPass has
+// swizzle swz(r0) ^ swz(i * kRowsPerPass % 8): the shared offset of pass i is the thread's base
+// offset XOR a constant plus a constant, one register for all passes. The global pointer
+// advances by one add per pass. Without this ptxas held an address per pass and spilled at hd256.
 template <int kThreads, class Tile>
 struct row_copy_plan {
     static_assert(kThreads >= Tile::kChunks, "a pass must cover a whole row");
     static constexpr int kFit = kThreads / Tile::kChunks;
-    static constexpr int kRowsPerPass = kFit >= 8 ? kFit / 8 * 8 : kFit;
+    static constexpr int kRowsPerPass = kFit >= 16 ? 16 * (kFit / 16 >= 2 ? 2 : 1) : kFit >= 8 ? 8 : kFit >= 4 ? 4 : kFit >= 2 ? 2 : 1;
     static constexpr int kPasses = (Tile::kRows + kRowsPerPass - 1) / kRowsPerPass;
+    static_assert(Tile::kRows % kRowsPerPass == 0, "whole passes");
+
+    int c, r0;
+    int smem_base;  // element offset of (r0, c)
+    __device__ __forceinline__ explicit row_copy_plan(int tid)
+        : c(tid % Tile::kChunks), r0(tid / Tile::kChunks), smem_base(Tile::offset(r0, c)) {}
+    __device__ __forceinline__ bool active() const { return r0 < kRowsPerPass; }
+    // element offset of (r0 + i * kRowsPerPass, c)
+    __device__ __forceinline__ int smem_offset(int i) const {
+        const int dr = i * kRowsPerPass;
+        return (smem_base ^ (Tile::swz(dr % 8) * 8)) + dr * (Tile::kW * 8);
+    }
 };
 
 // Issues (does not wait for) the cp.async copies of rows [0, rows_valid) x columns
@@ -34,20 +47,17 @@ struct row_copy_plan {
 template <int kThreads, class Tile>
 __device__ __forceinline__ void load_rows_async(const Tile& t, const uint16_t* src, int64_t row_stride,
                                                 int rows_valid, int cols_valid, int tid) {
-    using plan = row_copy_plan<kThreads, Tile>;
-    const int c = tid % Tile::kChunks;
-    const int r0 = tid / Tile::kChunks;
-    if (r0 >= plan::kRowsPerPass) return;
-    const bool col_ok = c * 8 < cols_valid;
-    const uint16_t* g = src + r0 * row_stride + c * 8;
-    const int64_t step = plan::kRowsPerPass * row_stride;
+    using plan_t = row_copy_plan<kThreads, Tile>;
+    const plan_t plan(tid);
+    if (!plan.active()) return;
+    const bool col_ok = plan.c * 8 < cols_valid;
+    const uint16_t* g = src + plan.r0 * row_stride + plan.c * 8;
+    const int64_t step = plan_t::kRowsPerPass * row_stride;
+    const int rows_left = rows_valid - plan.r0;
 #pragma unroll
-    for (int i = 0; i < plan::kPasses; ++i) {
-        const int r = r0 + i * plan::kRowsPerPass;
-        if (Tile::kRows % plan::kRowsPerPass == 0 || r < Tile::kRows) {
-            const bool full = col_ok && r < rows_valid;
-            ptx::cp_async_16(t.chunk(r, c), full ? g : src, full);
-        }
+    for (int i = 0; i < plan_t::kPasses; ++i) {
+        const bool full = col_ok && i * plan_t::kRowsPerPass < rows_left;
+        ptx::cp_async_16(t.base + plan.smem_offset(i), full ? g : src, full);
         g += step;
     }
 }
@@ -57,17 +67,16 @@ __device__ __forceinline__ void load_rows_async(const Tile& t, const uint16_t* s
 template <int kThreads, class Tile>
 __device__ __forceinline__ void store_rows(const Tile& t, uint16_t* dst, int64_t row_stride, int rows_valid,
                                            int cols_valid, int tid) {
-    using plan = row_copy_plan<kThreads, Tile>;
-    const int c = tid % Tile::kChunks;
-    const int r0 = tid / Tile::kChunks;
-    if (r0 >= plan::kRowsPerPass || c * 8 >= cols_valid) return;
-    uint16_t* g = dst + r0 * row_stride + c * 8;
-    const int64_t step = plan::kRowsPerPass * row_stride;
+    using plan_t = row_copy_plan<kThreads, Tile>;
+    const plan_t plan(tid);
+    if (!plan.active() || plan.c * 8 >= cols_valid) return;
+    uint16_t* g = dst + plan.r0 * row_stride + plan.c * 8;
+    const int64_t step = plan_t::kRowsPerPass * row_stride;
+    const int rows_left = rows_valid - plan.r0;
 #pragma unroll
-    for (int i = 0; i < plan::kPasses; ++i) {
-        const int r = r0 + i * plan::kRowsPerPass;
-        if (r < rows_valid && (Tile::kRows % plan::kRowsPerPass == 0 || r < Tile::kRows)) {
-            *reinterpret_cast<chunk16*>(g) = *reinterpret_cast<const chunk16*>(t.chunk(r, c));
+    for (int i = 0; i < plan_t::kPasses; ++i) {
+        if (i * plan_t::kRowsPerPass < rows_left) {
+            *reinterpret_cast<chunk16*>(g) = *reinterpret_cast<const chunk16*>(t.base + plan.smem_offset(i));
         }
         g += step;
     }
