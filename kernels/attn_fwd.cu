@@ -9,7 +9,7 @@
 //
 // Shapes: params in sinkless/attn_params.h (bshd dense or varlen, GQA by head index).
 // Grid (ceil(seqlen_q / kBlockM), heads_q, batch), block kThreads, dynamic shared memory
-// fwd_traits<kHD>::kSmemBytes; blocks past a varlen sequence's end exit at once.
+// kSmemBytes, all from fwd_traits<kHD, Act>; blocks past a varlen sequence's end exit at once.
 //
 // Numeric policy: products on tensor cores in T with f32 accumulation; scores, softmax state,
 // o in f32; probabilities rounded to T before P.V (as FlashAttention); ex2/tanh approx (MUFU).
@@ -30,24 +30,30 @@
 
 namespace sinkless {
 
-// Tile choice per head-dim bucket, 4 warps each. A thread holds the O accumulator
-// (kMTiles * kHD / 2 f32 registers) and one score tile (kMTiles * kBlockN / 2), and the register
-// file allows about 255 per thread:
-//   hd 32, 64: 128 x 128 (O 32/64 + S 128): FlashAttention-2's choice; wide key tiles halve the
-//              number of softmax rescales and barriers per key.
-//   hd 96, 128: 128 x 64 (O 96/128 + S 64): FA2's hd128 tile; 128 keys would overflow.
+// Tile choice per head-dim bucket and activation, 4 warps each. A thread holds the O
+// accumulator (kMTiles * kHD / 2 f32 registers) and one score tile (kMTiles * kBlockN / 2), within
+// the 255-register limit and with no spill (ptxas -v, every bucket, both dtypes, sm_80/sm_90a):
+//   hd 32:       128 x 128 (O 32 + S 128): FA2's shape; wide key tiles halve the softmax
+//                rescales and barriers per key.
+//   hd 64, 96:   128 x 64 (O 64/96 + S 64). 128 x 128 at hd64 spilled with the sigmoids.
+//   hd 128:      128 x 32 (O 128 + S 32): two m-tiles per warp keep each K/V fragment read from
+//                shared memory used twice (one m-tile per warp makes the loop bound by shared
+//                memory bandwidth rather than by the tensor cores); 128 x 64 (FA2's) spilled.
+//                The normalized sigmoid's epilogue (a log and a reciprocal per row with O live)
+//                spilled even there, so it runs 64 x 64 with one m-tile.
 //   hd 192, 256: 64 x 64, one m-tile per warp (O 96/128 + S 32): 128 rows would need 192/256
-//              registers for O alone. Shared memory 120/160 KiB still fits an A100 (163 KiB).
-template <int kHD_>
+//                registers for O alone. Shared memory 120/160 KiB still fits an A100 (163 KiB).
+template <int kHD_, class Act>
 struct fwd_traits {
     static constexpr int kHD = kHD_;
     static_assert(kHD == 32 || kHD == 64 || kHD == 96 || kHD == 128 || kHD == 192 || kHD == 256,
                   "head-dim bucket");
     static constexpr int kWarps = 4;
     static constexpr int kThreads = 32 * kWarps;
-    static constexpr int kMTiles = kHD <= 128 ? 2 : 1;
+    static constexpr bool kTall = kHD <= 96 || (kHD == 128 && Act::kTallTilesAtHd128);
+    static constexpr int kMTiles = kTall ? 2 : 1;
     static constexpr int kBlockM = 16 * kMTiles * kWarps;
-    static constexpr int kBlockN = kHD <= 32 ? 128 : kHD == 128 ? 32 : 64;
+    static constexpr int kBlockN = kHD == 32 ? 128 : (kHD == 128 && kTall) ? 32 : 64;
     using q_tile = smem_tile<kBlockM, kHD>;
     using kv_tile = smem_tile<kBlockN, kHD>;
     // Q, then K[2], then V[2]
@@ -92,7 +98,7 @@ __device__ __forceinline__ int64_t stat_index(const P& p, int b, int h, int q_st
 
 template <class T, class Act, int kHD>
 __device__ __forceinline__ void attn_fwd(const sinkless_attn_fwd_params& p) {
-    using tr = fwd_traits<kHD>;
+    using tr = fwd_traits<kHD, Act>;
     constexpr int MT = tr::kMTiles;
     constexpr int NT = tr::kBlockN / 8;  // score n-tiles
     constexpr int NO = kHD / 8;          // output n-tiles

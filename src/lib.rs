@@ -22,6 +22,7 @@
 
 #![warn(missing_docs)]
 
+pub mod attention;
 pub mod backend;
 pub mod check;
 pub mod config;
@@ -33,6 +34,7 @@ pub mod reference;
 pub mod report;
 pub mod tensor;
 
+pub use attention::{BackwardInputs, BackwardOutputs, CpuReference, ForwardInputs, ForwardOutputs};
 pub use backend::cuda::CudaBackend;
 pub use backend::emulator::{Emulator, HostBuffer, Target};
 pub use config::{Activation, AttentionOptions, DType, Element, Mask, SigmoidBias};

@@ -155,6 +155,11 @@ struct Worker {
         queue[(q_head + q_len) % queue.size()] = f;
         ++q_len;
     }
+    void push_front(Fiber* f) {
+        q_head = (q_head + queue.size() - 1) % queue.size();
+        queue[q_head] = f;
+        ++q_len;
+    }
     Fiber* pop() {
         if (q_len == 0) return nullptr;
         Fiber* f = queue[q_head];

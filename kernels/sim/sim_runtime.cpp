@@ -82,7 +82,7 @@ void format_thread(const Fiber& f, char* buf, size_t len) {
 // The queue ran dry without every fiber exiting or every fiber waiting at one barrier: say who
 // waits where.
 void describe_deadlock(Worker& w) {
-    size_t exited = 0, at_barrier = 0, at_warp = 0;
+    size_t exited = 0, at_barrier = 0;
     const Fiber* first_exited = nullptr;
     const Fiber* site_a = nullptr;
     const Fiber* site_b = nullptr;
@@ -101,7 +101,7 @@ void describe_deadlock(Worker& w) {
                 site_b = &f;
             }
             break;
-        case FiberState::kAtWarp: ++at_warp; break;
+        case FiberState::kAtWarp:
         case FiberState::kRunnable: break;
         }
     }
@@ -138,7 +138,6 @@ void describe_deadlock(Worker& w) {
     } else {
         add("no thread exited");
     }
-    (void)at_warp;
 }
 
 // Runs one block to completion on this worker; returns its status (message in w.msg).

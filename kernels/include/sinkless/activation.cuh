@@ -47,7 +47,8 @@ __device__ __forceinline__ float reciprocal_from_log2(float x, float lg) {
     const float r = ptx::ex2_approx(-lg);
     return r * (2.f - x * r);
 }
-__device__ __forceinline__ float reciprocal(float x) { return reciprocal_from_log2(x, log2f(x)); }
+// x > 0 finite, or anything for which the caller discards the result
+__device__ __forceinline__ float reciprocal(float x) { return reciprocal_from_log2(x, logf(x) * kLog2e); }
 
 // The sigmoid bias of head h for a sequence with sk keys.
 template <class P>
@@ -61,6 +62,7 @@ struct softmax_policy {
     static constexpr bool kRowStat = true;   // forward writes lse
     static constexpr bool kRowDot = true;    // backward reads D = rowsum(dO * O)
     static constexpr bool kBiasGrad = false; // backward writes db
+    static constexpr bool kTallTilesAtHd128 = true;  // see fwd_traits
 
     float scale_log2;
     float sink_log2;  // -inf without a sink
@@ -162,6 +164,7 @@ struct sigmoid_policy {
     static constexpr bool kRowStat = kNormalized;  // forward writes L = sum_j p
     static constexpr bool kRowDot = kNormalized;
     static constexpr bool kBiasGrad = true;
+    static constexpr bool kTallTilesAtHd128 = !kNormalized;  // see fwd_traits
 
     float half_scale;
     float bias_raw;  // b / scale, the accumulator's starting value
@@ -213,7 +216,7 @@ struct sigmoid_policy {
             for (int h = 0; h < 2; ++h) {
                 const float l = quad_sum(st.l[mt][h]);
                 // a row with no visible key stays 0
-                const float inv = l > 0.f ? reciprocal_from_log2(l, log2f(l > 0.f ? l : 1.f)) : 0.f;
+                const float inv = l > 0.f ? reciprocal(l) : 0.f;
 #pragma unroll
                 for (int nt = 0; nt < NO; ++nt) {
                     o[mt][nt][2 * h] *= inv;

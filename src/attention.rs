@@ -1,0 +1,517 @@
+//! The attention API: inputs and outputs of the forward and backward passes, the checks they go
+//! through before any launch, and [`CpuReference`], the float64 reference behind the same API.
+//!
+//! Every backend takes the same argument structs over its own buffer type (`[T]` slices for
+//! [`CpuReference`]); outputs are written into buffers the caller owns, so a test can poison them
+//! and a training loop can reuse them.
+//!
+//! ```
+//! use half::bf16;
+//! use sinkless::attention::{CpuReference, ForwardInputs, ForwardOutputs};
+//! use sinkless::{Activation, AttentionOptions, Mask, Shape, Strides, TensorMut, TensorRef};
+//! let (b, s, h, d) = (1, 5, 2, 8);
+//! let shape = Shape::dense(b, s, s, h, h, d);
+//! let st = Strides::contiguous(s, h, d);
+//! let x: Vec<bf16> = (0..b * s * h * d).map(|i| bf16::from_f32((i % 5) as f32 / 5.0)).collect();
+//! let (sink, mut o, mut lse) = (vec![0.0f32; h], vec![bf16::NAN; x.len()], vec![f32::NAN; b * h * s]);
+//! let opts = AttentionOptions::new(Activation::Softmax { sink: true }).with_mask(Mask::CAUSAL);
+//! fn t(data: &[bf16], strides: Strides) -> TensorRef<'_, [bf16]> { TensorRef { data, strides } }
+//! CpuReference.forward(
+//!     &shape,
+//!     &opts,
+//!     ForwardInputs { q: t(&x, st), k: t(&x, st), v: t(&x, st), sink: Some(&sink[..]), bias: None },
+//!     ForwardOutputs { o: TensorMut { data: &mut o[..], strides: st }, lse: Some(&mut lse[..]) },
+//! )?;
+//! assert!(o.iter().all(|v| v.is_finite()) && lse.iter().all(|v| v.is_finite()));
+//! # Ok::<(), sinkless::Error>(())
+//! ```
+
+use crate::config::{Activation, AttentionOptions, Element, SigmoidBias};
+use crate::error::{Error, Result, TensorName};
+use crate::reference::{self, Precision, Problem, RefActivation, RefBias};
+use crate::tensor::{
+    check_shape, check_tensor, row_stat_len, Dims, Shape, Strides, TensorMut, TensorRef,
+};
+
+/// Inputs of the forward pass. `sink` (per query head, f32) is required exactly when the options
+/// ask for softmax with sinks; `bias` (per query head, f32) exactly for a per-head sigmoid bias.
+#[derive(Debug)]
+pub struct ForwardInputs<'a, S: ?Sized, F: ?Sized> {
+    /// Queries `[batch, seqlen_q, heads_q, head_dim]` (varlen: `[total_q, heads_q, head_dim]`).
+    pub q: TensorRef<'a, S>,
+    /// Keys `[batch, seqlen_k, heads_kv, head_dim]`.
+    pub k: TensorRef<'a, S>,
+    /// Values, shaped like the keys.
+    pub v: TensorRef<'a, S>,
+    /// Per-head sink logits.
+    pub sink: Option<&'a F>,
+    /// Per-head sigmoid bias.
+    pub bias: Option<&'a F>,
+}
+
+/// Outputs of the forward pass. `lse` (f32, `[batch, heads_q, seqlen_q]` or `[heads_q, total_q]`)
+/// is required for softmax and must be `None` otherwise.
+#[derive(Debug)]
+pub struct ForwardOutputs<'a, S: ?Sized, F: ?Sized> {
+    /// Attention output, shaped like the queries.
+    pub o: TensorMut<'a, S>,
+    /// Natural-log log-sum-exp of each query row (softmax only).
+    pub lse: Option<&'a mut F>,
+}
+
+/// Inputs of the backward pass: the forward's inputs and outputs and the output gradient.
+#[derive(Debug)]
+pub struct BackwardInputs<'a, S: ?Sized, F: ?Sized> {
+    /// Queries.
+    pub q: TensorRef<'a, S>,
+    /// Keys.
+    pub k: TensorRef<'a, S>,
+    /// Values.
+    pub v: TensorRef<'a, S>,
+    /// The forward's output.
+    pub o: TensorRef<'a, S>,
+    /// Gradient of the output, shaped like the queries.
+    pub d_o: TensorRef<'a, S>,
+    /// The forward's log-sum-exp (softmax only).
+    pub lse: Option<&'a F>,
+    /// Per-head sink logits (softmax with sinks only).
+    pub sink: Option<&'a F>,
+    /// Per-head sigmoid bias (per-head bias only).
+    pub bias: Option<&'a F>,
+}
+
+/// Outputs of the backward pass. `dsink` and `dbias` (f32, per query head) are required exactly
+/// when the matching parameter is.
+#[derive(Debug)]
+pub struct BackwardOutputs<'a, S: ?Sized, F: ?Sized> {
+    /// Gradient of the queries.
+    pub dq: TensorMut<'a, S>,
+    /// Gradient of the keys (summed over the query heads sharing each key head).
+    pub dk: TensorMut<'a, S>,
+    /// Gradient of the values.
+    pub dv: TensorMut<'a, S>,
+    /// Gradient of the sink logits.
+    pub dsink: Option<&'a mut F>,
+    /// Gradient of the per-head bias.
+    pub dbias: Option<&'a mut F>,
+}
+
+/// A tensor as the checks see it.
+pub(crate) struct Desc {
+    pub name: TensorName,
+    pub len: usize,
+    pub strides: Strides,
+}
+
+fn per_head(name: TensorName, len: Option<usize>, required: bool, heads: usize) -> Result<()> {
+    match (len, required) {
+        (None, true) | (Some(_), false) => Err(Error::PerHeadMismatch {
+            tensor: name,
+            required,
+        }),
+        (Some(l), true) if l != heads => Err(Error::WrongLength {
+            tensor: name,
+            expected: heads,
+            got: l,
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn row_stat(name: TensorName, len: Option<usize>, required: bool, dims: &Dims) -> Result<()> {
+    match (len, required) {
+        (None, true) | (Some(_), false) => Err(Error::PerHeadMismatch {
+            tensor: name,
+            required,
+        }),
+        (Some(l), true) if l < row_stat_len(dims) => Err(Error::BufferTooSmall {
+            tensor: name,
+            needed: row_stat_len(dims),
+            len: l,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Checks everything about a forward call that does not need the buffers' addresses.
+pub(crate) fn check_forward(
+    shape: &Shape<'_>,
+    opts: &AttentionOptions,
+    qkv: [Desc; 3],
+    o: Desc,
+    sink: Option<usize>,
+    bias: Option<usize>,
+    lse: Option<usize>,
+) -> Result<Dims> {
+    opts.validate()?;
+    let dims = check_shape(shape)?;
+    let [q, k, v] = qkv;
+    check_tensor(
+        q.name,
+        q.len,
+        q.strides,
+        &dims,
+        &dims.q,
+        dims.heads_q,
+        false,
+    )?;
+    check_tensor(
+        k.name,
+        k.len,
+        k.strides,
+        &dims,
+        &dims.k,
+        dims.heads_kv,
+        false,
+    )?;
+    check_tensor(
+        v.name,
+        v.len,
+        v.strides,
+        &dims,
+        &dims.k,
+        dims.heads_kv,
+        false,
+    )?;
+    check_tensor(o.name, o.len, o.strides, &dims, &dims.q, dims.heads_q, true)?;
+    per_head(
+        TensorName::Sink,
+        sink,
+        opts.activation.has_sink(),
+        dims.heads_q,
+    )?;
+    per_head(
+        TensorName::Bias,
+        bias,
+        opts.activation.has_bias_tensor(),
+        dims.heads_q,
+    )?;
+    row_stat(TensorName::Lse, lse, opts.activation.has_lse(), &dims)?;
+    Ok(dims)
+}
+
+/// Checks everything about a backward call that does not need the buffers' addresses.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn check_backward(
+    shape: &Shape<'_>,
+    opts: &AttentionOptions,
+    inputs: [Desc; 5],
+    grads: [Desc; 3],
+    lse: Option<usize>,
+    sink: (Option<usize>, Option<usize>),
+    bias: (Option<usize>, Option<usize>),
+) -> Result<Dims> {
+    opts.validate()?;
+    let dims = check_shape(shape)?;
+    let [q, k, v, o, d_o] = inputs;
+    for t in [&q, &o, &d_o] {
+        check_tensor(
+            t.name,
+            t.len,
+            t.strides,
+            &dims,
+            &dims.q,
+            dims.heads_q,
+            false,
+        )?;
+    }
+    for t in [&k, &v] {
+        check_tensor(
+            t.name,
+            t.len,
+            t.strides,
+            &dims,
+            &dims.k,
+            dims.heads_kv,
+            false,
+        )?;
+    }
+    let [dq, dk, dv] = grads;
+    check_tensor(
+        dq.name,
+        dq.len,
+        dq.strides,
+        &dims,
+        &dims.q,
+        dims.heads_q,
+        true,
+    )?;
+    check_tensor(
+        dk.name,
+        dk.len,
+        dk.strides,
+        &dims,
+        &dims.k,
+        dims.heads_kv,
+        true,
+    )?;
+    check_tensor(
+        dv.name,
+        dv.len,
+        dv.strides,
+        &dims,
+        &dims.k,
+        dims.heads_kv,
+        true,
+    )?;
+    row_stat(TensorName::Lse, lse, opts.activation.has_lse(), &dims)?;
+    per_head(
+        TensorName::Sink,
+        sink.0,
+        opts.activation.has_sink(),
+        dims.heads_q,
+    )?;
+    per_head(
+        TensorName::DSink,
+        sink.1,
+        opts.activation.has_sink(),
+        dims.heads_q,
+    )?;
+    per_head(
+        TensorName::Bias,
+        bias.0,
+        opts.activation.has_bias_tensor(),
+        dims.heads_q,
+    )?;
+    per_head(
+        TensorName::DBias,
+        bias.1,
+        opts.activation.has_bias_tensor(),
+        dims.heads_q,
+    )?;
+    Ok(dims)
+}
+
+fn desc<T>(name: TensorName, t: &TensorRef<'_, [T]>) -> Desc {
+    Desc {
+        name,
+        len: t.data.len(),
+        strides: t.strides,
+    }
+}
+
+fn desc_mut<T>(name: TensorName, t: &TensorMut<'_, [T]>) -> Desc {
+    Desc {
+        name,
+        len: t.data.len(),
+        strides: t.strides,
+    }
+}
+
+/// Element offset of (token row, head) in a tensor: dense token `b * seqlen + i`, varlen token `t`.
+fn offset(dims: &Dims, dense_seqlen: usize, strides: Strides, token: usize, head: usize) -> usize {
+    if dims.varlen() {
+        token * strides.row + head * strides.head
+    } else {
+        (token / dense_seqlen) * strides.batch
+            + (token % dense_seqlen) * strides.row
+            + head * strides.head
+    }
+}
+
+/// Copies a strided tensor into the reference's contiguous `[tokens, heads, d]` f64 layout.
+fn gather<T: Element>(
+    dims: &Dims,
+    rows: &crate::tensor::Rows,
+    heads: usize,
+    t: &TensorRef<'_, [T]>,
+) -> Vec<f64> {
+    let d = dims.head_dim;
+    let mut out = Vec::with_capacity(rows.total * heads * d);
+    for token in 0..rows.total {
+        for h in 0..heads {
+            let at = offset(dims, rows.max_len, t.strides, token, h);
+            out.extend(t.data[at..at + d].iter().map(|x| x.to_f64()));
+        }
+    }
+    out
+}
+
+/// Writes the reference's contiguous result into a strided tensor, rounding to `T`.
+fn scatter<T: Element>(
+    dims: &Dims,
+    rows: &crate::tensor::Rows,
+    heads: usize,
+    src: &[f64],
+    t: &mut TensorMut<'_, [T]>,
+) {
+    let d = dims.head_dim;
+    for token in 0..rows.total {
+        for h in 0..heads {
+            let at = offset(dims, rows.max_len, t.strides, token, h);
+            let from = (token * heads + h) * d;
+            for (dst, &x) in t.data[at..at + d].iter_mut().zip(&src[from..from + d]) {
+                *dst = T::from_f64(x);
+            }
+        }
+    }
+}
+
+/// The float64 reference behind the attention API: host slices in, outputs rounded to the
+/// element type (statistics and parameter gradients in f32). The executable spec that the
+/// GPU and emulator backends are tested against, usable directly for numerical-equivalence work.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CpuReference;
+
+impl CpuReference {
+    fn problem<'a>(
+        dims: &Dims,
+        opts: &AttentionOptions,
+        qkv: (&'a [f64], &'a [f64], &'a [f64]),
+        sink: &'a Option<Vec<f64>>,
+        bias: &'a Option<Vec<f64>>,
+    ) -> Problem<'a> {
+        let shape = reference::HeadShape {
+            heads_q: dims.heads_q,
+            heads_kv: dims.heads_kv,
+            head_dim: dims.head_dim,
+        };
+        let base = match (&dims.q.cu, &dims.k.cu) {
+            (Some(cq), Some(ck)) => {
+                let cq: Vec<usize> = cq.iter().map(|&c| c as usize).collect();
+                let ck: Vec<usize> = ck.iter().map(|&c| c as usize).collect();
+                Problem::varlen(&cq, &ck, shape, qkv.0, qkv.1, qkv.2)
+            }
+            _ => Problem::dense(
+                dims.batch,
+                dims.q.max_len,
+                dims.k.max_len,
+                shape,
+                qkv.0,
+                qkv.1,
+                qkv.2,
+            ),
+        };
+        let ref_bias = |b: SigmoidBias| match b {
+            SigmoidBias::Constant(c) => RefBias::Constant(c as f64),
+            SigmoidBias::PerHead => RefBias::PerHead(bias.as_deref().unwrap_or(&[])),
+            SigmoidBias::NegLogSeqlenK => RefBias::NegLogSeqlenK,
+        };
+        let activation = match opts.activation {
+            Activation::Softmax { .. } => RefActivation::Softmax {
+                sink: sink.as_deref(),
+            },
+            Activation::Sigmoid { bias } => RefActivation::Sigmoid {
+                bias: ref_bias(bias),
+                normalized: false,
+            },
+            Activation::NormalizedSigmoid { bias } => RefActivation::Sigmoid {
+                bias: ref_bias(bias),
+                normalized: true,
+            },
+        };
+        Problem {
+            scale: opts.resolved_scale(dims.head_dim) as f64,
+            window: (opts.mask.left, opts.mask.right),
+            activation,
+            ..base
+        }
+    }
+
+    /// The forward pass in float64; `o` rounded to `T`, `lse` in f32.
+    ///
+    /// # Errors
+    /// Every shape, stride, length and option error of [`Error`], before anything is written.
+    pub fn forward<T: Element>(
+        &self,
+        shape: &Shape<'_>,
+        opts: &AttentionOptions,
+        inputs: ForwardInputs<'_, [T], [f32]>,
+        outputs: ForwardOutputs<'_, [T], [f32]>,
+    ) -> Result<()> {
+        let ForwardOutputs { mut o, lse } = outputs;
+        let dims = check_forward(
+            shape,
+            opts,
+            [
+                desc(TensorName::Q, &inputs.q),
+                desc(TensorName::K, &inputs.k),
+                desc(TensorName::V, &inputs.v),
+            ],
+            desc_mut(TensorName::O, &o),
+            inputs.sink.map(<[f32]>::len),
+            inputs.bias.map(<[f32]>::len),
+            lse.as_ref().map(|l| l.len()),
+        )?;
+        let q = gather(&dims, &dims.q, dims.heads_q, &inputs.q);
+        let k = gather(&dims, &dims.k, dims.heads_kv, &inputs.k);
+        let v = gather(&dims, &dims.k, dims.heads_kv, &inputs.v);
+        let widen =
+            |x: Option<&[f32]>| x.map(|s| s.iter().map(|&v| v as f64).collect::<Vec<f64>>());
+        let (sink, bias) = (widen(inputs.sink), widen(inputs.bias));
+        let p = Self::problem(&dims, opts, (&q, &k, &v), &sink, &bias);
+        let f = reference::forward(&p, Precision::F64);
+        scatter(&dims, &dims.q, dims.heads_q, &f.o, &mut o);
+        if let (Some(dst), Some(src)) = (lse, f.lse) {
+            for (d, s) in dst.iter_mut().zip(src) {
+                *d = s as f32;
+            }
+        }
+        Ok(())
+    }
+
+    /// The backward pass in float64; gradients rounded to `T`, `dsink`/`dbias` in f32.
+    ///
+    /// # Errors
+    /// Every shape, stride, length and option error of [`Error`], before anything is written.
+    pub fn backward<T: Element>(
+        &self,
+        shape: &Shape<'_>,
+        opts: &AttentionOptions,
+        inputs: BackwardInputs<'_, [T], [f32]>,
+        outputs: BackwardOutputs<'_, [T], [f32]>,
+    ) -> Result<()> {
+        let BackwardOutputs {
+            mut dq,
+            mut dk,
+            mut dv,
+            dsink,
+            dbias,
+        } = outputs;
+        let dims = check_backward(
+            shape,
+            opts,
+            [
+                desc(TensorName::Q, &inputs.q),
+                desc(TensorName::K, &inputs.k),
+                desc(TensorName::V, &inputs.v),
+                desc(TensorName::O, &inputs.o),
+                desc(TensorName::DO, &inputs.d_o),
+            ],
+            [
+                desc_mut(TensorName::DQ, &dq),
+                desc_mut(TensorName::DK, &dk),
+                desc_mut(TensorName::DV, &dv),
+            ],
+            inputs.lse.map(<[f32]>::len),
+            (
+                inputs.sink.map(<[f32]>::len),
+                dsink.as_ref().map(|s| s.len()),
+            ),
+            (
+                inputs.bias.map(<[f32]>::len),
+                dbias.as_ref().map(|s| s.len()),
+            ),
+        )?;
+        let q = gather(&dims, &dims.q, dims.heads_q, &inputs.q);
+        let k = gather(&dims, &dims.k, dims.heads_kv, &inputs.k);
+        let v = gather(&dims, &dims.k, dims.heads_kv, &inputs.v);
+        let d_o = gather(&dims, &dims.q, dims.heads_q, &inputs.d_o);
+        let widen =
+            |x: Option<&[f32]>| x.map(|s| s.iter().map(|&v| v as f64).collect::<Vec<f64>>());
+        let (sink, bias) = (widen(inputs.sink), widen(inputs.bias));
+        let p = Self::problem(&dims, opts, (&q, &k, &v), &sink, &bias);
+        let g = reference::backward(&p, &d_o, Precision::F64);
+        scatter(&dims, &dims.q, dims.heads_q, &g.dq, &mut dq);
+        scatter(&dims, &dims.k, dims.heads_kv, &g.dk, &mut dk);
+        scatter(&dims, &dims.k, dims.heads_kv, &g.dv, &mut dv);
+        for (dst, src) in [(dsink, g.dsink), (dbias, g.dbias)] {
+            if let (Some(dst), Some(src)) = (dst, src) {
+                for (d, s) in dst.iter_mut().zip(src) {
+                    *d = s as f32;
+                }
+            }
+        }
+        Ok(())
+    }
+}
