@@ -27,6 +27,8 @@
 #include "sinkless/gmem.cuh"
 #include "sinkless/mask.cuh"
 #include "sinkless/activation.cuh"
+#include "sinkless/problem.cuh"
+#include "sinkless/pipeline.cuh"
 
 namespace sinkless {
 
@@ -59,42 +61,6 @@ struct fwd_traits {
     // Q, then K[2], then V[2]
     static constexpr int kSmemBytes = q_tile::kBytes + 4 * kv_tile::kBytes;
 };
-
-// Where sequence b starts and how long it is, for dense and varlen layouts.
-struct seq_bounds {
-    int q_start, k_start, sq, sk;
-};
-template <class P>
-__device__ __forceinline__ seq_bounds get_seq_bounds(const P& p, int b) {
-    seq_bounds s;
-    if (p.cu_seqlens_q != nullptr) {
-        s.q_start = p.cu_seqlens_q[b];
-        s.sq = p.cu_seqlens_q[b + 1] - s.q_start;
-        s.k_start = p.cu_seqlens_k[b];
-        s.sk = p.cu_seqlens_k[b + 1] - s.k_start;
-    } else {
-        s.q_start = 0;
-        s.k_start = 0;
-        s.sq = p.seqlen_q;
-        s.sk = p.seqlen_k;
-    }
-    return s;
-}
-
-// Element offset of (sequence b, row i, head h) for a tensor with the given strides.
-template <class P>
-__device__ __forceinline__ int64_t row_offset(const P& p, int b, int64_t batch_stride, int64_t row_stride,
-                                              int64_t head_stride, int seq_start, int i, int h) {
-    const int64_t bo = p.cu_seqlens_q != nullptr ? 0 : static_cast<int64_t>(b) * batch_stride;
-    return bo + static_cast<int64_t>(seq_start + i) * row_stride + static_cast<int64_t>(h) * head_stride;
-}
-
-// Index of row i's statistic: dense [batch, heads_q, seqlen_q], varlen [heads_q, total_q].
-template <class P>
-__device__ __forceinline__ int64_t stat_index(const P& p, int b, int h, int q_start, int i) {
-    if (p.cu_seqlens_q != nullptr) return static_cast<int64_t>(h) * p.total_q + q_start + i;
-    return (static_cast<int64_t>(b) * p.heads_q + h) * p.seqlen_q + i;
-}
 
 template <class T, class Act, int kHD>
 __device__ __forceinline__ void attn_fwd(const sinkless_attn_fwd_params& p) {
@@ -140,10 +106,6 @@ __device__ __forceinline__ void attn_fwd(const sinkless_attn_fwd_params& p) {
         load_rows_async<kThreads>(kv_tile{v_base + stage * kv_tile::kElems}, v + n0 * p.v_row_stride, p.v_row_stride, sb.sk - n0,
                                   p.head_dim, tid);
     };
-    load_rows_async<kThreads>(sq_tile, q, p.q_row_stride, rows, p.head_dim, tid);
-    if (n_begin < n_end) load_kv(n_end - 1, 0);
-    ptx::cp_async_commit();
-
     const Act act(p, h, sb.sk);
     typename Act::template state<MT> st;
     act.init(st, lane);
@@ -151,38 +113,31 @@ __device__ __forceinline__ void attn_fwd(const sinkless_attn_fwd_params& p) {
     fill(o, 0.f);
     const int wm0 = warp * 16 * MT;  // warp's first row inside the CTA tile
 
-    for (int n = n_end - 1, stage = 0; n >= n_begin; --n, stage ^= 1) {
-        if (n > n_begin) {
-            load_kv(n - 1, stage ^ 1);
-            ptx::cp_async_commit();
-            ptx::cp_async_wait<1>();
-        } else {
-            ptx::cp_async_wait<0>();
-        }
-        __syncthreads();
+    // Step i works on key tile n_end - 1 - i: the last (most often partly masked) first.
+    load_rows_async<kThreads>(sq_tile, q, p.q_row_stride, rows, p.head_dim, tid);
+    double_buffered(
+        n_end - n_begin, [&](int i, int stage) { load_kv(n_end - 1 - i, stage); },
+        [&](int i, int stage) {
+            const int n0 = (n_end - 1 - i) * tr::kBlockN;
+            const kv_tile k_tile{k_base + stage * kv_tile::kElems};
+            const kv_tile v_tile{v_base + stage * kv_tile::kElems};
+            float s[MT][NT][4];
+            fill(s, act.score_init());
+            gemm_nt<T, MT, NT, kHD>(s, sq_tile, wm0, k_tile, 0, p.head_dim, lane);
 
-        const int n0 = n * tr::kBlockN;
-        const kv_tile k_tile{k_base + stage * kv_tile::kElems};
-        const kv_tile v_tile{v_base + stage * kv_tile::kElems};
-        float s[MT][NT][4];
-        fill(s, act.score_init());
-        gemm_nt<T, MT, NT, kHD>(s, sq_tile, wm0, k_tile, 0, p.head_dim, lane);
+            auto mask_fn = [&](float (&x)[MT][NT][4], float fill_value) {
+                mask_tile<false>(x, mask, m0 + wm0, n0, fill_value, lane);
+            };
+            if (mask.tile_full(m0, m0 + tr::kBlockM, n0, n0 + tr::kBlockN)) {
+                act.template apply<false>(st, s, o, mask_fn);
+            } else {
+                act.template apply<true>(st, s, o, mask_fn);
+            }
 
-        auto mask_fn = [&](float (&x)[MT][NT][4], float fill_value) {
-            mask_tile<false>(x, mask, m0 + wm0, n0, fill_value, lane);
-        };
-        if (mask.tile_full(m0, m0 + tr::kBlockM, n0, n0 + tr::kBlockN)) {
-            act.template apply<false>(st, s, o, mask_fn);
-        } else {
-            act.template apply<true>(st, s, o, mask_fn);
-        }
-
-        uint32_t pa[MT][NT / 2][4];
-        acc_to_a<T>(pa, s);
-        gemm_rn<T>(o, pa, v_tile, 0, sb.sk - n0, lane);
-        // the next iteration's copy overwrites this stage
-        __syncthreads();
-    }
+            uint32_t pa[MT][NT / 2][4];
+            acc_to_a<T>(pa, s);
+            gemm_rn<T>(o, pa, v_tile, 0, sb.sk - n0, lane);
+        });
 
     float stat[MT][2];
     act.finalize(st, o, stat);

@@ -20,7 +20,7 @@
 //!     &shape,
 //!     &opts,
 //!     ForwardInputs { q: t(&x, st), k: t(&x, st), v: t(&x, st), sink: Some(&sink[..]), bias: None },
-//!     ForwardOutputs { o: TensorMut { data: &mut o[..], strides: st }, lse: Some(&mut lse[..]) },
+//!     ForwardOutputs { o: TensorMut { data: &mut o[..], strides: st }, row_stat: Some(&mut lse[..]) },
 //! )?;
 //! assert!(o.iter().all(|v| v.is_finite()) && lse.iter().all(|v| v.is_finite()));
 //! # Ok::<(), sinkless::Error>(())
@@ -49,14 +49,16 @@ pub struct ForwardInputs<'a, S: ?Sized, F: ?Sized> {
     pub bias: Option<&'a F>,
 }
 
-/// Outputs of the forward pass. `lse` (f32, `[batch, heads_q, seqlen_q]` or `[heads_q, total_q]`)
-/// is required for softmax and must be `None` otherwise.
+/// Outputs of the forward pass. `row_stat` (f32, `[batch, heads_q, seqlen_q]` or
+/// `[heads_q, total_q]`) is required for softmax (the log-sum-exp) and normalized sigmoid (the
+/// row sum of sigmoids), and must be `None` for plain sigmoid.
 #[derive(Debug)]
 pub struct ForwardOutputs<'a, S: ?Sized, F: ?Sized> {
     /// Attention output, shaped like the queries.
     pub o: TensorMut<'a, S>,
-    /// Natural-log log-sum-exp of each query row (softmax only).
-    pub lse: Option<&'a mut F>,
+    /// Per query row: the natural-log log-sum-exp (softmax; `-inf` for a row that sees no key and
+    /// has no sink) or the sum of its sigmoids (normalized sigmoid). The backward reads it.
+    pub row_stat: Option<&'a mut F>,
 }
 
 /// Inputs of the backward pass: the forward's inputs and outputs and the output gradient.
@@ -72,8 +74,8 @@ pub struct BackwardInputs<'a, S: ?Sized, F: ?Sized> {
     pub o: TensorRef<'a, S>,
     /// Gradient of the output, shaped like the queries.
     pub d_o: TensorRef<'a, S>,
-    /// The forward's log-sum-exp (softmax only).
-    pub lse: Option<&'a F>,
+    /// The forward's per-row statistic (softmax, normalized sigmoid).
+    pub row_stat: Option<&'a F>,
     /// Per-head sink logits (softmax with sinks only).
     pub sink: Option<&'a F>,
     /// Per-head sigmoid bias (per-head bias only).
@@ -118,7 +120,7 @@ fn per_head(name: TensorName, len: Option<usize>, required: bool, heads: usize) 
     }
 }
 
-fn row_stat(name: TensorName, len: Option<usize>, required: bool, dims: &Dims) -> Result<()> {
+fn check_row_stat(name: TensorName, len: Option<usize>, required: bool, dims: &Dims) -> Result<()> {
     match (len, required) {
         (None, true) | (Some(_), false) => Err(Error::PerHeadMismatch {
             tensor: name,
@@ -141,7 +143,7 @@ pub(crate) fn check_forward(
     o: Desc,
     sink: Option<usize>,
     bias: Option<usize>,
-    lse: Option<usize>,
+    row_stat: Option<usize>,
 ) -> Result<Dims> {
     opts.validate()?;
     let dims = check_shape(shape)?;
@@ -186,7 +188,12 @@ pub(crate) fn check_forward(
         opts.activation.has_bias_tensor(),
         dims.heads_q,
     )?;
-    row_stat(TensorName::Lse, lse, opts.activation.has_lse(), &dims)?;
+    check_row_stat(
+        TensorName::RowStat,
+        row_stat,
+        opts.activation.has_row_stat(),
+        &dims,
+    )?;
     Ok(dims)
 }
 
@@ -197,7 +204,7 @@ pub(crate) fn check_backward(
     opts: &AttentionOptions,
     inputs: [Desc; 5],
     grads: [Desc; 3],
-    lse: Option<usize>,
+    row_stat: Option<usize>,
     sink: (Option<usize>, Option<usize>),
     bias: (Option<usize>, Option<usize>),
 ) -> Result<Dims> {
@@ -254,7 +261,12 @@ pub(crate) fn check_backward(
         dims.heads_kv,
         true,
     )?;
-    row_stat(TensorName::Lse, lse, opts.activation.has_lse(), &dims)?;
+    check_row_stat(
+        TensorName::RowStat,
+        row_stat,
+        opts.activation.has_row_stat(),
+        &dims,
+    )?;
     per_head(
         TensorName::Sink,
         sink.0,
@@ -419,7 +431,7 @@ impl CpuReference {
         inputs: ForwardInputs<'_, [T], [f32]>,
         outputs: ForwardOutputs<'_, [T], [f32]>,
     ) -> Result<()> {
-        let ForwardOutputs { mut o, lse } = outputs;
+        let ForwardOutputs { mut o, row_stat } = outputs;
         let dims = check_forward(
             shape,
             opts,
@@ -431,7 +443,7 @@ impl CpuReference {
             desc_mut(TensorName::O, &o),
             inputs.sink.map(<[f32]>::len),
             inputs.bias.map(<[f32]>::len),
-            lse.as_ref().map(|l| l.len()),
+            row_stat.as_ref().map(|l| l.len()),
         )?;
         let q = gather(&dims, &dims.q, dims.heads_q, &inputs.q);
         let k = gather(&dims, &dims.k, dims.heads_kv, &inputs.k);
@@ -442,7 +454,11 @@ impl CpuReference {
         let p = Self::problem(&dims, opts, (&q, &k, &v), &sink, &bias);
         let f = reference::forward(&p, Precision::F64);
         scatter(&dims, &dims.q, dims.heads_q, &f.o, &mut o);
-        if let (Some(dst), Some(src)) = (lse, f.lse) {
+        let stat = match opts.activation {
+            Activation::NormalizedSigmoid { .. } => Some(reference::sigmoid_row_sums(&p)),
+            _ => f.lse,
+        };
+        if let (Some(dst), Some(src)) = (row_stat, stat) {
             for (d, s) in dst.iter_mut().zip(src) {
                 *d = s as f32;
             }
@@ -483,7 +499,7 @@ impl CpuReference {
                 desc_mut(TensorName::DK, &dk),
                 desc_mut(TensorName::DV, &dv),
             ],
-            inputs.lse.map(<[f32]>::len),
+            inputs.row_stat.map(<[f32]>::len),
             (
                 inputs.sink.map(<[f32]>::len),
                 dsink.as_ref().map(|s| s.len()),

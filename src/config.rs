@@ -124,9 +124,13 @@ impl Activation {
         )
     }
 
-    /// Whether the forward produces a log-sum-exp.
-    pub fn has_lse(self) -> bool {
-        matches!(self, Activation::Softmax { .. })
+    /// Whether the forward writes a per-row statistic that the backward reads: the log-sum-exp
+    /// for softmax, the row sum of sigmoids for normalized sigmoid.
+    pub fn has_row_stat(self) -> bool {
+        matches!(
+            self,
+            Activation::Softmax { .. } | Activation::NormalizedSigmoid { .. }
+        )
     }
 }
 

@@ -22,8 +22,8 @@ pub enum TensorName {
     DK,
     /// Gradient of the values.
     DV,
-    /// Log-sum-exp of each query row (softmax).
-    Lse,
+    /// Per-row statistic: the log-sum-exp (softmax) or the row sum of sigmoids (normalized sigmoid).
+    RowStat,
     /// Per-head sink logits.
     Sink,
     /// Gradient of the sink logits.
@@ -55,7 +55,7 @@ impl fmt::Display for TensorName {
             TensorName::DQ => "dq",
             TensorName::DK => "dk",
             TensorName::DV => "dv",
-            TensorName::Lse => "lse",
+            TensorName::RowStat => "row_stat",
             TensorName::Sink => "sink",
             TensorName::DSink => "dsink",
             TensorName::Bias => "bias",

@@ -590,6 +590,35 @@ pub fn forward(p: &Problem, prec: Precision) -> Forward {
     Forward { o, lse }
 }
 
+/// The row sum `sum_j sigmoid(s_ij + b)` over the visible keys of every query row, in the LSE
+/// layout (0 for a row that sees no key): the statistic the normalized-sigmoid kernels write in
+/// the forward and read in the backward.
+///
+/// # Panics
+/// If the activation is not a sigmoid, or the problem's shapes are inconsistent.
+pub fn sigmoid_row_sums(p: &Problem) -> Vec<f64> {
+    p.check();
+    let RefActivation::Sigmoid { bias, .. } = p.activation else {
+        panic!("sigmoid_row_sums needs a sigmoid activation");
+    };
+    let mut sums = vec![0.0; p.tokens_q() * p.heads_q];
+    for (b, seq) in p.seqs.iter().enumerate() {
+        for h in 0..p.heads_q {
+            let bh = bias.value(h, seq.k_len);
+            for i in 0..seq.q_len {
+                let q_i = &p.q[p.q_row(seq.q_start + i, h)];
+                sums[p.lse_index(b, h, i)] = visible_keys(seq.q_len, seq.k_len, i, p.window)
+                    .map(|j| {
+                        let s = p.scale * dot(q_i, &p.k[p.kv_row(seq.k_start + j, p.kv_head(h))]);
+                        ln_sigmoid(s + bh).exp()
+                    })
+                    .sum();
+            }
+        }
+    }
+    sums
+}
+
 /// Gradients of `sum(dout ∘ o)` with respect to `q`, `k`, `v`, the sinks and a per-head bias.
 ///
 /// Softmax: `D = dO·o`, `dS = P ∘ (dP - D)`, `dsink[h] = -sum_i exp(sink[h] - lse[i]) D[i]`.

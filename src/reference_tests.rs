@@ -1124,3 +1124,33 @@ proptest! {
         case.check_gradients();
     }
 }
+
+#[test]
+fn sigmoid_row_sums_normalize_the_map() {
+    let (sq, sk, d) = (5, 7, 4);
+    let mut rng = Rng(77);
+    let q = rng.values(sq * 2 * d, 1.0);
+    let k = rng.values(sk * d, 1.0);
+    let v = rng.values(sk * d, 1.0);
+    let shape = HeadShape {
+        heads_q: 2,
+        heads_kv: 1,
+        head_dim: d,
+    };
+    let p = Problem {
+        window: (Some(2), Some(0)),
+        activation: RefActivation::Sigmoid {
+            bias: RefBias::Constant(-1.0),
+            normalized: false,
+        },
+        ..Problem::dense(1, sq, sk, shape, &q, &k, &v)
+    };
+    let sums = sigmoid_row_sums(&p);
+    for h in 0..2 {
+        let map = attention_probs(&p, 0, h, Precision::F64);
+        for i in 0..sq {
+            let want: f64 = map[i * sk..(i + 1) * sk].iter().sum();
+            assert!((sums[p.lse_index(0, h, i)] - want).abs() < 1e-12);
+        }
+    }
+}

@@ -56,7 +56,7 @@ fn forward(
                 data: &mut o,
                 strides: sq_st,
             },
-            lse: lse.as_deref_mut(),
+            row_stat: lse.as_deref_mut(),
         },
     )?;
     Ok((o, lse))
@@ -95,7 +95,7 @@ fn per_head_and_statistic_buffers_are_checked() {
     assert_eq!(
         forward(&CASE, &softmax, Some(&sink), None, Some(2 * 4 * 17 - 1)).unwrap_err(),
         Error::BufferTooSmall {
-            tensor: TensorName::Lse,
+            tensor: TensorName::RowStat,
             needed: 136,
             len: 135
         }
@@ -106,7 +106,7 @@ fn per_head_and_statistic_buffers_are_checked() {
     assert_eq!(
         forward(&CASE, &sigmoid, None, None, Some(136)).unwrap_err(),
         Error::PerHeadMismatch {
-            tensor: TensorName::Lse,
+            tensor: TensorName::RowStat,
             required: false
         }
     );
@@ -181,7 +181,7 @@ fn backward_runs_every_activation_and_checks_gradient_buffers() {
         let sink = act.has_sink().then_some(&params[..]);
         let bias = act.has_bias_tensor().then_some(&params[..]);
         let mut o = vec![f16::NAN; q.len()];
-        let mut lse = act.has_lse().then(|| vec![f32::NAN; hq * sq]);
+        let mut lse = act.has_row_stat().then(|| vec![f32::NAN; hq * sq]);
         CpuReference
             .forward(
                 &shape,
@@ -198,7 +198,7 @@ fn backward_runs_every_activation_and_checks_gradient_buffers() {
                         data: &mut o,
                         strides: qs,
                     },
-                    lse: lse.as_deref_mut(),
+                    row_stat: lse.as_deref_mut(),
                 },
             )
             .unwrap();
@@ -218,7 +218,7 @@ fn backward_runs_every_activation_and_checks_gradient_buffers() {
                 v: t(&v, ks),
                 o: t(&o, qs),
                 d_o: t(&d_o, qs),
-                lse: lse.as_deref(),
+                row_stat: lse.as_deref(),
                 sink,
                 bias,
             },
