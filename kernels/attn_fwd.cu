@@ -1,3 +1,4 @@
+#pragma once
 #include "sinkless/compat.cuh"
 #include "sinkless/ptx.cuh"
 // Attention forward, one template for every activation (softmax with sinks, sigmoid,

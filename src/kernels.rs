@@ -12,6 +12,19 @@ pub(crate) struct KernelSpec {
     pub threads: u32,
     /// Runs one CUDA thread's share of the kernel under the emulator.
     pub sim_entry: unsafe extern "C" fn(*const c_void),
+    /// Reports the launch geometry from the kernel's traits (host-compiled copy).
+    pub traits: Option<unsafe extern "C" fn(*mut crate::ffi::sinkless_kernel_traits)>,
+}
+
+impl KernelSpec {
+    /// The launch geometry of a kernel that declares traits.
+    pub fn geometry(&self) -> Option<crate::ffi::sinkless_kernel_traits> {
+        let f = self.traits?;
+        let mut t = crate::ffi::sinkless_kernel_traits::default();
+        // SAFETY: the generated function only writes the four fields of `t`.
+        unsafe { f(&mut t) };
+        Some(t)
+    }
 }
 
 include!(concat!(env!("OUT_DIR"), "/kernels.rs"));

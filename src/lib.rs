@@ -24,6 +24,7 @@
 
 pub mod attention;
 pub mod backend;
+pub mod bench;
 pub mod check;
 pub mod config;
 pub mod error;

@@ -4,16 +4,24 @@
 //! sinkless info     toolchain, compiled targets, driver and GPU, the kernel report
 //! sinkless check    every available backend against the float64 reference; non-zero exit on failure
 //! sinkless report   the kernel report alone; non-zero exit on spills, local memory or missing HMMA
+//! sinkless bench    time the kernels (one configuration, or a grid) and print the table
+//! sinkless table    the Markdown table of results files
+//! sinkless plot     TFLOP/s-versus-seqlen SVG of results files
 //! ```
 
 use sinkless::report::KernelReport;
 use sinkless::{check, CudaBackend, Emulator, Error};
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: sinkless <info|check|report>\n\
+const USAGE: &str = "usage: sinkless <info|check|report|bench|table|plot>\n\
     \n  info     toolchain, compiled targets, driver and GPU, the kernel report\
     \n  check    run every available backend against the float64 reference\
-    \n  report   print the kernel report; fail on spills, local memory or missing tensor-core code\n";
+    \n           (--small: only shapes small enough for compute-sanitizer; today every case is)\
+    \n  report   print the kernel report; fail on spills, local memory or missing tensor-core code\
+    \n  bench    [--hd N] [--seqlen N] [--causal] [--grid single|full|tiny] [--emulator] [--once]\
+    \n           [--runs N] [--warmup N] [--no-flush] [--baseline FILE]... [--out FILE] [--print-grid]\
+    \n  table    [--headline] RESULTS.jsonl...   the Markdown table of benchmark results\
+    \n  plot     RESULTS.jsonl... OUTDIR        draw OUTDIR/tflops.svg\n";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -21,6 +29,9 @@ fn main() -> ExitCode {
         Some("info") => info(),
         Some("check") => run_check(),
         Some("report") => report(),
+        Some("bench") => sinkless::bench::cli::bench(&args[1..]),
+        Some("table") => sinkless::bench::cli::table(&args[1..]),
+        Some("plot") => sinkless::bench::cli::plot(&args[1..]),
         Some("-h" | "--help" | "help") => {
             print!("{USAGE}");
             ExitCode::SUCCESS

@@ -4,7 +4,7 @@
 //! only in where the addresses point and how a [`Launch`] is issued, so everything here runs on
 //! every CI machine through the emulator.
 
-use crate::config::DType;
+use crate::config::{Activation, AttentionOptions, DType, SigmoidBias};
 use crate::error::{to_i32, to_i64, to_u32, Error, Result, TensorName};
 use crate::ffi;
 use crate::kernels::{self, KernelSpec};
@@ -16,20 +16,58 @@ const GRID_YZ_MAX: u32 = 65_535;
 /// Largest grid x dimension.
 const GRID_X_MAX: u32 = i32::MAX as u32;
 
-/// The params struct of one launch.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum Params {
-    /// `sinkless_rowdot_params`.
-    RowDot(ffi::sinkless_rowdot_params),
+/// Declares [`Params`], one variant per params struct of `params.h`, with the address the
+/// emulator reads and the cudarc marker the CUDA backend needs: adding a kernel family's
+/// struct is one line here.
+macro_rules! params {
+    ($($variant:ident => $ty:ident),* $(,)?) => {
+        /// The params struct of one launch.
+        #[derive(Clone, Copy, Debug)]
+        pub(crate) enum Params {
+            $(
+                #[doc = concat!("`", stringify!($ty), "`.")]
+                $variant(ffi::$ty),
+            )*
+        }
+
+        impl Params {
+            /// Address of the struct, for the emulator (which copies it by value into the kernel).
+            pub fn as_ptr(&self) -> *const c_void {
+                match self {
+                    $(Params::$variant(p) => (p as *const ffi::$ty).cast(),)*
+                }
+            }
+
+            /// Pushes the struct as the kernel's one argument.
+            pub fn push_arg<'a>(&'a self, b: &mut cudarc::driver::LaunchArgs<'a>) {
+                use cudarc::driver::PushKernelArg;
+                match self {
+                    $(Params::$variant(p) => { b.arg(p); })*
+                }
+            }
+        }
+
+        $(
+            // SAFETY: plain C data (integers, floats, raw device pointers) that the kernel takes
+            // by value; the layout is bindgen's twin of params.h.
+            unsafe impl cudarc::driver::DeviceRepr for ffi::$ty {}
+        )*
+    };
 }
 
-impl Params {
-    /// Address of the struct, for the emulator (which copies it by value into the kernel).
-    pub fn as_ptr(&self) -> *const c_void {
-        match self {
-            Params::RowDot(p) => (p as *const ffi::sinkless_rowdot_params).cast(),
-        }
-    }
+params! {
+    RowDot => sinkless_rowdot_params,
+    AttnFwd => sinkless_attn_fwd_params,
+    AttnBwd => sinkless_attn_bwd_params,
+    ConfIndex => sinkless_conf_index_params,
+    ConfReduce => sinkless_conf_reduce_params,
+    ConfCpAsync => sinkless_conf_cp_async_params,
+    ConfLdmatrix => sinkless_conf_ldmatrix_params,
+    ConfMma => sinkless_conf_mma_params,
+    ConfShfl => sinkless_conf_shfl_params,
+    ConfMath => sinkless_conf_math_params,
+    ConfWiden => sinkless_conf_widen_params,
+    ConfAtomic => sinkless_conf_atomic_params,
 }
 
 /// One kernel launch.
@@ -43,7 +81,7 @@ pub(crate) struct Launch {
     pub params: Params,
 }
 
-fn kernel(name: String) -> Result<&'static KernelSpec> {
+pub(crate) fn kernel(name: String) -> Result<&'static KernelSpec> {
     kernels::find(&name).ok_or(Error::Unsupported {
         feature: format!("kernel {name} is not in the instance table"),
     })
@@ -129,5 +167,147 @@ pub(crate) fn row_dot(
         block: [spec.threads, 1, 1],
         smem: 0,
         params: Params::RowDot(p),
+    })
+}
+
+/// Head-dimension buckets the attention kernels are compiled for; a head dim runs in the
+/// smallest bucket that holds it, zero-padded inside the kernel.
+pub(crate) const HEAD_DIM_BUCKETS: [usize; 6] = [32, 64, 96, 128, 192, 256];
+
+/// The bucket for `head_dim` (validated to be at most 256).
+pub(crate) fn bucket(head_dim: usize) -> usize {
+    *HEAD_DIM_BUCKETS
+        .iter()
+        .find(|&&b| b >= head_dim)
+        .expect("head_dim checked to be <= 256")
+}
+
+/// The activation's part of a kernel name.
+fn activation_name(a: Activation) -> &'static str {
+    match a {
+        Activation::Softmax { .. } => "softmax",
+        Activation::Sigmoid { .. } => "sigmoid",
+        Activation::NormalizedSigmoid { .. } => "nsigmoid",
+    }
+}
+
+/// The sigmoid bias as the kernels take it: (kind, constant value).
+fn bias_fields(a: Activation) -> (i32, f32) {
+    let bias = match a {
+        Activation::Softmax { .. } => return (ffi::SINKLESS_BIAS_CONSTANT as i32, 0.0),
+        Activation::Sigmoid { bias } | Activation::NormalizedSigmoid { bias } => bias,
+    };
+    match bias {
+        SigmoidBias::Constant(b) => (ffi::SINKLESS_BIAS_CONSTANT as i32, b),
+        SigmoidBias::PerHead => (ffi::SINKLESS_BIAS_PER_HEAD as i32, 0.0),
+        SigmoidBias::NegLogSeqlenK => (ffi::SINKLESS_BIAS_NEG_LOG_SK as i32, 0.0),
+    }
+}
+
+/// A window bound as the kernels take it: -1 for unbounded.
+fn window_bound(w: Option<usize>) -> Result<i32> {
+    w.map_or(Ok(-1), |w| to_i32("window", w))
+}
+
+fn null<T>(a: Option<u64>) -> *const T {
+    a.map_or(std::ptr::null(), |a| a as *const T)
+}
+
+/// Addresses of a forward call's buffers.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ForwardAddrs {
+    pub q: Addr,
+    pub k: Addr,
+    pub v: Addr,
+    pub o: Addr,
+    pub row_stat: Option<u64>,
+    pub cu_seqlens_q: Option<u64>,
+    pub cu_seqlens_k: Option<u64>,
+    pub sink: Option<u64>,
+    pub bias: Option<u64>,
+}
+
+/// Checks every tensor base address for the kernels' 16-byte vector loads.
+fn check_all_aligned(tensors: &[(TensorName, Addr)]) -> Result<()> {
+    tensors
+        .iter()
+        .try_for_each(|(n, a)| check_aligned(*n, a.addr))
+}
+
+/// The attention forward: one launch of `ceil(seqlen_q / block_m) x heads_q x batch` CTAs.
+pub(crate) fn attn_forward(
+    dtype: DType,
+    opts: &AttentionOptions,
+    dims: &Dims,
+    a: &ForwardAddrs,
+) -> Result<Launch> {
+    check_all_aligned(&[
+        (TensorName::Q, a.q),
+        (TensorName::K, a.k),
+        (TensorName::V, a.v),
+        (TensorName::O, a.o),
+    ])?;
+    let spec = kernel(format!(
+        "sinkless_attn_fwd_{}_{}_hd{}",
+        activation_name(opts.activation),
+        dtype.name(),
+        bucket(dims.head_dim)
+    ))?;
+    let geo = spec.geometry().expect("attention kernels declare traits");
+    let (bias_kind, bias_value) = bias_fields(opts.activation);
+    let p = ffi::sinkless_attn_fwd_params {
+        q: a.q.addr as *const c_void,
+        k: a.k.addr as *const c_void,
+        v: a.v.addr as *const c_void,
+        o: a.o.addr as *mut c_void,
+        row_stat: a.row_stat.map_or(std::ptr::null_mut(), |r| r as *mut f32),
+        cu_seqlens_q: null(a.cu_seqlens_q),
+        cu_seqlens_k: null(a.cu_seqlens_k),
+        sink: null(a.sink),
+        bias: null(a.bias),
+        q_batch_stride: to_i64("stride", a.q.strides.batch)?,
+        q_row_stride: to_i64("stride", a.q.strides.row)?,
+        q_head_stride: to_i64("stride", a.q.strides.head)?,
+        k_batch_stride: to_i64("stride", a.k.strides.batch)?,
+        k_row_stride: to_i64("stride", a.k.strides.row)?,
+        k_head_stride: to_i64("stride", a.k.strides.head)?,
+        v_batch_stride: to_i64("stride", a.v.strides.batch)?,
+        v_row_stride: to_i64("stride", a.v.strides.row)?,
+        v_head_stride: to_i64("stride", a.v.strides.head)?,
+        o_batch_stride: to_i64("stride", a.o.strides.batch)?,
+        o_row_stride: to_i64("stride", a.o.strides.row)?,
+        o_head_stride: to_i64("stride", a.o.strides.head)?,
+        batch: to_i32("batch", dims.batch)?,
+        seqlen_q: to_i32("seqlen_q", dims.q.max_len)?,
+        seqlen_k: to_i32("seqlen_k", dims.k.max_len)?,
+        total_q: to_i32("total_q", dims.q.total)?,
+        heads_q: to_i32("heads_q", dims.heads_q)?,
+        heads_kv: to_i32("heads_kv", dims.heads_kv)?,
+        head_dim: to_i32("head_dim", dims.head_dim)?,
+        window_left: window_bound(opts.mask.left)?,
+        window_right: window_bound(opts.mask.right)?,
+        bias_kind,
+        bias_value,
+        scale: opts.resolved_scale(dims.head_dim),
+    };
+    let block_m = usize::try_from(geo.block_m).expect("positive tile size");
+    Ok(Launch {
+        kernel: spec,
+        grid: [
+            to_u32(
+                "query blocks",
+                dims.q.max_len.div_ceil(block_m).max(1),
+                GRID_X_MAX,
+            )?,
+            to_u32("heads_q", dims.heads_q, GRID_YZ_MAX)?,
+            to_u32("batch", dims.batch, GRID_YZ_MAX)?,
+        ],
+        block: [
+            u32::try_from(geo.threads).expect("positive thread count"),
+            1,
+            1,
+        ],
+        smem: usize::try_from(geo.smem_bytes).expect("positive shared memory"),
+        params: Params::AttnFwd(p),
     })
 }

@@ -18,15 +18,15 @@
 //! # Ok::<(), sinkless::Error>(())
 //! ```
 
-use crate::config::Element;
+use crate::attention::{check_forward, Desc, ForwardInputs, ForwardOutputs};
+use crate::config::{AttentionOptions, Element};
 use crate::error::{Error, Result, TensorName};
-use crate::ffi;
-use crate::plan::{self, Addr, Launch, Params};
+use crate::plan::{self, Addr, ForwardAddrs, Launch};
 use crate::tensor::{check_shape, Shape, TensorRef};
 use cudarc::driver::sys::CUdevice_attribute;
 use cudarc::driver::{
-    CudaContext, CudaFunction, CudaModule, CudaStream, DevicePtr, DevicePtrMut, DeviceRepr,
-    DeviceSlice, DriverError, LaunchConfig, PushKernelArg,
+    CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DevicePtr, DevicePtrMut,
+    DeviceRepr, DeviceSlice, DriverError, LaunchConfig,
 };
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -42,10 +42,6 @@ pub(crate) const FATBIN: Option<&[u8]> = None;
 /// Per kernel and target: registers, shared memory, spills and SASS instruction counts, as
 /// tab-separated text (see `sinkless info`).
 pub const KERNEL_REPORT: &str = include_str!(concat!(env!("OUT_DIR"), "/kernel_report.txt"));
-
-// SAFETY: the params structs are plain C data (integers, floats, raw device pointers) that the
-// kernels take by value; their layout is bindgen's twin of params.h.
-unsafe impl DeviceRepr for ffi::sinkless_rowdot_params {}
 
 fn cuda_err(during: &'static str) -> impl Fn(DriverError) -> Error {
     move |e| Error::Cuda {
@@ -190,9 +186,7 @@ impl CudaBackend {
             shared_mem_bytes: smem,
         };
         let mut builder = self.stream.launch_builder(&f);
-        match &l.params {
-            Params::RowDot(p) => builder.arg(p),
-        };
+        l.params.push_arg(&mut builder);
         // SAFETY: the plan checked every tensor's extent against its buffer's length, and the
         // caller holds the buffers (and their cudarc event guards) until this call returns.
         unsafe { builder.launch(cfg) }.map_err(cuda_err("launching a kernel"))?;
@@ -258,5 +252,114 @@ impl CudaBackend {
             cu_ptr.as_ref().map(|(p, _)| *p),
         )?;
         self.launch(&launch)
+    }
+
+    /// Copies `cu_seqlens` to the device, when the problem is varlen.
+    fn upload_cu(&self, cu: &Option<Vec<i32>>) -> Result<Option<CudaSlice<i32>>> {
+        cu.as_ref()
+            .map(|c| {
+                self.stream
+                    .clone_htod(c)
+                    .map_err(cuda_err("copying cu_seqlens"))
+            })
+            .transpose()
+    }
+
+    /// The attention forward: writes `o` and, for softmax and normalized sigmoid, the per-row
+    /// statistic (see [`ForwardOutputs`]). Queued on [`stream`](Self::stream).
+    ///
+    /// # Errors
+    /// Every shape, stride, alignment, length and option error of [`Error`], before any launch;
+    /// [`Error::DeviceMismatch`] for buffers of another device; [`Error::Cuda`].
+    pub fn forward<T, S, O, F, G>(
+        &self,
+        shape: &Shape<'_>,
+        opts: &AttentionOptions,
+        inputs: ForwardInputs<'_, S, F>,
+        outputs: ForwardOutputs<'_, O, G>,
+    ) -> Result<()>
+    where
+        T: Element + DeviceRepr,
+        S: DevicePtr<T>,
+        O: DevicePtrMut<T>,
+        F: DevicePtr<f32>,
+        G: DevicePtrMut<f32>,
+    {
+        let ForwardOutputs { o, row_stat } = outputs;
+        let desc = |name, t: &TensorRef<'_, S>| Desc {
+            name,
+            len: t.data.len(),
+            strides: t.strides,
+        };
+        let dims = check_forward(
+            shape,
+            opts,
+            [
+                desc(TensorName::Q, &inputs.q),
+                desc(TensorName::K, &inputs.k),
+                desc(TensorName::V, &inputs.v),
+            ],
+            Desc {
+                name: TensorName::O,
+                len: o.data.len(),
+                strides: o.strides,
+            },
+            inputs.sink.map(|s| s.len()),
+            inputs.bias.map(|b| b.len()),
+            row_stat.as_ref().map(|r| r.len()),
+        )?;
+        for (name, t) in [
+            (TensorName::Q, &inputs.q),
+            (TensorName::K, &inputs.k),
+            (TensorName::V, &inputs.v),
+        ] {
+            self.check_device(name, t.data)?;
+        }
+        self.check_device(TensorName::O, &*o.data)?;
+        if let Some(s) = inputs.sink {
+            self.check_device(TensorName::Sink, s)?;
+        }
+        if let Some(b) = inputs.bias {
+            self.check_device(TensorName::Bias, b)?;
+        }
+        if let Some(r) = &row_stat {
+            self.check_device(TensorName::RowStat, &**r)?;
+        }
+        let (cu_q, cu_k) = (self.upload_cu(&dims.q.cu)?, self.upload_cu(&dims.k.cu)?);
+        let stream = self.stream.clone();
+        let (qp, _qg) = inputs.q.data.device_ptr(&stream);
+        let (kp, _kg) = inputs.k.data.device_ptr(&stream);
+        let (vp, _vg) = inputs.v.data.device_ptr(&stream);
+        let o_strides = o.strides;
+        let (op, _og) = o.data.device_ptr_mut(&stream);
+        let row_stat = row_stat.map(|r| r.device_ptr_mut(&stream));
+        let sink = inputs.sink.map(|s| s.device_ptr(&stream));
+        let bias = inputs.bias.map(|b| b.device_ptr(&stream));
+        let cu_q = cu_q.as_ref().map(|c| c.device_ptr(&stream));
+        let cu_k = cu_k.as_ref().map(|c| c.device_ptr(&stream));
+        let addrs = ForwardAddrs {
+            q: Addr {
+                addr: qp,
+                strides: inputs.q.strides,
+            },
+            k: Addr {
+                addr: kp,
+                strides: inputs.k.strides,
+            },
+            v: Addr {
+                addr: vp,
+                strides: inputs.v.strides,
+            },
+            o: Addr {
+                addr: op,
+                strides: o_strides,
+            },
+            row_stat: row_stat.as_ref().map(|(p, _)| *p),
+            cu_seqlens_q: cu_q.as_ref().map(|(p, _)| *p),
+            cu_seqlens_k: cu_k.as_ref().map(|(p, _)| *p),
+            sink: sink.as_ref().map(|(p, _)| *p),
+            bias: bias.as_ref().map(|(p, _)| *p),
+        };
+        self.launch(&plan::attn_forward(T::DTYPE, opts, &dims, &addrs)?)
     }
 }

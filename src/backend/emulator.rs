@@ -23,9 +23,10 @@
 //! assert!(out.iter().all(|&d| d == 8.0));
 //! ```
 
-use crate::config::Element;
-use crate::error::{Error, Result};
-use crate::plan::{self, Addr, Launch};
+use crate::attention::{check_forward, Desc, ForwardInputs, ForwardOutputs};
+use crate::config::{AttentionOptions, Element};
+use crate::error::{Error, Result, TensorName};
+use crate::plan::{self, Addr, ForwardAddrs, Launch};
 use crate::tensor::{check_shape, Shape, TensorRef};
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::ops::{Deref, DerefMut};
@@ -287,5 +288,65 @@ impl Emulator {
             cu.as_ref().map(HostBuffer::addr),
         )?;
         self.launch(&launch)
+    }
+
+    /// The attention forward on the emulator: `o` and, for softmax and normalized sigmoid, the
+    /// per-row statistic, exactly as [`CudaBackend::forward`](crate::CudaBackend::forward)
+    /// computes them.
+    ///
+    /// # Errors
+    /// Every shape, stride, length and option error of [`Error`], before any launch;
+    /// [`Error::Emulator`] if the emulator reports a fault.
+    pub fn forward<T: Element>(
+        &self,
+        shape: &Shape<'_>,
+        opts: &AttentionOptions,
+        inputs: ForwardInputs<'_, HostBuffer<T>, HostBuffer<f32>>,
+        outputs: ForwardOutputs<'_, HostBuffer<T>, HostBuffer<f32>>,
+    ) -> Result<()> {
+        let ForwardOutputs { o, row_stat } = outputs;
+        let desc = |name, t: &TensorRef<'_, HostBuffer<T>>| Desc {
+            name,
+            len: t.data.len(),
+            strides: t.strides,
+        };
+        let dims = check_forward(
+            shape,
+            opts,
+            [
+                desc(TensorName::Q, &inputs.q),
+                desc(TensorName::K, &inputs.k),
+                desc(TensorName::V, &inputs.v),
+            ],
+            Desc {
+                name: TensorName::O,
+                len: o.data.len(),
+                strides: o.strides,
+            },
+            inputs.sink.map(|s| s.len()),
+            inputs.bias.map(|b| b.len()),
+            row_stat.as_ref().map(|r| r.len()),
+        )?;
+        let cu_q = dims.q.cu.as_deref().map(HostBuffer::from_slice);
+        let cu_k = dims.k.cu.as_deref().map(HostBuffer::from_slice);
+        let at = |t: &TensorRef<'_, HostBuffer<T>>| Addr {
+            addr: t.data.addr(),
+            strides: t.strides,
+        };
+        let addrs = ForwardAddrs {
+            q: at(&inputs.q),
+            k: at(&inputs.k),
+            v: at(&inputs.v),
+            o: Addr {
+                addr: o.data.addr(),
+                strides: o.strides,
+            },
+            row_stat: row_stat.map(|r| r.addr()),
+            cu_seqlens_q: cu_q.as_ref().map(HostBuffer::addr),
+            cu_seqlens_k: cu_k.as_ref().map(HostBuffer::addr),
+            sink: inputs.sink.map(HostBuffer::addr),
+            bias: inputs.bias.map(HostBuffer::addr),
+        };
+        self.launch(&plan::attn_forward(T::DTYPE, opts, &dims, &addrs)?)
     }
 }

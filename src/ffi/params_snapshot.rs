@@ -92,6 +92,35 @@ impl Default for sinkless_rowdot_params {
     }
 }
 #[repr(C)]
+#[derive(Debug, Default, Copy, Clone)]
+pub struct sinkless_kernel_traits {
+    pub block_m: i32,
+    pub block_n: i32,
+    pub threads: i32,
+    pub smem_bytes: i32,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    [
+        "Size of sinkless_kernel_traits",
+    ][::std::mem::size_of::<sinkless_kernel_traits>() - 16usize];
+    [
+        "Alignment of sinkless_kernel_traits",
+    ][::std::mem::align_of::<sinkless_kernel_traits>() - 4usize];
+    [
+        "Offset of field: sinkless_kernel_traits::block_m",
+    ][::std::mem::offset_of!(sinkless_kernel_traits, block_m) - 0usize];
+    [
+        "Offset of field: sinkless_kernel_traits::block_n",
+    ][::std::mem::offset_of!(sinkless_kernel_traits, block_n) - 4usize];
+    [
+        "Offset of field: sinkless_kernel_traits::threads",
+    ][::std::mem::offset_of!(sinkless_kernel_traits, threads) - 8usize];
+    [
+        "Offset of field: sinkless_kernel_traits::smem_bytes",
+    ][::std::mem::offset_of!(sinkless_kernel_traits, smem_bytes) - 12usize];
+};
+#[repr(C)]
 #[derive(Debug, Copy, Clone)]
 pub struct sinkless_attn_fwd_params {
     pub q: *const ::std::os::raw::c_void,

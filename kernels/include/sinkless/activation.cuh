@@ -68,8 +68,14 @@ struct softmax_policy {
     float sink_log2;  // -inf without a sink
 
     template <class P>
-    __device__ __forceinline__ softmax_policy(const P& p, int h, int /*sk*/)
-        : scale_log2(p.scale * kLog2e), sink_log2(p.sink ? p.sink[h] * kLog2e : -INFINITY) {}
+    __device__ __forceinline__ softmax_policy(const P& p, int h, int /*sk*/) : scale_log2(p.scale * kLog2e) {
+        set_head(p, h);
+    }
+    // Re-targets the policy at query head h of the same sequence (cheap: one load).
+    template <class P>
+    __device__ __forceinline__ void set_head(const P& p, int h) {
+        sink_log2 = p.sink ? p.sink[h] * kLog2e : -INFINITY;
+    }
 
     __device__ __forceinline__ float score_init() const { return 0.f; }
 
@@ -167,11 +173,20 @@ struct sigmoid_policy {
     static constexpr bool kTallTilesAtHd128 = !kNormalized;  // see fwd_traits
 
     float half_scale;
+    float inv_scale;
+    float bias_seq;  // the bias when it does not depend on the head
     float bias_raw;  // b / scale, the accumulator's starting value
 
     template <class P>
     __device__ __forceinline__ sigmoid_policy(const P& p, int h, int sk)
-        : half_scale(0.5f * p.scale), bias_raw(sigmoid_bias(p, h, sk) * reciprocal(p.scale)) {}
+        : half_scale(0.5f * p.scale), inv_scale(reciprocal(p.scale)), bias_seq(sigmoid_bias(p, h, sk)) {
+        set_head(p, h);
+    }
+    // Re-targets the policy at query head h of the same sequence (cheap: at most one load).
+    template <class P>
+    __device__ __forceinline__ void set_head(const P& p, int h) {
+        bias_raw = (p.bias_kind == SINKLESS_BIAS_PER_HEAD ? p.bias[h] : bias_seq) * inv_scale;
+    }
 
     __device__ __forceinline__ float score_init() const { return bias_raw; }
     __device__ __forceinline__ float sigmoid(float acc) const {

@@ -52,6 +52,16 @@ typedef struct sinkless_rowdot_params {
     int32_t head_dim;
 } sinkless_rowdot_params;
 
+/* Launch geometry of one instantiation, exported from the host-compiled copy of its traits so
+ * that the Rust plan sizes launches from the same constants the device code uses. */
+typedef struct sinkless_kernel_traits {
+    int32_t block_m;    /* query rows per CTA */
+    int32_t block_n;    /* key rows per tile */
+    int32_t threads;    /* threads per CTA */
+    int32_t smem_bytes; /* dynamic shared memory per CTA */
+} sinkless_kernel_traits;
+
 #include "attn_params.h"
+#include "conformance_params.h"
 
 #endif /* SINKLESS_PARAMS_H */

@@ -145,20 +145,23 @@ __device__ __forceinline__ void gemm_rn(float (&acc)[MT][NT][4], const uint32_t 
 }
 
 // acc[nt] += A[m0.., :] * B[:, n0 + 8 nt ..] with A stored transposed ([k][m]) and B stored
-// [k][n]; the contraction runs over kK rows of both tiles.
+// [k][n]; the contraction runs over the first kK rows of both tiles, k-steps at or past k_valid
+// skipped (zero rows). One k-step per basic block keeps ptxas from issuing every load up front.
 template <class T, int NT, int kK, class TA, class TB>
-__device__ __forceinline__ void gemm_tn(float (&acc)[NT][4], const TA& ta, int m0, const TB& tb, int n0,
+__device__ __forceinline__ void gemm_tn(float (&acc)[NT][4], const TA& ta, int m0, const TB& tb, int n0, int k_valid,
                                         int lane) {
 #pragma unroll
     for (int ks = 0; ks < kK / 16; ++ks) {
-        uint32_t a[4];
-        load_a_trans(a, ta, m0, ks * 16, lane);
+        if (ks * 16 < k_valid) {
+            uint32_t a[4];
+            load_a_trans(a, ta, m0, ks * 16, lane);
 #pragma unroll
-        for (int np = 0; np < NT / 2; ++np) {
-            uint32_t b[2][2];
-            load_b_kn(b, tb, n0 + 16 * np, ks * 16, lane);
-            T::mma(acc[2 * np], a, b[0]);
-            T::mma(acc[2 * np + 1], a, b[1]);
+            for (int np = 0; np < NT / 2; ++np) {
+                uint32_t b[2][2];
+                load_b_kn(b, tb, n0 + 16 * np, ks * 16, lane);
+                T::mma(acc[2 * np], a, b[0]);
+                T::mma(acc[2 * np + 1], a, b[1]);
+            }
         }
     }
 }

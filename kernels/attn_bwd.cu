@@ -1,0 +1,532 @@
+#include "sinkless/compat.cuh"
+#include "sinkless/ptx.cuh"
+// Attention backward, one set of templates for every activation (softmax with sinks, sigmoid,
+// normalized sigmoid), element type and head-dim bucket.
+//
+// Math (activation.cuh has the per-element rules): with s = scale * q.k + bias recomputed from
+// Q and K, a = act(s) (softmax from the saved lse, normalized sigmoid from the saved row sum L),
+// dP = dO.V^T, D = rowsum(dO * O):
+//   dV = W^T dO with W the weights that multiplied V (a, or a / L),
+//   dS from (a, dP, D, L) per policy,  dK = scale * dS^T Q,  dQ = scale * dS K,
+//   softmax with sinks: dsink[h] = -sum_i exp(sink[h] - lse_i) D_i,
+//   sigmoids: db[h] = sum over the head of dS.
+// GQA: a CTA owns one key block of one kv head and loops over every query head that shares it,
+// so dK/dV are summed in registers and written once (no atomics, no expanded buffers).
+//
+// Kernels and launch plan (T = f16/bf16 traits, Act = policy, all params by value):
+//   attn_bwd_rowdot<T>       D into row_dot. softmax and normalized sigmoid only.
+//                            grid (ceil(seqlen_q / 16), heads_q, batch), block 128, no smem.
+//   attn_bwd<T, Act, kHD>    dK, dV; dQ into dq_accum with f32 atomics unless deterministic;
+//                            dbias_partial (sigmoids).
+//                            grid (n_key_blocks = ceil(seqlen_k / kBlockN), heads_kv, batch),
+//                            block bwd_traits::kThreads, smem bwd_traits::kSmemBytes.
+//   attn_bwd_dq<T, Act, kHD> deterministic mode: dQ directly (one CTA per query block loops over
+//                            the key blocks in a fixed order).
+//                            grid (ceil(seqlen_q / kBlockM), heads_q, batch), block kThreads,
+//                            smem bwd_dq_traits::kSmemBytes.
+//   attn_bwd_dq_convert<T>   atomic mode: dq = scale * dq_accum rounded to T.
+//                            grid (ceil(seqlen_q / 16), heads_q, batch), block 128.
+//   attn_bwd_head_reduce<Act> dsink (softmax with sink) or dbias (sigmoids), each head summed in a
+//                            fixed order. grid (heads_q), block 256.
+// Order: rowdot -> attn_bwd (host zeroed dq_accum first) -> dq_convert -> head_reduce, or in
+// deterministic mode rowdot -> attn_bwd and attn_bwd_dq -> head_reduce. Every output element is
+// written by some launch, including zero gradients of keys no query sees.
+//
+// Numeric policy: as the forward; P and dS are rounded to T before their products, f32
+// accumulation everywhere, dQ partial sums in f32. The deterministic mode has no atomics at all,
+// so its gradients are bitwise identical run to run; the atomic mode differs only in the
+// summation order of dQ.
+#include "sinkless/params.h"
+#include "sinkless/dtype.cuh"
+#include "sinkless/tile.cuh"
+#include "sinkless/gmem.cuh"
+#include "sinkless/mask.cuh"
+#include "sinkless/activation.cuh"
+#include "sinkless/problem.cuh"
+#include "sinkless/pipeline.cuh"
+
+namespace sinkless {
+
+// ---- shared per-element step ----------------------------------------------------------------
+
+struct float2_ {
+    float x, y;
+};
+
+// Recomputed scores s -> activations a, in place; masked entries become exactly 0 (whatever
+// the activation of a masked score is), so every product below gives them nothing.
+// stat_dot(nt, e) gives (prepared statistic, D) of the query at accumulator element (nt, e):
+// its column when kTransposed (rows are keys), else its row.
+template <bool kTransposed, class Act, int NT, class StatDot>
+__device__ __forceinline__ void activations(const Act& act, float (&s)[1][NT][4], StatDot&& stat_dot, bool need_mask,
+                                            const seq_mask& mask, int row0, int col0, int lane) {
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) s[0][nt][e] = act.act(s[0][nt][e], stat_dot(nt, e).x);
+    if (need_mask) mask_tile<kTransposed>(s, mask, row0, col0, 0.f, lane);
+}
+
+// The weights that multiplied V, as A operands of the next product.
+template <class T, class Act, int NT, class StatDot>
+__device__ __forceinline__ void dv_weights(uint32_t (&w)[1][NT / 2][4], const Act& act, const float (&a)[1][NT][4],
+                                           StatDot&& stat_dot) {
+    float x[1][NT][4];
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) x[0][nt][e] = act.dv_weight(a[0][nt][e], stat_dot(nt, e).x);
+    acc_to_a<T>(w, x);
+}
+
+// dp (= dO.v) -> dS in place.
+template <class Act, int NT, class StatDot>
+__device__ __forceinline__ void score_grads(const Act& act, const float (&a)[1][NT][4], float (&dp)[1][NT][4],
+                                            StatDot&& stat_dot) {
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+            const float2_ sd = stat_dot(nt, e);
+            dp[0][nt][e] = act.grad(a[0][nt][e], dp[0][nt][e], sd.y, sd.x);
+        }
+}
+
+// ---- D = rowsum(dO * O) -----------------------------------------------------------------------
+
+constexpr int kRowKernelRows = 16;  // rows per CTA of the row-wise helper kernels (4 per warp)
+
+// Sum of x[c] * y[c] over c < n (n <= 256) for the warp, f32; every lane gets the total.
+template <class T>
+__device__ __forceinline__ float warp_row_dot(const uint16_t* x, const uint16_t* y, int n, int lane) {
+    float acc = 0.f;
+    const int c = lane * 8;
+    if (c < n) {
+        const chunk16 a = *reinterpret_cast<const chunk16*>(x + c);
+        const chunk16 b = *reinterpret_cast<const chunk16*>(y + c);
+#pragma unroll
+        for (int w = 0; w < 4; ++w) {
+            acc += T::to_f32(static_cast<uint16_t>(a.w[w] & 0xffffu)) * T::to_f32(static_cast<uint16_t>(b.w[w] & 0xffffu));
+            acc += T::to_f32(static_cast<uint16_t>(a.w[w] >> 16)) * T::to_f32(static_cast<uint16_t>(b.w[w] >> 16));
+        }
+    }
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, off);
+    return acc;
+}
+
+template <class T>
+__device__ __forceinline__ void attn_bwd_rowdot(const sinkless_attn_bwd_params& p) {
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    const int h = blockIdx.y, b = blockIdx.z;
+    const seq_bounds sb = get_seq_bounds(p, b);
+    for (int r = warp; r < kRowKernelRows; r += 4) {
+        const int i = blockIdx.x * kRowKernelRows + r;
+        if (i >= sb.sq) break;
+        const uint16_t* o = static_cast<const uint16_t*>(p.o) +
+                            row_offset(p, b, p.o_batch_stride, p.o_row_stride, p.o_head_stride, sb.q_start, i, h);
+        const uint16_t* d = static_cast<const uint16_t*>(p.dout) +
+                            row_offset(p, b, p.do_batch_stride, p.do_row_stride, p.do_head_stride, sb.q_start, i, h);
+        const float dot = warp_row_dot<T>(o, d, p.head_dim, lane);
+        if (lane == 0) p.row_dot[stat_index(p, b, h, sb.q_start, i)] = dot;
+    }
+}
+
+// ---- main pass: one key block, every query that sees it --------------------------------------
+
+// Tiles. Warp w owns keys 16 (w % 4) .. +15 of the block and, of dK/dV, the columns
+// [kDv (w / 4), kDv (w / 4 + 1)). It computes S^T and dP^T for its keys directly in the
+// accumulator layout, so P^T and dS^T are already the A operands of dV += P^T dO and
+// dK += dS^T Q: no shared-memory round trip for them, no cross-warp reduction of dK/dV.
+//   hd <= 128: 4 warps, 64 keys x 64 queries; dK + dV hold kHD registers per thread.
+//   hd 192, 256: 8 warps, dK/dV columns split in two halves (kDv = 96/128) so the accumulators
+//   still fit; both halves recompute the same S and dP (2 of the 5 products done twice) rather
+//   than trade them through shared memory. hd 256 takes 32 queries per step to fit the shared
+//   memory of an A100 (K, V, two stages of Q and dO: 132 KiB).
+template <int kHD_>
+struct bwd_traits {
+    static constexpr int kHD = kHD_;
+    static constexpr int kDSplit = kHD > 128 ? 2 : 1;
+    static constexpr int kDv = kHD / kDSplit;
+    static constexpr int kWarpsN = 4;  // kBiasSlotsPerBlock = 32 kWarpsN
+    static constexpr int kWarps = kWarpsN * kDSplit;
+    static constexpr int kThreads = 32 * kWarps;
+    static constexpr int kBlockN = 16 * kWarpsN;
+    static constexpr int kBlockM = kDv > 64 ? 32 : 64;
+    // dQ = dS K is split over the warps in (16 rows x kDqCols) units
+    static constexpr int kDqCols = kHD % 64 == 0 ? 64 : 32;
+    using kv_tile = smem_tile<kBlockN, kHD>;
+    using q_tile = smem_tile<kBlockM, kHD>;
+    using ds_tile = smem_tile<kBlockN, kBlockM>;  // dS^T, [key][query]
+    static constexpr int kStatFloats = 2 * 2 * kBlockM;  // [stage][stat, D][row]
+    // K, V, Q[2], dO[2], dS^T, row statistics
+    static constexpr int kSmemBytes = 2 * kv_tile::kBytes + 4 * q_tile::kBytes + ds_tile::kBytes + 4 * kStatFloats;
+};
+
+// dbias partials: one per (query head, sequence, key block, lane of a key warp), each written
+// once by the main pass: [heads_q][batch][n_key_blocks][kBiasSlotsPerBlock]. The warps owning
+// the second half of dK/dV columns (hd > 128) recompute the same dS and do not contribute.
+constexpr int kBiasSlotsPerBlock = 4 * 32;
+
+template <class P>
+__device__ __forceinline__ int64_t dbias_slot(const P& p, int h, int b, int n_block) {
+    return ((static_cast<int64_t>(h) * p.batch + b) * p.n_key_blocks + n_block) * kBiasSlotsPerBlock;
+}
+
+template <class T, class Act, int kHD>
+__device__ __forceinline__ void attn_bwd(const sinkless_attn_bwd_params& p) {
+    using tr = bwd_traits<kHD>;
+    constexpr int kThreads = tr::kThreads;
+    constexpr int NQ = tr::kBlockM / 8;  // query n-tiles of S^T
+    constexpr int NDV = tr::kDv / 8;     // dK/dV n-tiles per warp
+    using kv_tile = typename tr::kv_tile;
+    using q_tile = typename tr::q_tile;
+    using ds_tile = typename tr::ds_tile;
+
+    const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
+    const int wn0 = 16 * (warp % tr::kWarpsN);     // warp's first key inside the block
+    const int dv0 = tr::kDv * (warp / tr::kWarpsN);  // warp's first dK/dV column
+    const int n_block = blockIdx.x, hk = blockIdx.y, b = blockIdx.z;
+    const seq_bounds sb = get_seq_bounds(p, b);
+    const int group = p.heads_q / p.heads_kv;
+    const int n0 = n_block * tr::kBlockN;
+    const int keys = sb.sk - n0 < tr::kBlockN ? sb.sk - n0 : tr::kBlockN;  // <= 0: no key here
+
+    const seq_mask mask{sb.sq, sb.sk, p.window_left, p.window_right};
+    int i_begin = 0, i_end = 0;
+    if (keys > 0) mask.query_range(n0, n0 + keys, &i_begin, &i_end);
+    const int m_begin = i_begin / tr::kBlockM;
+    const int nm = i_begin < i_end ? (i_end + tr::kBlockM - 1) / tr::kBlockM - m_begin : 0;
+
+    uint16_t* smem = dynamic_smem<uint16_t>();
+    const kv_tile k_tile{smem};
+    const kv_tile v_tile{smem + kv_tile::kElems};
+    uint16_t* const q_base = smem + 2 * kv_tile::kElems;  // Q stage s at q_base + s * kElems
+    uint16_t* const do_base = q_base + 2 * q_tile::kElems;
+    const ds_tile dst_tile{do_base + 2 * q_tile::kElems};
+    float* const stats = reinterpret_cast<float*>(dst_tile.base + ds_tile::kElems);
+
+    const int64_t k_off = row_offset(p, b, p.k_batch_stride, p.k_row_stride, p.k_head_stride, sb.k_start, n0, hk);
+    const int64_t v_off = row_offset(p, b, p.v_batch_stride, p.v_row_stride, p.v_head_stride, sb.k_start, n0, hk);
+    if (keys > 0) {
+        load_rows_async<kThreads>(k_tile, static_cast<const uint16_t*>(p.k) + k_off, p.k_row_stride, keys,
+                                  p.head_dim, tid);
+        load_rows_async<kThreads>(v_tile, static_cast<const uint16_t*>(p.v) + v_off, p.v_row_stride, keys,
+                                  p.head_dim, tid);
+    }
+
+    float dk[1][NDV][4], dv[1][NDV][4];
+    fill(dk, 0.f);
+    fill(dv, 0.f);
+    float db = 0.f;  // this thread's share of sum dS for the current query head
+    // head-independent parts computed once; set_head re-targets a copy per step
+    const Act act_seq(p, hk * group, sb.sk);
+    float* const db_slot =
+        Act::kBiasGrad ? p.dbias_partial + dbias_slot(p, hk * group, b, n_block) + warp * 32 + lane : nullptr;
+    const int64_t db_head_stride = static_cast<int64_t>(p.batch) * p.n_key_blocks * kBiasSlotsPerBlock;
+
+    // Step i: query head hk * group + i / nm, query block m_begin + i % nm.
+    auto load = [&](int i, int stage) {
+        const int h = hk * group + i / nm;
+        const int m0 = (m_begin + i % nm) * tr::kBlockM;
+        const int rows = sb.sq - m0;
+        load_rows_async<kThreads>(
+            q_tile{q_base + stage * q_tile::kElems},
+            static_cast<const uint16_t*>(p.q) +
+                row_offset(p, b, p.q_batch_stride, p.q_row_stride, p.q_head_stride, sb.q_start, m0, h),
+            p.q_row_stride, rows, p.head_dim, tid);
+        load_rows_async<kThreads>(
+            q_tile{do_base + stage * q_tile::kElems},
+            static_cast<const uint16_t*>(p.dout) +
+                row_offset(p, b, p.do_batch_stride, p.do_row_stride, p.do_head_stride, sb.q_start, m0, h),
+            p.do_row_stride, rows, p.head_dim, tid);
+        if (Act::kRowStat || Act::kRowDot) {
+            for (int r = tid; r < tr::kBlockM; r += kThreads) {
+                const bool valid = r < rows;
+                const int64_t si = stat_index(p, b, h, sb.q_start, m0 + r);
+                // a padding row gets the statistic of an empty row: every weight 0
+                const float raw = valid && Act::kRowStat ? p.row_stat[si] : (Act::kRowStat ? -INFINITY : 0.f);
+                stats[(stage * 2 + 0) * tr::kBlockM + r] = act_seq.prep_stat(raw);
+                stats[(stage * 2 + 1) * tr::kBlockM + r] = valid && Act::kRowDot ? p.row_dot[si] : 0.f;
+            }
+        }
+    };
+
+    auto body = [&](int i, int stage) {
+        const int h = hk * group + i / nm;
+        const int m0 = (m_begin + i % nm) * tr::kBlockM;
+        const int rows = sb.sq - m0;
+        Act act = act_seq;
+        act.set_head(p, h);
+        const q_tile q_t{q_base + stage * q_tile::kElems};
+        const q_tile do_t{do_base + stage * q_tile::kElems};
+        const float* st = stats + stage * 2 * tr::kBlockM;
+
+        auto stat_dot = [&](int nt, int e) {
+            const int c = acc_col(nt, e, lane);
+            return float2_{st[c], st[tr::kBlockM + c]};
+        };
+        // dV's product runs before dP is formed, so the two score-sized tiles and their
+        // operand copies are never live at once (the sigmoids spilled at hd128 otherwise).
+        float s[1][NQ][4];
+        fill(s, act.score_init());
+        gemm_nt<T, 1, NQ, kHD>(s, k_tile, wn0, q_t, 0, p.head_dim, lane);
+        activations<true>(act, s, stat_dot, !mask.tile_full(m0, m0 + tr::kBlockM, n0, n0 + tr::kBlockN), mask,
+                          n0 + wn0, m0, lane);
+        {
+            uint32_t wa[1][NQ / 2][4];
+            dv_weights<T>(wa, act, s, stat_dot);
+            gemm_rn<T>(dv, wa, do_t, dv0, rows, lane);
+        }
+        float dp[1][NQ][4];
+        fill(dp, 0.f);
+        gemm_nt<T, 1, NQ, kHD>(dp, v_tile, wn0, do_t, 0, p.head_dim, lane);
+        score_grads(act, s, dp, stat_dot);
+        {
+            uint32_t dsa[1][NQ / 2][4];
+            acc_to_a<T>(dsa, dp);
+            gemm_rn<T>(dk, dsa, q_t, dv0, rows, lane);
+        }
+
+        if (Act::kBiasGrad && dv0 == 0) {
+#pragma unroll
+            for (int nt = 0; nt < NQ; ++nt)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) db += dp[0][nt][e];
+        }
+
+        if (!p.deterministic) {
+            if (dv0 == 0) store_acc<T>(dst_tile, wn0, 0, dp, lane);
+            __syncthreads();
+            constexpr int kMTiles = tr::kBlockM / 16;
+            constexpr int kUnits = kMTiles * (kHD / tr::kDqCols);
+            for (int u = warp; u < kUnits; u += tr::kWarps) {
+                const int mt = u % kMTiles, c0 = (u / kMTiles) * tr::kDqCols;
+                float acc[tr::kDqCols / 8][4];
+#pragma unroll
+                for (int nt = 0; nt < tr::kDqCols / 8; ++nt) acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.f;
+                gemm_tn<T, tr::kDqCols / 8, tr::kBlockN>(acc, dst_tile, 16 * mt, k_tile, c0, keys, lane);
+#pragma unroll
+                for (int nt = 0; nt < tr::kDqCols / 8; ++nt)
+#pragma unroll
+                    for (int e = 0; e < 4; ++e) {
+                        const int r = 16 * mt + acc_row(0, e, lane);
+                        const int c = c0 + acc_col(nt, e, lane);
+                        if (r < rows && c < p.head_dim) {
+                            atomicAdd(p.dq_accum + (packed_row(p, b, sb.q_start, m0 + r) * p.heads_q + h) * p.head_dim + c,
+                                      acc[nt][e]);
+                        }
+                    }
+            }
+        }
+
+        if (Act::kBiasGrad && dv0 == 0 && i % nm == nm - 1) {  // last block of this query head
+            // one partial per lane: a shuffle reduction here made ptxas spill dK/dV
+            db_slot[(i / nm) * db_head_stride] = db;
+            db = 0.f;
+        }
+    };
+    double_buffered(group * nm, load, body);
+
+    if (Act::kBiasGrad && nm == 0) {  // no query sees this block: its share of every head is 0
+        for (int t = tid; t < group * kBiasSlotsPerBlock; t += kThreads)
+            p.dbias_partial[dbias_slot(p, hk * group + t / kBiasSlotsPerBlock, b, n_block) + t % kBiasSlotsPerBlock] = 0.f;
+    }
+    if (keys <= 0) return;
+
+    // dK, dV staged through the K and V tiles (no longer read), then 16-byte stores.
+    ptx::cp_async_wait_all();
+    __syncthreads();
+#pragma unroll
+    for (int nt = 0; nt < NDV; ++nt)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) dk[0][nt][e] *= p.scale;
+    store_acc<T>(k_tile, wn0, dv0, dk, lane);
+    store_acc<T>(v_tile, wn0, dv0, dv, lane);
+    __syncthreads();
+    store_rows<kThreads>(k_tile,
+                         static_cast<uint16_t*>(p.dk) +
+                             row_offset(p, b, p.dk_batch_stride, p.dk_row_stride, p.dk_head_stride, sb.k_start, n0, hk),
+                         p.dk_row_stride, keys, p.head_dim, tid);
+    store_rows<kThreads>(v_tile,
+                         static_cast<uint16_t*>(p.dv) +
+                             row_offset(p, b, p.dv_batch_stride, p.dv_row_stride, p.dv_head_stride, sb.k_start, n0, hk),
+                         p.dv_row_stride, keys, p.head_dim, tid);
+}
+
+// ---- deterministic dQ pass: one query block, every key that it sees --------------------------
+
+// 4 warps of 16 query rows; dQ (kHD / 2 registers) plus S and dP (kBlockN / 2 each) per thread:
+// 64 keys per step up to hd 128, 32 above.
+template <int kHD_>
+struct bwd_dq_traits {
+    static constexpr int kHD = kHD_;
+    static constexpr int kWarps = 4;
+    static constexpr int kThreads = 32 * kWarps;
+    static constexpr int kBlockM = 16 * kWarps;
+    static constexpr int kBlockN = kHD <= 128 ? 64 : 32;
+    using q_tile = smem_tile<kBlockM, kHD>;
+    using kv_tile = smem_tile<kBlockN, kHD>;
+    // Q, dO, K[2], V[2]
+    static constexpr int kSmemBytes = 2 * q_tile::kBytes + 4 * kv_tile::kBytes;
+};
+
+template <class T, class Act, int kHD>
+__device__ __forceinline__ void attn_bwd_dq(const sinkless_attn_bwd_params& p) {
+    using tr = bwd_dq_traits<kHD>;
+    constexpr int kThreads = tr::kThreads;
+    constexpr int NT = tr::kBlockN / 8;
+    constexpr int NO = kHD / 8;
+    using q_tile = typename tr::q_tile;
+    using kv_tile = typename tr::kv_tile;
+
+    const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
+    const int m_block = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+    const seq_bounds sb = get_seq_bounds(p, b);
+    const int m0 = m_block * tr::kBlockM;
+    if (m0 >= sb.sq) return;
+    const int hk = h / (p.heads_q / p.heads_kv);
+    const int rows = sb.sq - m0 < tr::kBlockM ? sb.sq - m0 : tr::kBlockM;
+    const int wm0 = 16 * warp;
+
+    uint16_t* smem = dynamic_smem<uint16_t>();
+    const q_tile q_t{smem};
+    const q_tile do_t{smem + q_tile::kElems};
+    uint16_t* const k_base = smem + 2 * q_tile::kElems;
+    uint16_t* const v_base = k_base + 2 * kv_tile::kElems;
+
+    const seq_mask mask{sb.sq, sb.sk, p.window_left, p.window_right};
+    int j_begin, j_end;
+    mask.key_range(m0, m0 + rows, &j_begin, &j_end);
+    const int n_begin = j_begin / tr::kBlockN;
+    const int n_end = j_begin < j_end ? (j_end + tr::kBlockN - 1) / tr::kBlockN : n_begin;
+
+    const Act act(p, h, sb.sk);
+    float2_ sd[2];  // (prepared statistic, D) of this thread's two rows
+#pragma unroll
+    for (int hh = 0; hh < 2; ++hh) {
+        const int r = wm0 + acc_row(0, 2 * hh, lane);
+        const bool valid = r < rows;
+        const int64_t si = stat_index(p, b, h, sb.q_start, m0 + r);
+        const float raw = valid && Act::kRowStat ? p.row_stat[si] : (Act::kRowStat ? -INFINITY : 0.f);
+        sd[hh] = float2_{act.prep_stat(raw), valid && Act::kRowDot ? p.row_dot[si] : 0.f};
+    }
+
+    const uint16_t* k = static_cast<const uint16_t*>(p.k) +
+                        row_offset(p, b, p.k_batch_stride, p.k_row_stride, p.k_head_stride, sb.k_start, 0, hk);
+    const uint16_t* v = static_cast<const uint16_t*>(p.v) +
+                        row_offset(p, b, p.v_batch_stride, p.v_row_stride, p.v_head_stride, sb.k_start, 0, hk);
+    load_rows_async<kThreads>(q_t, static_cast<const uint16_t*>(p.q) +
+                                       row_offset(p, b, p.q_batch_stride, p.q_row_stride, p.q_head_stride, sb.q_start, m0, h),
+                              p.q_row_stride, rows, p.head_dim, tid);
+    load_rows_async<kThreads>(do_t, static_cast<const uint16_t*>(p.dout) +
+                                        row_offset(p, b, p.do_batch_stride, p.do_row_stride, p.do_head_stride, sb.q_start, m0, h),
+                              p.do_row_stride, rows, p.head_dim, tid);
+
+    float dq[1][NO][4];
+    fill(dq, 0.f);
+    double_buffered(
+        n_end - n_begin,
+        [&](int i, int stage) {
+            const int n0 = (n_begin + i) * tr::kBlockN;
+            load_rows_async<kThreads>(kv_tile{k_base + stage * kv_tile::kElems}, k + n0 * p.k_row_stride,
+                                      p.k_row_stride, sb.sk - n0, p.head_dim, tid);
+            load_rows_async<kThreads>(kv_tile{v_base + stage * kv_tile::kElems}, v + n0 * p.v_row_stride,
+                                      p.v_row_stride, sb.sk - n0, p.head_dim, tid);
+        },
+        [&](int i, int stage) {
+            const int n0 = (n_begin + i) * tr::kBlockN;
+            const kv_tile k_t{k_base + stage * kv_tile::kElems};
+            const kv_tile v_t{v_base + stage * kv_tile::kElems};
+            float s[1][NT][4], dp[1][NT][4];
+            fill(s, act.score_init());
+            fill(dp, 0.f);
+            gemm_nt<T, 1, NT, kHD>(s, q_t, wm0, k_t, 0, p.head_dim, lane);
+            gemm_nt<T, 1, NT, kHD>(dp, do_t, wm0, v_t, 0, p.head_dim, lane);
+            auto stat_dot = [&](int, int e) { return sd[e >> 1]; };
+            activations<false>(act, s, stat_dot, !mask.tile_full(m0, m0 + tr::kBlockM, n0, n0 + tr::kBlockN), mask,
+                               m0 + wm0, n0, lane);
+            score_grads(act, s, dp, stat_dot);
+            uint32_t dsa[1][NT / 2][4];
+            acc_to_a<T>(dsa, dp);
+            gemm_rn<T>(dq, dsa, k_t, 0, sb.sk - n0, lane);
+        });
+
+#pragma unroll
+    for (int nt = 0; nt < NO; ++nt)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) dq[0][nt][e] *= p.scale;
+    ptx::cp_async_wait_all();
+    __syncthreads();
+    store_acc<T>(q_t, wm0, 0, dq, lane);
+    __syncthreads();
+    store_rows<kThreads>(q_t, static_cast<uint16_t*>(p.dq) +
+                                  row_offset(p, b, p.dq_batch_stride, p.dq_row_stride, p.dq_head_stride, sb.q_start, m0, h),
+                         p.dq_row_stride, rows, p.head_dim, tid);
+}
+
+// ---- small finishing kernels ------------------------------------------------------------------
+
+// dq = scale * dq_accum, rounded to T. One warp per row, 8 columns per lane.
+template <class T>
+__device__ __forceinline__ void attn_bwd_dq_convert(const sinkless_attn_bwd_params& p) {
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    const int h = blockIdx.y, b = blockIdx.z;
+    const seq_bounds sb = get_seq_bounds(p, b);
+    for (int r = warp; r < kRowKernelRows; r += 4) {
+        const int i = blockIdx.x * kRowKernelRows + r;
+        if (i >= sb.sq) break;
+        const int c = lane * 8;
+        if (c >= p.head_dim) continue;
+        const float* src = p.dq_accum + (packed_row(p, b, sb.q_start, i) * p.heads_q + h) * p.head_dim + c;
+        chunk16 out;
+#pragma unroll
+        for (int w = 0; w < 4; ++w) out.w[w] = T::pack2(src[2 * w] * p.scale, src[2 * w + 1] * p.scale);
+        *reinterpret_cast<chunk16*>(static_cast<uint16_t*>(p.dq) +
+                                    row_offset(p, b, p.dq_batch_stride, p.dq_row_stride, p.dq_head_stride, sb.q_start, i, h) +
+                                    c) = out;
+    }
+}
+
+// Per-head sums in a fixed order (bitwise reproducible): softmax with a sink gives
+// dsink[h] = -sum_i exp(sink[h] - lse_i) D_i, the sigmoids dbias[h] = sum of the main pass's
+// partials. Each thread sums a strided slice in order, then a fixed tree over the block.
+constexpr int kHeadReduceThreads = 256;
+
+template <class Act>
+__device__ __forceinline__ void attn_bwd_head_reduce(const sinkless_attn_bwd_params& p) {
+    const int h = blockIdx.x, tid = threadIdx.x;
+    float acc = 0.f;
+    if (Act::kBiasGrad) {
+        const int64_t n = static_cast<int64_t>(p.batch) * p.n_key_blocks * kBiasSlotsPerBlock;
+        const float* part = p.dbias_partial + static_cast<int64_t>(h) * n;
+        for (int64_t t = tid; t < n; t += kHeadReduceThreads) acc += part[t];
+    } else {
+        if (p.sink == nullptr) return;
+        const float sink = p.sink[h];
+        // dense rows (b, i) sit at (b * heads_q + h) * seqlen_q + i, varlen at h * total_q + t
+        const bool varlen = p.cu_seqlens_q != nullptr;
+        const int64_t n = varlen ? p.total_q : static_cast<int64_t>(p.batch) * p.seqlen_q;
+        for (int64_t t = tid; t < n; t += kHeadReduceThreads) {
+            const int64_t idx = varlen ? static_cast<int64_t>(h) * p.total_q + t
+                                       : ((t / p.seqlen_q) * p.heads_q + h) * p.seqlen_q + t % p.seqlen_q;
+            acc += expf(sink - p.row_stat[idx]) * p.row_dot[idx];
+        }
+    }
+    float* red = dynamic_smem<float>();
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, off);
+    if (tid % 32 == 0) red[tid / 32] = acc;
+    __syncthreads();
+    if (tid == 0) {
+        float t = 0.f;
+        for (int w = 0; w < kHeadReduceThreads / 32; ++w) t += red[w];
+        if (Act::kBiasGrad) {
+            p.dbias[h] = t;
+        } else {
+            p.dsink[h] = -t;
+        }
+    }
+}
+
+}  // namespace sinkless

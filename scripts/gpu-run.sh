@@ -1,0 +1,224 @@
+#!/usr/bin/env bash
+# The one command of a GPU lease. Build the bundle here first (bash scripts/bundle.sh), then,
+# through the device tool with `carry: [".bundle"]`:
+#
+#   bash .bundle/gpu-run.sh
+#
+# It runs, each step under its own time limit inside a 9-minute budget, and writes under $OUT:
+#   1. facts: GPU name, driver, clocks, SM count (nvidia-smi, the driver), the bundle's commit
+#   2. `sinkless check` (every kernel against the float64 reference, GPU and emulator)
+#   3. every test binary: the GPU correctness suite, the emulator-conformance kernels run on
+#      the GPU against the emulator's bits, and the rest
+#   4. compute-sanitizer memcheck and racecheck on small shapes of every kernel (`sinkless check
+#      --small`, and one run of each registered benchmark entry on the tiny grid); where the
+#      runtime refuses it (gVisor), the summary says so
+#   5. the benchmark: `sinkless bench --grid full`, then bench/torch_baselines.py (SDPA flash,
+#      cuDNN, efficient; eager sigmoid; copy bandwidth and a bf16 matmul) on the same shapes
+#   6. the table and the plot
+# Files back from $OUT (at most 8 come back): summary.md, results.jsonl, tflops.svg and
+# logs.tar.gz (every step's full log). The summary is printed last, since the device tool
+# returns only the end of the output. Bring the files home with scripts/collect-results.sh.
+#
+#   bash scripts/gpu-run.sh --dry-run
+#
+# does the same here, with no GPU: it builds a dev bundle into a temporary folder, runs it with
+# the emulator and the float64 reference on tiny shapes (test binaries only listed, no PyTorch:
+# the baseline script only checks the grid and the FLOP formula), then files the results with
+# collect-results.sh into a temporary folder. CI runs it to prove the script works.
+set -uo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+dry=0
+case "${1:-}" in
+    --dry-run) dry=1 ;;
+    "") ;;
+    *) echo "usage: bash gpu-run.sh [--dry-run]" >&2; exit 2 ;;
+esac
+
+# From the repository (scripts/gpu-run.sh) the dry run bundles first, then runs the bundle's copy.
+if [[ ! -x "$here/bin/sinkless" ]]; then
+    if [[ $dry == 0 ]]; then
+        echo "gpu-run.sh: no bin/sinkless next to this script: run the bundle's copy (bash .bundle/gpu-run.sh) or --dry-run" >&2
+        exit 2
+    fi
+    set -e
+    repo=$(cd "$here/.." && pwd)
+    tmp=$(mktemp -d)
+    trap 'rm -rf "$tmp"' EXIT
+    echo "== dry run: dev bundle into $tmp/bundle"
+    bash "$repo/scripts/bundle.sh" --debug "$tmp/bundle" | tail -n 1
+    rc=0
+    OUT="$tmp/out" bash "$tmp/bundle/gpu-run.sh" --dry-run || rc=$?
+    echo
+    echo "== dry run: collect-results.sh into $tmp/results"
+    SINKLESS="$tmp/bundle/bin/sinkless" bash "$repo/scripts/collect-results.sh" "$tmp/out" \
+        --dest "$tmp/results" --no-readme
+    for f in results.jsonl results.md tflops.svg logs.tar.gz summary.md; do
+        test -s "$tmp/results"/*/"$f" || { echo "dry run: $f missing from the collected results" >&2; exit 1; }
+    done
+    echo "dry run: ok (gpu-run.sh exit $rc)"
+    exit "$rc"
+fi
+
+start=$(date +%s)
+budget=${SINKLESS_GPU_RUN_BUDGET_S:-540}
+bin="$here/bin/sinkless"
+if [[ $dry == 1 ]]; then
+    OUT=${OUT:-$(mktemp -d)}
+else
+    : "${OUT:?gpu-run.sh writes its results under \$OUT; set it}"
+fi
+mkdir -p "$OUT"
+work=$(mktemp -d)
+logs="$work/logs"
+mkdir -p "$logs"
+# One entry per step: name, verdict, seconds, note.
+s_name=() s_verdict=() s_secs=() s_note=()
+record() { s_name+=("$1"); s_verdict+=("$2"); s_secs+=("$3"); s_note+=("$4"); }
+
+elapsed() { echo $(($(date +%s) - start)); }
+# Seconds a step may take: its own limit, cut so that 30 s stay for the table and the archive.
+limit() {
+    local left=$((budget - $(elapsed) - 30))
+    ((left < 5)) && left=5
+    echo $(($1 < left ? $1 : left))
+}
+# step NAME SECONDS COMMAND...: runs it under a time limit, output in logs/NAME.log; records
+# the exit status and time. A step's failure is recorded, never fatal.
+step() {
+    local name=$1 secs=$2 t0 rc
+    shift 2
+    t0=$(date +%s)
+    echo "== $name ($(elapsed)s into the run, limit $(limit "$secs")s)"
+    timeout --kill-after=10 "$(limit "$secs")" "$@" >"$logs/$name.log" 2>&1
+    rc=$?
+    tail -n 3 "$logs/$name.log" | sed 's/^/   /'
+    local verdict=ok
+    ((rc == 124 || rc == 137)) && verdict="timed out"
+    ((rc != 0 && rc != 124 && rc != 137)) && verdict="failed (exit $rc)"
+    record "$name" "$verdict" "$(($(date +%s) - t0))" "${NOTE:-}"
+    NOTE=
+    return $rc
+}
+note() { NOTE=$*; }
+json_str() { local s=${1//\\/\\\\}; s=${s//\"/\\\"}; printf '"%s"' "$s"; }
+
+# 1. Facts.
+declare -A gpu=()
+if command -v nvidia-smi >/dev/null 2>&1; then
+    fields=name,driver_version,clocks.sm,clocks.max.sm,clocks.mem,clocks.max.mem,memory.total,power.limit,temperature.gpu,compute_cap
+    IFS=',' read -r -a vals < <(nvidia-smi --query-gpu=$fields --format=csv,noheader,nounits -i 0 2>/dev/null | sed 's/, /,/g')
+    IFS=',' read -r -a keys <<<"$fields"
+    for i in "${!keys[@]}"; do gpu[${keys[$i]}]=${vals[$i]:-}; done
+fi
+{
+    echo "== bundle"; cat "$here/BUNDLE_INFO" 2>/dev/null
+    echo "== uname"; uname -a
+    echo "== nvidia-smi"; nvidia-smi 2>&1 || echo "nvidia-smi: not available"
+    echo "== nvidia-smi -q"; nvidia-smi -q 2>&1 | head -n 400
+    echo "== sinkless info"; "$bin" info 2>&1
+    echo "== python"; python3 -c 'import torch, sys; print(sys.version); print("torch", torch.__version__, "cuda", torch.version.cuda)' 2>&1 | tail -n 2
+    echo "== compute-sanitizer"; compute-sanitizer --version 2>&1 | tail -n 2 || true
+} >"$logs/facts.log" 2>&1
+commit=$(sed -n 's/^commit=//p' "$here/BUNDLE_INFO" 2>/dev/null)
+dirty=$(sed -n 's/^dirty=//p' "$here/BUNDLE_INFO" 2>/dev/null)
+run_record() {
+    printf '{"kind":"run","date":%s,"time":%s,"commit":%s,"dirty":%s,"gpu":%s,"driver":%s,"compute_cap":%s,"sm_clock_mhz":%s,"sm_clock_mhz_at_start":%s,"max_sm_clock_mhz":%s,"mem_clock_mhz":%s,"max_mem_clock_mhz":%s,"memory_mib":%s,"power_limit_w":%s,"temperature_c":%s,"mode":%s}\n' \
+        "$(json_str "$(date -u +%Y-%m-%d)")" "$(json_str "$(date -u +%H:%M:%SZ)")" \
+        "$(json_str "${commit:-unknown}")" "$(json_str "${dirty:-unknown}")" \
+        "$(json_str "${gpu[name]:-$([[ $dry == 1 ]] && echo 'none (dry run)' || echo unknown)}")" \
+        "$(json_str "${gpu[driver_version]:-none}")" "$(json_str "${gpu[compute_cap]:-}")" \
+        "$(json_str "${1:-}")" "$(json_str "${gpu[clocks.sm]:-}")" "$(json_str "${gpu[clocks.max.sm]:-}")" \
+        "$(json_str "${gpu[clocks.mem]:-}")" "$(json_str "${gpu[clocks.max.mem]:-}")" \
+        "$(json_str "${gpu[memory.total]:-}")" "$(json_str "${gpu[power.limit]:-}")" \
+        "$(json_str "${gpu[temperature.gpu]:-}")" "$(json_str "$([[ $dry == 1 ]] && echo dry-run || echo gpu)")"
+}
+record facts ok 0 "${gpu[name]:-no GPU} · driver ${gpu[driver_version]:-none} · commit ${commit:-unknown}"
+
+# 2. sinkless check.
+step check 150 "$bin" check
+# 3. Test binaries (the dry run only lists them: CI's `cargo test` just ran them).
+conformance="no conformance test binary in this bundle"
+for t in "$here"/tests/*; do
+    name=test-$(basename "$t")
+    if [[ $dry == 1 ]]; then
+        step "$name" 60 "$t" --list
+    else
+        step "$name" 180 "$t" --test-threads=4
+    fi
+    result=$(grep -h "^test result:" "$logs/$name.log" | tail -n 1)
+    [[ $dry == 1 ]] && result="$(grep -c ': test$' "$logs/$name.log") tests listed"
+    s_note[-1]=$result
+    [[ $name == *conformance* ]] && conformance="$name: ${s_verdict[-1]}, $result"
+done
+
+# 4. compute-sanitizer on small shapes.
+sanitizer_note="not run"
+if [[ $dry == 1 ]]; then
+    sanitizer_note="skipped: the dry run has no GPU"
+elif ! command -v compute-sanitizer >/dev/null 2>&1; then
+    sanitizer_note="not available: compute-sanitizer is not on PATH"
+else
+    for tool in memcheck racecheck; do
+        note "sinkless check --small"
+        step "sanitizer-$tool-check" 150 compute-sanitizer --tool "$tool" --error-exitcode 9 "$bin" check --small
+        note "one run of every registered benchmark entry, tiny grid"
+        step "sanitizer-$tool-bench" 120 compute-sanitizer --tool "$tool" --error-exitcode 9 "$bin" bench --grid tiny --once --no-flush --no-throughput
+    done
+    if grep -qE "Device not supported|CUDA_ERROR_UNKNOWN|error 999|Unable to find injection" "$logs"/sanitizer-*.log 2>/dev/null; then
+        sanitizer_note="REFUSED by this runtime (\"Device not supported\" or error 999: a gVisor machine); no memcheck/racecheck result"
+    else
+        sanitizer_note="ran; see the sanitizer-* steps (exit 9 = errors found)"
+    fi
+fi
+record sanitizer "-" 0 "$sanitizer_note"
+
+# 5. The benchmark: ours, then the baselines on the same grid.
+if [[ $dry == 1 ]]; then
+    note "emulator and float64 reference, tiny grid"
+    step bench 120 "$bin" bench --emulator --out "$work/sinkless.jsonl"
+    "$bin" bench --print-grid --grid tiny >"$work/shapes.jsonl"
+    note "grid and FLOP formula only (no PyTorch in a dry run)"
+    step torch 60 python3 "$here/torch_baselines.py" --shapes "$work/shapes.jsonl" --dry-run
+else
+    note "full grid, CUDA events, L2 flushed"
+    step bench 200 "$bin" bench --grid full --out "$work/sinkless.jsonl"
+    "$bin" bench --print-grid --grid full >"$work/shapes.jsonl"
+    left=$(($(limit 330) - 20))
+    note "SDPA flash/cuDNN/efficient, eager sigmoid, copy, matmul"
+    step torch 330 env PYTHONUNBUFFERED=1 python3 "$here/torch_baselines.py" --shapes "$work/shapes.jsonl" \
+        --out "$work/torch.jsonl" --budget-s "$((left > 30 ? left : 30))"
+fi
+sm_after=$(nvidia-smi --query-gpu=clocks.sm --format=csv,noheader,nounits -i 0 2>/dev/null | head -n 1)
+
+# 6. Results, table, plot, summary.
+run_record "$sm_after" >"$OUT/results.jsonl"
+cat "$work/sinkless.jsonl" "$work/torch.jsonl" 2>/dev/null >>"$OUT/results.jsonl"
+"$bin" table "$OUT/results.jsonl" >"$work/table.md" 2>"$logs/table.log" || echo "(no table: see logs/table.log)" >"$work/table.md"
+"$bin" plot "$OUT/results.jsonl" "$OUT" >"$logs/plot.log" 2>&1 || true
+{
+    echo "# sinkless GPU run: ${gpu[name]:-no GPU ($([[ $dry == 1 ]] && echo dry run || echo 'nvidia-smi missing'))}, $(date -u +%Y-%m-%d)"
+    echo
+    echo "bundle commit \`${commit:-unknown}\`$([[ $dirty == yes ]] && echo ' (with uncommitted changes)'), $(elapsed) s in all; conformance: $conformance"
+    echo
+    echo "| step | verdict | seconds | note |"
+    echo "|---|---|--:|---|"
+    for i in "${!s_name[@]}"; do
+        echo "| ${s_name[$i]} | ${s_verdict[$i]} | ${s_secs[$i]} | ${s_note[$i]} |"
+    done
+    echo
+    cat "$work/table.md"
+} >"$OUT/summary.md"
+cp "$OUT/summary.md" "$logs/summary.md"
+tar -czf "$OUT/logs.tar.gz" -C "$work" logs
+rm -rf "$work"
+
+echo
+echo "files in $OUT: $(cd "$OUT" && ls | tr '\n' ' ')"
+echo
+cat "$OUT/summary.md"
+failed=0
+for v in "${s_verdict[@]}"; do [[ $v == failed* || $v == "timed out" ]] && failed=$((failed + 1)); done
+echo
+echo "gpu-run.sh: ${#s_name[@]} steps, $failed failed or timed out, $(elapsed) s"
+exit $((failed > 0 ? 1 : 0))

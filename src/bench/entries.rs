@@ -1,0 +1,725 @@
+//! What `sinkless bench` times: the registration lists of attention entry points, the buffers
+//! they run on, and the runners that turn them into [`Record`]s.
+//!
+//! # Registering an entry point
+//!
+//! Adding a kernel to the benchmark is one row in [`cuda_entries`] (and, to time it under the
+//! emulator in the dry run, one in [`host_entries`]): the activation, the pass, and a plain
+//! function that queues one call on the backend's stream, for example
+//!
+//! ```ignore
+//! CudaEntry {
+//!     activation: BenchActivation::Softmax,
+//!     pass: Pass::Forward,
+//!     setup: None,
+//!     run: |gpu, p, b| {
+//!         let (inputs, outputs) = b.forward_args(p);
+//!         gpu.forward(&p.shape(), &p.opts, inputs, outputs)
+//!     },
+//! }
+//! ```
+//!
+//! A backward entry sets `setup` to the forward, so that `o` and the row statistic it reads are
+//! real (setup runs once per shape, untimed). Errors are recorded, not fatal:
+//! [`Error::Unsupported`](crate::Error::Unsupported) and the unsupported head-dim and dtype
+//! errors become "unsupported" cells of the table, anything else "failed".
+
+use super::timer::{time_wall, CudaTimer, Timing};
+use super::{AttnResult, AttnShape, BenchError, Pass, Record, Stats, Status, Throughput};
+use crate::attention::{BackwardInputs, BackwardOutputs, ForwardInputs, ForwardOutputs};
+use crate::check::Rng;
+use crate::config::{Activation, AttentionOptions, Mask, SigmoidBias};
+use crate::tensor::{Shape, Strides, TensorMut, TensorRef};
+use crate::{CpuReference, CudaBackend, Emulator, Error, HostBuffer};
+use cudarc::driver::CudaSlice;
+use half::bf16;
+
+/// The two activations the benchmark compares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum BenchActivation {
+    /// Softmax with per-head sink logits: the crate's softmax path. The sink adds one term to
+    /// each row's normaliser, so it is timed against FlashAttention without one.
+    Softmax,
+    /// Sigmoid with the `-ln(seqlen_k)` bias, no normalisation (FlashSigmoid's recipe); the
+    /// eager PyTorch baseline computes the same function.
+    Sigmoid,
+}
+
+impl BenchActivation {
+    /// `"softmax"` or `"sigmoid"`, as in the records.
+    pub fn name(self) -> &'static str {
+        match self {
+            BenchActivation::Softmax => "softmax",
+            BenchActivation::Sigmoid => "sigmoid",
+        }
+    }
+
+    /// The options of one benchmark problem.
+    pub fn options(self, causal: bool) -> AttentionOptions {
+        let activation = match self {
+            BenchActivation::Softmax => Activation::Softmax { sink: true },
+            BenchActivation::Sigmoid => Activation::Sigmoid {
+                bias: SigmoidBias::NegLogSeqlenK,
+            },
+        };
+        let mask = if causal { Mask::CAUSAL } else { Mask::NONE };
+        AttentionOptions::new(activation).with_mask(mask)
+    }
+}
+
+/// One benchmark problem: a shape and the options it runs with.
+#[derive(Clone, Copy, Debug)]
+pub struct AttnProblem {
+    /// The shape.
+    pub shape: AttnShape,
+    /// Activation and mask.
+    pub opts: AttentionOptions,
+}
+
+impl AttnProblem {
+    /// The problem of `activation` on `shape`.
+    pub fn new(shape: AttnShape, activation: BenchActivation) -> AttnProblem {
+        AttnProblem {
+            shape,
+            opts: activation.options(shape.causal),
+        }
+    }
+
+    /// The shape in the crate's API terms.
+    pub fn shape(&self) -> Shape<'static> {
+        let s = &self.shape;
+        Shape::dense(s.batch, s.seqlen, s.seqlen, s.heads, s.heads, s.head_dim)
+    }
+
+    /// Strides of every (contiguous) tensor.
+    pub fn strides(&self) -> Strides {
+        Strides::contiguous(self.shape.seqlen, self.shape.heads, self.shape.head_dim)
+    }
+}
+
+/// Borrowing a buffer as the storage type an API takes: a device slice as itself, an emulator
+/// buffer as a slice.
+pub trait Storage<S: ?Sized> {
+    /// Shared access.
+    fn storage(&self) -> &S;
+    /// Unique access.
+    fn storage_mut(&mut self) -> &mut S;
+}
+
+impl<T> Storage<CudaSlice<T>> for CudaSlice<T> {
+    fn storage(&self) -> &CudaSlice<T> {
+        self
+    }
+    fn storage_mut(&mut self) -> &mut CudaSlice<T> {
+        self
+    }
+}
+
+impl<T> Storage<[T]> for HostBuffer<T> {
+    fn storage(&self) -> &[T] {
+        self
+    }
+    fn storage_mut(&mut self) -> &mut [T] {
+        self
+    }
+}
+
+fn view<S: ?Sized, B: Storage<S>>(b: &B, strides: Strides) -> TensorRef<'_, S> {
+    TensorRef {
+        data: b.storage(),
+        strides,
+    }
+}
+
+fn view_mut<S: ?Sized, B: Storage<S>>(b: &mut B, strides: Strides) -> TensorMut<'_, S> {
+    TensorMut {
+        data: b.storage_mut(),
+        strides,
+    }
+}
+
+/// Every tensor of a forward and a backward call, contiguous, inputs random.
+///
+/// `B` holds bf16 elements, `F` f32 ones: [`CudaSlice`]s on a GPU ([`DeviceAttn`]), emulator
+/// [`HostBuffer`]s on the CPU ([`HostAttn`]).
+pub struct AttnBuffers<B, F> {
+    /// Queries.
+    pub q: B,
+    /// Keys.
+    pub k: B,
+    /// Values.
+    pub v: B,
+    /// Output (the backward's input).
+    pub o: B,
+    /// Output gradient.
+    pub d_o: B,
+    /// Query gradient.
+    pub dq: B,
+    /// Key gradient.
+    pub dk: B,
+    /// Value gradient.
+    pub dv: B,
+    /// Per-row statistic, `[batch, heads, seqlen]`.
+    pub row_stat: F,
+    /// Per-head sink logits.
+    pub sink: F,
+    /// Per-head sigmoid bias.
+    pub bias: F,
+    /// Sink gradient.
+    pub dsink: F,
+    /// Bias gradient.
+    pub dbias: F,
+}
+
+/// Buffers on a GPU.
+pub type DeviceAttn = AttnBuffers<CudaSlice<bf16>, CudaSlice<f32>>;
+/// Buffers for the emulator and the float64 reference.
+pub type HostAttn = AttnBuffers<HostBuffer<bf16>, HostBuffer<f32>>;
+
+impl<B, F> AttnBuffers<B, F> {
+    /// The forward's arguments for problem `p`: the per-head and per-row tensors are passed
+    /// exactly when `p`'s activation asks for them.
+    pub fn forward_args<S: ?Sized, G: ?Sized>(
+        &mut self,
+        p: &AttnProblem,
+    ) -> (ForwardInputs<'_, S, G>, ForwardOutputs<'_, S, G>)
+    where
+        B: Storage<S>,
+        F: Storage<G>,
+    {
+        let st = p.strides();
+        let a = p.opts.activation;
+        let t = |b| view(b, st);
+        (
+            ForwardInputs {
+                q: t(&self.q),
+                k: t(&self.k),
+                v: t(&self.v),
+                sink: a.has_sink().then(|| self.sink.storage()),
+                bias: a.has_bias_tensor().then(|| self.bias.storage()),
+            },
+            ForwardOutputs {
+                o: TensorMut {
+                    data: self.o.storage_mut(),
+                    strides: st,
+                },
+                row_stat: a.has_row_stat().then(|| self.row_stat.storage_mut()),
+            },
+        )
+    }
+
+    /// The backward's arguments for problem `p`.
+    pub fn backward_args<S: ?Sized, G: ?Sized>(
+        &mut self,
+        p: &AttnProblem,
+    ) -> (BackwardInputs<'_, S, G>, BackwardOutputs<'_, S, G>)
+    where
+        B: Storage<S>,
+        F: Storage<G>,
+    {
+        let st = p.strides();
+        let a = p.opts.activation;
+        let t = |b| view(b, st);
+        let m = |b| view_mut(b, st);
+        (
+            BackwardInputs {
+                q: t(&self.q),
+                k: t(&self.k),
+                v: t(&self.v),
+                o: t(&self.o),
+                d_o: t(&self.d_o),
+                row_stat: a.has_row_stat().then(|| self.row_stat.storage()),
+                sink: a.has_sink().then(|| self.sink.storage()),
+                bias: a.has_bias_tensor().then(|| self.bias.storage()),
+            },
+            BackwardOutputs {
+                dq: m(&mut self.dq),
+                dk: m(&mut self.dk),
+                dv: m(&mut self.dv),
+                dsink: a.has_sink().then(|| self.dsink.storage_mut()),
+                dbias: a.has_bias_tensor().then(|| self.dbias.storage_mut()),
+            },
+        )
+    }
+}
+
+/// Random bf16 values, shared by every tensor of every shape: q, k, v and dO are windows of it
+/// at different offsets. Drawing 32M normals takes about a second; doing it once per tensor and
+/// shape would take a minute of the GPU lease.
+pub struct RandomPool(Vec<bf16>);
+
+impl RandomPool {
+    /// A pool for tensors of up to `max_elements` elements.
+    pub fn new(max_elements: usize, seed: u64) -> RandomPool {
+        RandomPool(Rng::new(seed).vec(max_elements + max_elements / 2 + 64))
+    }
+
+    /// The `i`-th of the tensors (0 to 3) of `n` elements.
+    fn window(&self, i: usize, n: usize) -> &[bf16] {
+        let shift = (self.0.len() - n) / 4 * i;
+        &self.0[shift..shift + n]
+    }
+}
+
+fn cuda(during: &'static str) -> impl Fn(cudarc::driver::DriverError) -> Error {
+    move |e| Error::Cuda {
+        during,
+        message: format!("{e:?}"),
+    }
+}
+
+impl DeviceAttn {
+    /// Allocates every tensor of `shape` on `gpu`, inputs from `pool`, outputs zeroed, sinks and
+    /// biases small.
+    ///
+    /// # Errors
+    /// [`Error::Cuda`] (out of memory, most likely).
+    pub fn new(gpu: &CudaBackend, shape: &AttnShape, pool: &RandomPool) -> crate::Result<Self> {
+        let s = gpu.stream();
+        let n = shape.elements();
+        let rows = shape.batch * shape.heads * shape.seqlen;
+        let input = |i| {
+            s.clone_htod(pool.window(i, n))
+                .map_err(cuda("copying inputs"))
+        };
+        let zeros = || s.alloc_zeros::<bf16>(n).map_err(cuda("allocating outputs"));
+        let per_head = || {
+            s.clone_htod(&vec![0.25f32; shape.heads])
+                .map_err(cuda("copying per-head tensors"))
+        };
+        Ok(AttnBuffers {
+            q: input(0)?,
+            k: input(1)?,
+            v: input(2)?,
+            d_o: input(3)?,
+            o: zeros()?,
+            dq: zeros()?,
+            dk: zeros()?,
+            dv: zeros()?,
+            row_stat: s
+                .alloc_zeros::<f32>(rows)
+                .map_err(cuda("allocating the row statistic"))?,
+            sink: per_head()?,
+            bias: per_head()?,
+            dsink: per_head()?,
+            dbias: per_head()?,
+        })
+    }
+}
+
+impl HostAttn {
+    /// Every tensor of `shape` in emulator buffers, inputs from `pool`.
+    pub fn new(shape: &AttnShape, pool: &RandomPool) -> Self {
+        let n = shape.elements();
+        let rows = shape.batch * shape.heads * shape.seqlen;
+        let input = |i| HostBuffer::from_slice(pool.window(i, n));
+        let zeros = || HostBuffer::filled(n, bf16::ZERO);
+        let per_head = || HostBuffer::filled(shape.heads, 0.25f32);
+        AttnBuffers {
+            q: input(0),
+            k: input(1),
+            v: input(2),
+            d_o: input(3),
+            o: zeros(),
+            dq: zeros(),
+            dk: zeros(),
+            dv: zeros(),
+            row_stat: HostBuffer::filled(rows, 0.0),
+            sink: per_head(),
+            bias: per_head(),
+            dsink: per_head(),
+            dbias: per_head(),
+        }
+    }
+}
+
+/// Queues one call on the GPU.
+pub type CudaRun = fn(&CudaBackend, &AttnProblem, &mut DeviceAttn) -> crate::Result<()>;
+
+/// One GPU entry point to time.
+#[derive(Clone, Copy, Debug)]
+pub struct CudaEntry {
+    /// Activation.
+    pub activation: BenchActivation,
+    /// Pass.
+    pub pass: Pass,
+    /// Runs once per shape before timing, untimed (a backward entry's forward).
+    pub setup: Option<CudaRun>,
+    /// The timed call.
+    pub run: CudaRun,
+}
+
+/// The GPU entry points `sinkless bench` times, labelled `sinkless` in the results.
+///
+/// Empty until `CudaBackend::forward` and `CudaBackend::backward` exist; the module docs show
+/// the row each of them adds (one per activation and pass).
+pub fn cuda_entries() -> Vec<CudaEntry> {
+    Vec::new()
+}
+
+/// Runs one call on the CPU.
+pub type HostRun = fn(&AttnProblem, &mut HostAttn) -> crate::Result<()>;
+
+/// One CPU entry point to time (the dry run).
+#[derive(Clone, Copy, Debug)]
+pub struct HostEntry {
+    /// The implementation's name in the results.
+    pub implementation: &'static str,
+    /// Activation.
+    pub activation: BenchActivation,
+    /// Pass.
+    pub pass: Pass,
+    /// Runs once per shape before timing, untimed.
+    pub setup: Option<HostRun>,
+    /// The timed call.
+    pub run: HostRun,
+}
+
+fn reference_forward(p: &AttnProblem, b: &mut HostAttn) -> crate::Result<()> {
+    let (inputs, outputs) = b.forward_args(p);
+    CpuReference.forward(&p.shape(), &p.opts, inputs, outputs)
+}
+
+fn reference_backward(p: &AttnProblem, b: &mut HostAttn) -> crate::Result<()> {
+    let (inputs, outputs) = b.backward_args(p);
+    CpuReference.backward(&p.shape(), &p.opts, inputs, outputs)
+}
+
+/// The CPU entry points of the dry run: the float64 reference (`reference-f64`) for every
+/// activation and pass, so the dry run fills every row of the table. Emulator entries, labelled
+/// `emulator`, go here once the emulator runs the attention kernels.
+pub fn host_entries() -> Vec<HostEntry> {
+    let mut v = Vec::new();
+    for activation in [BenchActivation::Softmax, BenchActivation::Sigmoid] {
+        v.push(HostEntry {
+            implementation: "reference-f64",
+            activation,
+            pass: Pass::Forward,
+            setup: None,
+            run: reference_forward,
+        });
+        v.push(HostEntry {
+            implementation: "reference-f64",
+            activation,
+            pass: Pass::Backward,
+            setup: Some(reference_forward),
+            run: reference_backward,
+        });
+    }
+    v
+}
+
+/// How an error shows in the table.
+fn status_of(e: &Error) -> Status {
+    match e {
+        Error::Unsupported { .. } | Error::UnsupportedHeadDim { .. } => {
+            Status::Unsupported(e.to_string())
+        }
+        _ => Status::Failed(e.to_string()),
+    }
+}
+
+fn attention_record(
+    implementation: &str,
+    activation: BenchActivation,
+    pass: Pass,
+    shape: AttnShape,
+    outcome: Result<Stats, Status>,
+) -> Record {
+    let (stats, status) = match outcome {
+        Ok(s) => (Some(s), Status::Ok),
+        Err(status) => (None, status),
+    };
+    Record::Attention(AttnResult {
+        implementation: implementation.to_owned(),
+        activation: activation.name().to_owned(),
+        pass,
+        dtype: "bf16".to_owned(),
+        shape,
+        stats,
+        status,
+    })
+}
+
+/// Times every entry on every shape on the GPU; `each` sees every record as it is made.
+///
+/// # Errors
+/// Only a failure to set up the timer; a failing entry becomes a record with its status.
+pub fn bench_cuda(
+    gpu: &CudaBackend,
+    shapes: &[AttnShape],
+    entries: &[CudaEntry],
+    timing: &Timing,
+    flush: bool,
+    each: &mut dyn FnMut(&Record),
+) -> Result<Vec<Record>, BenchError> {
+    let mut timer = CudaTimer::new(gpu, flush)?;
+    let mut out = Vec::new();
+    if entries.is_empty() {
+        return Ok(out);
+    }
+    let max = shapes.iter().map(AttnShape::elements).max().unwrap_or(0);
+    let pool = RandomPool::new(max, 42);
+    for shape in shapes {
+        let mut buffers = DeviceAttn::new(gpu, shape, &pool);
+        for e in entries {
+            let p = AttnProblem::new(*shape, e.activation);
+            let outcome = match buffers.as_mut() {
+                Err(err) => Err(status_of(err)),
+                Ok(b) => e
+                    .setup
+                    .map_or(Ok(()), |setup| setup(gpu, &p, b))
+                    .map_err(BenchError::Kernel)
+                    .and_then(|()| timer.time(timing, &mut || (e.run)(gpu, &p, b)))
+                    .map_err(|err| match err {
+                        BenchError::Kernel(k) => status_of(&k),
+                        other => Status::Failed(other.to_string()),
+                    }),
+            };
+            let r = attention_record("sinkless", e.activation, e.pass, *shape, outcome);
+            each(&r);
+            out.push(r);
+        }
+    }
+    Ok(out)
+}
+
+/// Times every entry on every shape on the CPU; `each` sees every record as it is made.
+pub fn bench_host(
+    shapes: &[AttnShape],
+    entries: &[HostEntry],
+    timing: &Timing,
+    each: &mut dyn FnMut(&Record),
+) -> Vec<Record> {
+    let mut out = Vec::new();
+    let max = shapes.iter().map(AttnShape::elements).max().unwrap_or(0);
+    let pool = RandomPool::new(max, 42);
+    for shape in shapes {
+        let mut b = HostAttn::new(shape, &pool);
+        for e in entries {
+            let p = AttnProblem::new(*shape, e.activation);
+            let outcome = e
+                .setup
+                .map_or(Ok(()), |setup| setup(&p, &mut b))
+                .and_then(|()| time_wall(timing, &mut || (e.run)(&p, &mut b)))
+                .map_err(|err| status_of(&err));
+            let r = attention_record(e.implementation, e.activation, e.pass, *shape, outcome);
+            each(&r);
+            out.push(r);
+        }
+    }
+    out
+}
+
+fn throughput(
+    name: &str,
+    implementation: &str,
+    detail: String,
+    bytes_or_flops: f64,
+    unit: &str,
+    outcome: Result<Stats, Status>,
+) -> Record {
+    let scale = if unit == "TFLOP/s" { 1e12 } else { 1e9 };
+    let (stats, value, status) = match outcome {
+        Ok(s) => (
+            Some(s),
+            Some(bytes_or_flops / (s.median_ms * 1e-3) / scale),
+            Status::Ok,
+        ),
+        Err(st) => (None, None, st),
+    };
+    Record::Throughput(Throughput {
+        name: name.to_owned(),
+        implementation: implementation.to_owned(),
+        detail,
+        stats,
+        value,
+        unit: unit.to_owned(),
+        status,
+    })
+}
+
+/// The row-dot shape of the throughput runs: `tokens` rows of `heads` heads of 128.
+fn row_dot_shape(tokens: usize, heads: usize) -> (Shape<'static>, Strides, usize) {
+    let d = 128;
+    (
+        Shape::dense(1, tokens, tokens, heads, heads, d),
+        Strides::contiguous(tokens, heads, d),
+        tokens * heads * d,
+    )
+}
+
+/// Bytes a row-dot moves: both bf16 inputs read once, the f32 statistic written once.
+fn row_dot_bytes(n: usize, rows: usize) -> f64 {
+    (2 * n * 2 + rows * 4) as f64
+}
+
+/// The GPU's memory-bound numbers: a 1 GiB device-to-device copy (bytes read plus written, the
+/// bandwidth ceiling as this crate's own API sees it) and `row_dot` on 16k tokens × 16 heads ×
+/// 128 in bf16 (the softmax backward's pre-pass, a pure streaming kernel).
+///
+/// # Errors
+/// Only a failure to set up the timer; failures of a measurement become records.
+pub fn bench_cuda_throughput(
+    gpu: &CudaBackend,
+    timing: &Timing,
+    flush: bool,
+) -> Result<Vec<Record>, BenchError> {
+    let mut timer = CudaTimer::new(gpu, flush)?;
+    let s = gpu.stream();
+    let mut out = Vec::new();
+
+    let bytes = 1usize << 30;
+    // Random bytes, not zeros: Ampere and Hopper compress zero-filled lines, which would
+    // overstate the bandwidth.
+    let mut rng = Rng::new(3);
+    let noise: Vec<u64> = (0..bytes / 8).map(|_| rng.next_u64()).collect();
+    let copy = (|| {
+        let src = s.clone_htod(&noise).map_err(cuda("copying"))?;
+        let dst = s
+            .alloc_zeros::<u64>(bytes / 8)
+            .map_err(cuda("allocating"))?;
+        Ok::<_, Error>((src, dst))
+    })();
+    drop(noise);
+    let outcome = match copy {
+        Err(e) => Err(status_of(&e)),
+        Ok((src, mut dst)) => timer
+            .time(timing, &mut || {
+                s.memcpy_dtod(&src, &mut dst).map_err(cuda("copying"))
+            })
+            .map_err(|e| Status::Failed(e.to_string())),
+    };
+    out.push(throughput(
+        "copy",
+        "cudarc",
+        "1 GiB device to device".into(),
+        2.0 * bytes as f64,
+        "GB/s",
+        outcome,
+    ));
+
+    let (tokens, heads) = (16_384, 16);
+    let (shape, st, n) = row_dot_shape(tokens, heads);
+    let pool = RandomPool::new(n, 7);
+    let buffers = (|| {
+        let x = s.clone_htod(pool.window(0, n)).map_err(cuda("copying"))?;
+        let y = s.clone_htod(pool.window(1, n)).map_err(cuda("copying"))?;
+        let o = s
+            .alloc_zeros::<f32>(tokens * heads)
+            .map_err(cuda("allocating"))?;
+        Ok::<_, Error>((x, y, o))
+    })();
+    let outcome = match buffers {
+        Err(e) => Err(status_of(&e)),
+        Ok((x, y, mut o)) => timer
+            .time(timing, &mut || {
+                gpu.row_dot(
+                    &shape,
+                    TensorRef {
+                        data: &x,
+                        strides: st,
+                    },
+                    TensorRef {
+                        data: &y,
+                        strides: st,
+                    },
+                    &mut o,
+                )
+            })
+            .map_err(|e| match e {
+                BenchError::Kernel(k) => status_of(&k),
+                other => Status::Failed(other.to_string()),
+            }),
+    };
+    out.push(throughput(
+        "row_dot",
+        "sinkless",
+        format!("{tokens} tokens x {heads} heads x 128 bf16"),
+        row_dot_bytes(n, tokens * heads),
+        "GB/s",
+        outcome,
+    ));
+    Ok(out)
+}
+
+/// The emulator's `row_dot` on a tiny shape: proves the throughput path of the dry run.
+pub fn bench_emulator_throughput(timing: &Timing) -> Vec<Record> {
+    let (tokens, heads) = (64, 2);
+    let (shape, st, n) = row_dot_shape(tokens, heads);
+    let pool = RandomPool::new(n, 7);
+    let x = HostBuffer::from_slice(pool.window(0, n));
+    let y = HostBuffer::from_slice(pool.window(1, n));
+    let mut o = HostBuffer::filled(tokens * heads, f32::NAN);
+    let emu = Emulator::new();
+    let outcome = time_wall(timing, &mut || {
+        emu.row_dot(
+            &shape,
+            TensorRef {
+                data: &x,
+                strides: st,
+            },
+            TensorRef {
+                data: &y,
+                strides: st,
+            },
+            &mut o,
+        )
+    })
+    .map_err(|e| status_of(&e));
+    vec![throughput(
+        "row_dot",
+        "emulator",
+        format!("{tokens} tokens x {heads} heads x 128 bf16"),
+        row_dot_bytes(n, tokens * heads),
+        "GB/s",
+        outcome,
+    )]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::Grid;
+
+    #[test]
+    fn host_entries_fill_every_row_of_the_tiny_grid() {
+        let shapes = &Grid::tiny().shapes()[..2];
+        let mut seen = 0;
+        let records = bench_host(shapes, &host_entries(), &Timing::ONCE, &mut |_| seen += 1);
+        assert_eq!(records.len(), shapes.len() * 4);
+        assert_eq!(seen, records.len());
+        for r in &records {
+            let Record::Attention(a) = r else {
+                panic!("not an attention record")
+            };
+            assert_eq!(a.status, Status::Ok, "{a:?}");
+            assert!(a.tflops().unwrap() > 0.0);
+        }
+    }
+
+    #[test]
+    fn arguments_follow_the_activation() {
+        let shape = Grid::tiny().shapes()[0];
+        let pool = RandomPool::new(shape.elements(), 1);
+        let mut b = HostAttn::new(&shape, &pool);
+        let soft = AttnProblem::new(shape, BenchActivation::Softmax);
+        let (i, o) = b.forward_args::<[bf16], [f32]>(&soft);
+        assert!(i.sink.is_some() && i.bias.is_none() && o.row_stat.is_some());
+        let sig = AttnProblem::new(shape, BenchActivation::Sigmoid);
+        let (i, o) = b.backward_args::<[bf16], [f32]>(&sig);
+        assert!(i.sink.is_none() && i.row_stat.is_none() && o.dsink.is_none());
+        // Different windows of the pool: q and k differ.
+        assert_ne!(&b.q[..], &b.k[..]);
+    }
+
+    #[test]
+    fn emulator_row_dot_reports_a_bandwidth() {
+        let r = bench_emulator_throughput(&Timing::ONCE);
+        let Record::Throughput(t) = &r[0] else {
+            panic!()
+        };
+        assert_eq!(t.status, Status::Ok);
+        assert!(t.value.unwrap() > 0.0);
+    }
+}

@@ -1,0 +1,424 @@
+//! Attention cases: random inputs, the float64 and input-precision references, and a run on a
+//! backend judged by FlashAttention's rule.
+
+use super::{max_abs_diff, tolerance, CaseResult, Rng};
+use crate::attention::{ForwardInputs, ForwardOutputs};
+use crate::backend::emulator::{Emulator, HostBuffer};
+use crate::config::{Activation, AttentionOptions, Element, SigmoidBias};
+use crate::error::Result;
+use crate::reference::{self, HeadShape, Precision, Problem, RefActivation, RefBias};
+use crate::tensor::{Seqlens, Shape, Strides, TensorMut, TensorRef};
+
+/// Sequence lengths of an [`AttnCase`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Lengths {
+    /// `batch` sequences of `seqlen_q` queries and `seqlen_k` keys.
+    Dense {
+        /// Sequences.
+        batch: usize,
+        /// Queries per sequence.
+        seqlen_q: usize,
+        /// Keys per sequence.
+        seqlen_k: usize,
+    },
+    /// Packed sequences.
+    Varlen {
+        /// Query prefix sums.
+        cu_q: Vec<i32>,
+        /// Key prefix sums.
+        cu_k: Vec<i32>,
+    },
+}
+
+/// One attention problem to check.
+#[derive(Clone, Debug)]
+pub struct AttnCase {
+    /// Sequence lengths.
+    pub lengths: Lengths,
+    /// Query heads.
+    pub heads_q: usize,
+    /// Key/value heads.
+    pub heads_kv: usize,
+    /// Head dimension.
+    pub head_dim: usize,
+    /// What to compute.
+    pub opts: AttentionOptions,
+    /// Extra elements between rows (a strided view), a multiple of 8.
+    pub row_pad: usize,
+    /// Standard deviation of q and k: 1 for ordinary inputs, large for extreme logits.
+    pub qk_std: f64,
+}
+
+/// A case's inputs, in the element type.
+#[derive(Clone, Debug)]
+pub struct AttnInputs<T> {
+    /// Queries, `[tokens_q, heads_q, d]` with row stride `heads_q * d + row_pad`.
+    pub q: Vec<T>,
+    /// Keys.
+    pub k: Vec<T>,
+    /// Values.
+    pub v: Vec<T>,
+    /// Output gradient, shaped like q.
+    pub d_o: Vec<T>,
+    /// Sink logits per query head, when the options use them.
+    pub sink: Option<Vec<f32>>,
+    /// Sigmoid bias per query head, when the options use it.
+    pub bias: Option<Vec<f32>>,
+}
+
+impl AttnCase {
+    /// The case's [`Shape`].
+    pub fn shape(&self) -> Shape<'_> {
+        let seqlens = match &self.lengths {
+            Lengths::Dense {
+                batch,
+                seqlen_q,
+                seqlen_k,
+            } => Seqlens::Dense {
+                batch: *batch,
+                seqlen_q: *seqlen_q,
+                seqlen_k: *seqlen_k,
+            },
+            Lengths::Varlen { cu_q, cu_k } => Seqlens::Varlen {
+                cu_seqlens_q: cu_q,
+                cu_seqlens_k: cu_k,
+            },
+        };
+        Shape {
+            seqlens,
+            heads_q: self.heads_q,
+            heads_kv: self.heads_kv,
+            head_dim: self.head_dim,
+        }
+    }
+
+    fn tokens(&self) -> (usize, usize) {
+        match &self.lengths {
+            Lengths::Dense {
+                batch,
+                seqlen_q,
+                seqlen_k,
+            } => (batch * seqlen_q, batch * seqlen_k),
+            Lengths::Varlen { cu_q, cu_k } => (
+                *cu_q.last().unwrap() as usize,
+                *cu_k.last().unwrap() as usize,
+            ),
+        }
+    }
+
+    fn dense_seqlens(&self) -> (usize, usize) {
+        match &self.lengths {
+            Lengths::Dense {
+                seqlen_q, seqlen_k, ..
+            } => (*seqlen_q, *seqlen_k),
+            Lengths::Varlen { .. } => (0, 0),
+        }
+    }
+
+    /// Strides of the query-side tensors.
+    pub fn q_strides(&self) -> Strides {
+        let row = self.heads_q * self.head_dim + self.row_pad;
+        Strides {
+            batch: row * self.dense_seqlens().0,
+            row,
+            head: self.head_dim,
+        }
+    }
+
+    /// Strides of the key-side tensors.
+    pub fn k_strides(&self) -> Strides {
+        let row = self.heads_kv * self.head_dim + self.row_pad;
+        Strides {
+            batch: row * self.dense_seqlens().1,
+            row,
+            head: self.head_dim,
+        }
+    }
+
+    /// Elements of a per-row statistic.
+    pub fn row_stat_len(&self) -> usize {
+        self.tokens().0 * self.heads_q
+    }
+
+    /// A one-line description.
+    pub fn describe<T: Element>(&self) -> String {
+        let lengths = match &self.lengths {
+            Lengths::Dense {
+                batch,
+                seqlen_q,
+                seqlen_k,
+            } => format!("b={batch} sq={seqlen_q} sk={seqlen_k}"),
+            Lengths::Varlen { cu_q, cu_k } => format!("varlen q={cu_q:?} k={cu_k:?}"),
+        };
+        let act = match self.opts.activation {
+            Activation::Softmax { sink } => {
+                if sink {
+                    "softmax+sink".to_string()
+                } else {
+                    "softmax".to_string()
+                }
+            }
+            Activation::Sigmoid { bias } => format!("sigmoid({bias:?})"),
+            Activation::NormalizedSigmoid { bias } => format!("nsigmoid({bias:?})"),
+        };
+        let mask = match (self.opts.mask.left, self.opts.mask.right) {
+            (None, None) => String::new(),
+            (None, Some(0)) => " causal".into(),
+            (l, r) => format!(" window({l:?},{r:?})"),
+        };
+        format!(
+            "{} {act}{mask} {lengths} h={}/{} d={}{}{}",
+            T::DTYPE.name(),
+            self.heads_q,
+            self.heads_kv,
+            self.head_dim,
+            if self.row_pad > 0 {
+                format!(" pad={}", self.row_pad)
+            } else {
+                String::new()
+            },
+            if self.qk_std != 1.0 {
+                format!(" qk_std={}", self.qk_std)
+            } else {
+                String::new()
+            },
+        )
+    }
+
+    /// Random inputs for the case (padding elements random too, so a read of them shows).
+    pub fn inputs<T: Element>(&self, seed: u64) -> AttnInputs<T> {
+        let mut rng = Rng::new(seed);
+        let (tq, tk) = self.tokens();
+        let (qs, ks) = (self.q_strides(), self.k_strides());
+        let scaled = |rng: &mut Rng, n: usize, std: f64| {
+            (0..n)
+                .map(|_| T::from_f64(std * rng.normal()))
+                .collect::<Vec<T>>()
+        };
+        let q = scaled(&mut rng, tq.max(1) * qs.row, self.qk_std);
+        let k = scaled(&mut rng, tk.max(1) * ks.row, self.qk_std);
+        let v = scaled(&mut rng, tk.max(1) * ks.row, 1.0);
+        let d_o = scaled(&mut rng, tq.max(1) * qs.row, 1.0);
+        let per_head = |rng: &mut Rng, lo: f64, hi: f64| {
+            (0..self.heads_q)
+                .map(|_| rng.uniform(lo, hi) as f32)
+                .collect::<Vec<f32>>()
+        };
+        let sink = self
+            .opts
+            .activation
+            .has_sink()
+            .then(|| per_head(&mut rng, -1.0, 3.0));
+        let bias = self
+            .opts
+            .activation
+            .has_bias_tensor()
+            .then(|| per_head(&mut rng, -4.0, 1.0));
+        AttnInputs {
+            q,
+            k,
+            v,
+            d_o,
+            sink,
+            bias,
+        }
+    }
+
+    /// Copies a padded tensor into the reference's packed `[tokens, heads, d]` f64 layout.
+    fn pack<T: Element>(&self, x: &[T], tokens: usize, heads: usize, row: usize) -> Vec<f64> {
+        let d = self.head_dim;
+        let mut out = Vec::with_capacity(tokens * heads * d);
+        for t in 0..tokens {
+            out.extend(x[t * row..t * row + heads * d].iter().map(|v| v.to_f64()));
+        }
+        out
+    }
+
+    /// Unpacks a padded query-side tensor into `[tokens, heads, d]` f64.
+    fn unpack_q<T: Element>(&self, x: &[T]) -> Vec<f64> {
+        self.pack(x, self.tokens().0, self.heads_q, self.q_strides().row)
+    }
+
+    fn problem<'a>(
+        &self,
+        qkv: (&'a [f64], &'a [f64], &'a [f64]),
+        sink: &'a Option<Vec<f64>>,
+        bias: &'a Option<Vec<f64>>,
+    ) -> Problem<'a> {
+        let shape = HeadShape {
+            heads_q: self.heads_q,
+            heads_kv: self.heads_kv,
+            head_dim: self.head_dim,
+        };
+        let base = match &self.lengths {
+            Lengths::Dense {
+                batch,
+                seqlen_q,
+                seqlen_k,
+            } => Problem::dense(*batch, *seqlen_q, *seqlen_k, shape, qkv.0, qkv.1, qkv.2),
+            Lengths::Varlen { cu_q, cu_k } => {
+                let cq: Vec<usize> = cu_q.iter().map(|&c| c as usize).collect();
+                let ck: Vec<usize> = cu_k.iter().map(|&c| c as usize).collect();
+                Problem::varlen(&cq, &ck, shape, qkv.0, qkv.1, qkv.2)
+            }
+        };
+        let ref_bias = |b: SigmoidBias| match b {
+            SigmoidBias::Constant(c) => RefBias::Constant(c as f64),
+            SigmoidBias::PerHead => RefBias::PerHead(bias.as_deref().expect("per-head bias drawn")),
+            SigmoidBias::NegLogSeqlenK => RefBias::NegLogSeqlenK,
+        };
+        let activation = match self.opts.activation {
+            Activation::Softmax { .. } => RefActivation::Softmax {
+                sink: sink.as_deref(),
+            },
+            Activation::Sigmoid { bias } => RefActivation::Sigmoid {
+                bias: ref_bias(bias),
+                normalized: false,
+            },
+            Activation::NormalizedSigmoid { bias } => RefActivation::Sigmoid {
+                bias: ref_bias(bias),
+                normalized: true,
+            },
+        };
+        Problem {
+            scale: self.opts.resolved_scale(self.head_dim) as f64,
+            window: (self.opts.mask.left, self.opts.mask.right),
+            activation,
+            ..base
+        }
+    }
+
+    /// The forward's `o` in the float64 reference and in the input precision, and the f64 row statistic.
+    pub fn reference_forward<T: Element>(
+        &self,
+        x: &AttnInputs<T>,
+    ) -> (Vec<f64>, Vec<f64>, Option<Vec<f64>>) {
+        let (tq, tk) = self.tokens();
+        let q = self.unpack_q(&x.q);
+        let k = self.pack(&x.k, tk, self.heads_kv, self.k_strides().row);
+        let v = self.pack(&x.v, tk, self.heads_kv, self.k_strides().row);
+        let widen = |p: &Option<Vec<f32>>| {
+            p.as_ref()
+                .map(|s| s.iter().map(|&v| v as f64).collect::<Vec<f64>>())
+        };
+        let (sink, bias) = (widen(&x.sink), widen(&x.bias));
+        let p = self.problem((&q, &k, &v), &sink, &bias);
+        let exact = reference::forward(&p, Precision::F64);
+        let low = reference::forward(&p, precision::<T>());
+        let stat = match self.opts.activation {
+            Activation::Softmax { .. } => exact.lse,
+            Activation::NormalizedSigmoid { .. } => Some(reference::sigmoid_row_sums(&p)),
+            Activation::Sigmoid { .. } => None,
+        };
+        debug_assert_eq!(exact.o.len(), tq * self.heads_q * self.head_dim);
+        (exact.o, low.o, stat)
+    }
+
+    /// Judges a forward run: `o` by FlashAttention's rule, the row statistic to 1e-4 relative.
+    pub fn judge_forward<T: Element>(
+        &self,
+        backend: &'static str,
+        x: &AttnInputs<T>,
+        o: &[T],
+        stat: Option<&[f32]>,
+    ) -> Vec<CaseResult> {
+        let (exact, low, want_stat) = self.reference_forward(x);
+        let got = self.unpack_q(o);
+        let mut results = vec![CaseResult {
+            backend,
+            case: format!("fwd o {}", self.describe::<T>()),
+            max_err: max_abs_diff(&got, &exact),
+            tol: tolerance(max_abs_diff(&low, &exact), 2.0, ulp_floor::<T>(&exact)),
+        }];
+        if let (Some(got), Some(want)) = (stat, want_stat) {
+            let got: Vec<f64> = got.iter().map(|&g| g as f64).collect();
+            let scale = want
+                .iter()
+                .filter(|w| w.is_finite())
+                .fold(1.0f64, |m, w| m.max(w.abs()));
+            results.push(CaseResult {
+                backend,
+                case: format!("fwd row_stat {}", self.describe::<T>()),
+                max_err: max_abs_diff(&got, &want),
+                tol: 1e-4 * scale,
+            });
+        }
+        results
+    }
+
+    /// Runs the forward on the emulator with poisoned outputs.
+    ///
+    /// # Errors
+    /// Whatever the backend reports.
+    pub fn run_forward_emulator<T: Element>(
+        &self,
+        emu: &Emulator,
+        seed: u64,
+    ) -> Result<Vec<CaseResult>> {
+        let x = self.inputs::<T>(seed);
+        let host = HostBuffer::from_slice;
+        let (q, k, v) = (host(&x.q), host(&x.k), host(&x.v));
+        let sink = x.sink.as_deref().map(HostBuffer::from_slice);
+        let bias = x.bias.as_deref().map(HostBuffer::from_slice);
+        let mut o = HostBuffer::filled(x.q.len(), T::from_f64(f64::NAN));
+        let mut stat = self
+            .opts
+            .activation
+            .has_row_stat()
+            .then(|| HostBuffer::filled(self.row_stat_len(), f32::NAN));
+        let (qs, ks) = (self.q_strides(), self.k_strides());
+        emu.forward(
+            &self.shape(),
+            &self.opts,
+            ForwardInputs {
+                q: TensorRef {
+                    data: &q,
+                    strides: qs,
+                },
+                k: TensorRef {
+                    data: &k,
+                    strides: ks,
+                },
+                v: TensorRef {
+                    data: &v,
+                    strides: ks,
+                },
+                sink: sink.as_ref(),
+                bias: bias.as_ref(),
+            },
+            ForwardOutputs {
+                o: TensorMut {
+                    data: &mut o,
+                    strides: qs,
+                },
+                row_stat: stat.as_mut(),
+            },
+        )?;
+        Ok(self.judge_forward("emulator", &x, &o, stat.as_deref()))
+    }
+}
+
+/// The tolerance floor: one unit in the last place of `T` at the largest reference magnitude.
+///
+/// Where the input-precision reference happens to be exact (a row with one visible key, whose
+/// weight is exactly 1), a kernel that rounds the same quantities in another order is still one
+/// rounding of the output away; the floor admits that and nothing more.
+pub fn ulp_floor<T: Element>(reference: &[f64]) -> f64 {
+    let eps = match T::DTYPE {
+        crate::DType::F16 => f64::powi(2.0, -10),
+        crate::DType::BF16 => f64::powi(2.0, -7),
+    };
+    let max = reference
+        .iter()
+        .filter(|x| x.is_finite())
+        .fold(0.0f64, |m, x| m.max(x.abs()));
+    eps * max.max(f64::MIN_POSITIVE)
+}
+
+/// The reference precision matching `T`.
+fn precision<T: Element>() -> Precision {
+    match T::DTYPE {
+        crate::DType::F16 => Precision::F16,
+        crate::DType::BF16 => Precision::Bf16,
+    }
+}
