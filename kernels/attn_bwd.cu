@@ -13,24 +13,24 @@
 // GQA: a CTA owns one key block of one kv head and loops over every query head that shares it,
 // so dK/dV are summed in registers and written once (no atomics, no expanded buffers).
 //
-// Kernels and launch plan (T = f16/bf16 traits, Act = policy, all params by value):
-//   attn_bwd_rowdot<T>       D into row_dot. softmax and normalized sigmoid only.
-//                            grid (ceil(seqlen_q / 16), heads_q, batch), block 128, no smem.
-//   attn_bwd<T, Act, kHD>    dK, dV; dQ into dq_accum with f32 atomics unless deterministic;
-//                            dbias_partial (sigmoids).
-//                            grid (n_key_blocks = ceil(seqlen_k / kBlockN), heads_kv, batch),
-//                            block bwd_traits::kThreads, smem bwd_traits::kSmemBytes.
-//   attn_bwd_dq<T, Act, kHD> deterministic mode: dQ directly (one CTA per query block loops over
-//                            the key blocks in a fixed order).
-//                            grid (ceil(seqlen_q / kBlockM), heads_q, batch), block kThreads,
-//                            smem bwd_dq_traits::kSmemBytes.
-//   attn_bwd_dq_convert<T>   atomic mode: dq = scale * dq_accum rounded to T.
-//                            grid (ceil(seqlen_q / 16), heads_q, batch), block 128.
-//   attn_bwd_head_reduce<Act> dsink (softmax with sink) or dbias (sigmoids), each head summed in a
-//                            fixed order. grid (heads_q), block 256.
-// Order: rowdot -> attn_bwd (host zeroed dq_accum first) -> dq_convert -> head_reduce, or in
-// deterministic mode rowdot -> attn_bwd and attn_bwd_dq -> head_reduce. Every output element is
-// written by some launch, including zero gradients of keys no query sees.
+// Kernels and launch plan (T = f16/bf16 traits, Act = policy, all params by value; every
+// *_traits struct has kBlockM, kBlockN, kThreads, kSmemBytes):
+//   attn_bwd_rowdot<T>        D into row_dot (softmax and normalized sigmoid only).
+//                             grid (ceil(seqlen_q / 16), heads_q, batch), bwd_rows_traits.
+//   attn_bwd<T, Act, kHD>     dK, dV; dQ into dq_accum with f32 atomics unless deterministic;
+//                             dbias_partial (sigmoids). grid (n_key_blocks =
+//                             ceil(seqlen_k / kBlockN), heads_kv, batch), bwd_traits<kHD>.
+//   attn_bwd_dq<T, Act, kHD>  deterministic mode only: dQ directly, one CTA per query block
+//                             looping over its key blocks in a fixed order.
+//                             grid (ceil(seqlen_q / kBlockM), heads_q, batch), bwd_dq_traits<kHD>.
+//   attn_bwd_dq_convert<T>    atomic mode only: dq = scale * dq_accum rounded to T.
+//                             grid (ceil(seqlen_q / 16), heads_q, batch), bwd_rows_traits.
+//   attn_bwd_head_reduce<Act> dsink (softmax, only with a sink) or dbias (sigmoids), each head
+//                             summed in a fixed order. grid (heads_q), bwd_head_reduce_traits.
+// (seqlen_q/seqlen_k: the maxima under varlen.) Order: rowdot -> attn_bwd (dq_accum zeroed by
+// the host before) -> dq_convert -> head_reduce; deterministic: rowdot -> attn_bwd -> attn_bwd_dq
+// -> head_reduce. Every output element is written by some launch, including the zero gradients
+// of keys that no query sees.
 //
 // Numeric policy: as the forward; P and dS are rounded to T before their products, f32
 // accumulation everywhere, dQ partial sums in f32. The deterministic mode has no atomics at all,
@@ -49,8 +49,10 @@ namespace sinkless {
 
 // ---- shared per-element step ----------------------------------------------------------------
 
-struct float2_ {
-    float x, y;
+// What an element's query contributes to its gradient: the prepared row statistic
+// (activation.cuh: prep_stat) and D.
+struct query_stats {
+    float stat, dot;
 };
 
 // Recomputed scores s -> activations a, in place; masked entries become exactly 0 (whatever
@@ -63,7 +65,7 @@ __device__ __forceinline__ void activations(const Act& act, float (&s)[1][NT][4]
 #pragma unroll
     for (int nt = 0; nt < NT; ++nt)
 #pragma unroll
-        for (int e = 0; e < 4; ++e) s[0][nt][e] = act.act(s[0][nt][e], stat_dot(nt, e).x);
+        for (int e = 0; e < 4; ++e) s[0][nt][e] = act.act(s[0][nt][e], stat_dot(nt, e).stat);
     if (need_mask) mask_tile<kTransposed>(s, mask, row0, col0, 0.f, lane);
 }
 
@@ -75,7 +77,7 @@ __device__ __forceinline__ void dv_weights(uint32_t (&w)[1][NT / 2][4], const Ac
 #pragma unroll
     for (int nt = 0; nt < NT; ++nt)
 #pragma unroll
-        for (int e = 0; e < 4; ++e) x[0][nt][e] = act.dv_weight(a[0][nt][e], stat_dot(nt, e).x);
+        for (int e = 0; e < 4; ++e) x[0][nt][e] = act.dv_weight(a[0][nt][e], stat_dot(nt, e).stat);
     acc_to_a<T>(w, x);
 }
 
@@ -87,14 +89,22 @@ __device__ __forceinline__ void score_grads(const Act& act, const float (&a)[1][
     for (int nt = 0; nt < NT; ++nt)
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
-            const float2_ sd = stat_dot(nt, e);
-            dp[0][nt][e] = act.grad(a[0][nt][e], dp[0][nt][e], sd.y, sd.x);
+            const query_stats sd = stat_dot(nt, e);
+            dp[0][nt][e] = act.grad(a[0][nt][e], dp[0][nt][e], sd.dot, sd.stat);
         }
 }
 
 // ---- D = rowsum(dO * O) -----------------------------------------------------------------------
 
 constexpr int kRowKernelRows = 16;  // rows per CTA of the row-wise helper kernels (4 per warp)
+
+// Launch geometry of rowdot and dq_convert, in the shape the host reads from every kernel.
+struct bwd_rows_traits {
+    static constexpr int kBlockM = kRowKernelRows;
+    static constexpr int kBlockN = 0;
+    static constexpr int kThreads = 128;
+    static constexpr int kSmemBytes = 0;
+};
 
 // Sum of x[c] * y[c] over c < n (n <= 256) for the warp, f32; every lane gets the total.
 template <class T>
@@ -120,7 +130,7 @@ __device__ __forceinline__ void attn_bwd_rowdot(const sinkless_attn_bwd_params& 
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
     const int h = blockIdx.y, b = blockIdx.z;
     const seq_bounds sb = get_seq_bounds(p, b);
-    for (int r = warp; r < kRowKernelRows; r += 4) {
+    for (int r = warp; r < kRowKernelRows; r += bwd_rows_traits::kThreads / 32) {
         const int i = blockIdx.x * kRowKernelRows + r;
         if (i >= sb.sq) break;
         const uint16_t* o = static_cast<const uint16_t*>(p.o) +
@@ -138,23 +148,29 @@ __device__ __forceinline__ void attn_bwd_rowdot(const sinkless_attn_bwd_params& 
 // [kDv (w / 4), kDv (w / 4 + 1)). It computes S^T and dP^T for its keys directly in the
 // accumulator layout, so P^T and dS^T are already the A operands of dV += P^T dO and
 // dK += dS^T Q: no shared-memory round trip for them, no cross-warp reduction of dK/dV.
-//   hd <= 128: 4 warps, 64 keys x 64 queries; dK + dV hold kHD registers per thread.
-//   hd 192, 256: 8 warps, dK/dV columns split in two halves (kDv = 96/128) so the accumulators
-//   still fit; both halves recompute the same S and dP (2 of the 5 products done twice) rather
-//   than trade them through shared memory. hd 256 takes 32 queries per step to fit the shared
-//   memory of an A100 (K, V, two stages of Q and dO: 132 KiB).
+// dK + dV take kDv registers per thread, so:
+//   hd 32, 64:     4 warps, 64 keys x 64 queries per step.
+//   hd 96, 128:    4 warps, 64 keys x 32 queries: 64 queries spilled (S^T, dP^T and their
+//                  operand copies on top of 192/256 accumulator registers).
+//   hd 192, 256:   8 warps, the dK/dV columns split in two halves (kDv = 96/128); both halves
+//                  recompute the same S and dP (2 of the 5 products done twice) rather than trade
+//                  them through shared memory; 64 keys x 32 queries.
+// Shared memory (K, V, two stages of Q and dO, dS^T, statistics): 57/69/133 KiB at hd
+// 64/128/256.
+// dQ = dS K is cut into (16 rows x kDqCols) units spread over the warps; 64-column units
+// spilled once dK/dV held 128 registers.
 template <int kHD_>
 struct bwd_traits {
     static constexpr int kHD = kHD_;
     static constexpr int kDSplit = kHD > 128 ? 2 : 1;
     static constexpr int kDv = kHD / kDSplit;
-    static constexpr int kWarpsN = 4;  // kBiasSlotsPerBlock = 32 kWarpsN
+    static constexpr int kWarpsN = 4;  // SINKLESS_DBIAS_SLOTS_PER_KEY_BLOCK = 32 kWarpsN
     static constexpr int kWarps = kWarpsN * kDSplit;
     static constexpr int kThreads = 32 * kWarps;
     static constexpr int kBlockN = 16 * kWarpsN;
     static constexpr int kBlockM = kDv > 64 ? 32 : 64;
     // dQ = dS K is split over the warps in (16 rows x kDqCols) units
-    static constexpr int kDqCols = kHD % 64 == 0 ? 64 : 32;
+    static constexpr int kDqCols = kDv <= 64 && kHD % 64 == 0 ? 64 : 32;
     using kv_tile = smem_tile<kBlockN, kHD>;
     using q_tile = smem_tile<kBlockM, kHD>;
     using ds_tile = smem_tile<kBlockN, kBlockM>;  // dS^T, [key][query]
@@ -166,7 +182,8 @@ struct bwd_traits {
 // dbias partials: one per (query head, sequence, key block, lane of a key warp), each written
 // once by the main pass: [heads_q][batch][n_key_blocks][kBiasSlotsPerBlock]. The warps owning
 // the second half of dK/dV columns (hd > 128) recompute the same dS and do not contribute.
-constexpr int kBiasSlotsPerBlock = 4 * 32;
+constexpr int kBiasSlotsPerBlock = SINKLESS_DBIAS_SLOTS_PER_KEY_BLOCK;
+static_assert(kBiasSlotsPerBlock == 4 * 32, "one slot per lane of the 4 key warps");
 
 template <class P>
 __device__ __forceinline__ int64_t dbias_slot(const P& p, int h, int b, int n_block) {
@@ -264,7 +281,7 @@ __device__ __forceinline__ void attn_bwd(const sinkless_attn_bwd_params& p) {
 
         auto stat_dot = [&](int nt, int e) {
             const int c = acc_col(nt, e, lane);
-            return float2_{st[c], st[tr::kBlockM + c]};
+            return query_stats{st[c], st[tr::kBlockM + c]};
         };
         // dV's product runs before dP is formed, so the two score-sized tiles and their
         // operand copies are never live at once (the sigmoids spilled at hd128 otherwise).
@@ -402,14 +419,14 @@ __device__ __forceinline__ void attn_bwd_dq(const sinkless_attn_bwd_params& p) {
     const int n_end = j_begin < j_end ? (j_end + tr::kBlockN - 1) / tr::kBlockN : n_begin;
 
     const Act act(p, h, sb.sk);
-    float2_ sd[2];  // (prepared statistic, D) of this thread's two rows
+    query_stats sd[2];  // (prepared statistic, D) of this thread's two rows
 #pragma unroll
     for (int hh = 0; hh < 2; ++hh) {
         const int r = wm0 + acc_row(0, 2 * hh, lane);
         const bool valid = r < rows;
         const int64_t si = stat_index(p, b, h, sb.q_start, m0 + r);
         const float raw = valid && Act::kRowStat ? p.row_stat[si] : (Act::kRowStat ? -INFINITY : 0.f);
-        sd[hh] = float2_{act.prep_stat(raw), valid && Act::kRowDot ? p.row_dot[si] : 0.f};
+        sd[hh] = query_stats{act.prep_stat(raw), valid && Act::kRowDot ? p.row_dot[si] : 0.f};
     }
 
     const uint16_t* k = static_cast<const uint16_t*>(p.k) +
@@ -473,7 +490,7 @@ __device__ __forceinline__ void attn_bwd_dq_convert(const sinkless_attn_bwd_para
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
     const int h = blockIdx.y, b = blockIdx.z;
     const seq_bounds sb = get_seq_bounds(p, b);
-    for (int r = warp; r < kRowKernelRows; r += 4) {
+    for (int r = warp; r < kRowKernelRows; r += bwd_rows_traits::kThreads / 32) {
         const int i = blockIdx.x * kRowKernelRows + r;
         if (i >= sb.sq) break;
         const int c = lane * 8;
@@ -492,6 +509,13 @@ __device__ __forceinline__ void attn_bwd_dq_convert(const sinkless_attn_bwd_para
 // dsink[h] = -sum_i exp(sink[h] - lse_i) D_i, the sigmoids dbias[h] = sum of the main pass's
 // partials. Each thread sums a strided slice in order, then a fixed tree over the block.
 constexpr int kHeadReduceThreads = 256;
+
+struct bwd_head_reduce_traits {
+    static constexpr int kBlockM = 0;
+    static constexpr int kBlockN = 0;
+    static constexpr int kThreads = kHeadReduceThreads;
+    static constexpr int kSmemBytes = 4 * (kHeadReduceThreads / 32);  // one float per warp
+};
 
 template <class Act>
 __device__ __forceinline__ void attn_bwd_head_reduce(const sinkless_attn_bwd_params& p) {

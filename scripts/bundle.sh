@@ -74,7 +74,7 @@ dirty=$([[ -n "$(git status --porcelain 2>/dev/null)" ]] && echo yes || echo no)
     echo "profile=$profile"
     echo "rustc=$(rustc --version)"
     echo "host=$(uname -m) $(ldd --version 2>/dev/null | head -1 | sed 's/.* //') glibc"
-    "$dest/bin/sinkless" info 2>/dev/null | grep -E "^GPU kernels" | sed 's/^/kernels=/'
+    "$dest/bin/sinkless" info 2>/dev/null | grep -E "^GPU kernels" | cut -c1-160 | sed "s/^/kernels=/"
 } >"$dest/BUNDLE_INFO"
 
 echo "bundle: $dest ($profile, commit $commit$([[ $dirty == yes ]] && echo ', uncommitted changes'))"

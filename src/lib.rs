@@ -27,6 +27,7 @@ pub mod backend;
 pub mod bench;
 pub mod check;
 pub mod config;
+pub mod conformance;
 pub mod error;
 mod ffi;
 mod kernels;

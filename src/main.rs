@@ -119,7 +119,7 @@ fn run_check() -> ExitCode {
     let results = check::run_all(&Emulator::new(), gpu.as_ref());
     let (mut passed, mut failed) = (0, 0);
     println!(
-        "{:9} {:60} {:>11} {:>11}  verdict",
+        "{:9} {:96} {:>11} {:>11}  verdict",
         "backend", "case", "max err", "tolerance"
     );
     for r in results {
@@ -127,7 +127,7 @@ fn run_check() -> ExitCode {
             Ok(c) => {
                 let ok = c.passed();
                 println!(
-                    "{:9} {:60} {:>11.3e} {:>11.3e}  {}",
+                    "{:9} {:96} {:>11.3e} {:>11.3e}  {}",
                     c.backend,
                     c.case,
                     c.max_err,

@@ -4,10 +4,11 @@
 use super::{max_abs_diff, tolerance, CaseResult, Rng};
 use crate::attention::{ForwardInputs, ForwardOutputs};
 use crate::backend::emulator::{Emulator, HostBuffer};
-use crate::config::{Activation, AttentionOptions, Element, SigmoidBias};
+use crate::config::{Activation, AttentionOptions, Element, Mask, SigmoidBias};
 use crate::error::Result;
 use crate::reference::{self, HeadShape, Precision, Problem, RefActivation, RefBias};
 use crate::tensor::{Seqlens, Shape, Strides, TensorMut, TensorRef};
+use crate::CudaBackend;
 
 /// Sequence lengths of an [`AttnCase`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -421,4 +422,255 @@ fn precision<T: Element>() -> Precision {
         crate::DType::F16 => Precision::F16,
         crate::DType::BF16 => Precision::Bf16,
     }
+}
+
+impl AttnCase {
+    /// Runs the forward on a GPU with poisoned outputs.
+    ///
+    /// # Errors
+    /// Whatever the backend reports.
+    pub fn run_forward_cuda<T: Element + cudarc::driver::DeviceRepr>(
+        &self,
+        gpu: &CudaBackend,
+        seed: u64,
+    ) -> Result<Vec<CaseResult>> {
+        let x = self.inputs::<T>(seed);
+        let st = gpu.stream();
+        let up = |v: &[T]| st.clone_htod(v).map_err(copy_err);
+        let up32 = |v: &[f32]| st.clone_htod(v).map_err(copy_err);
+        let (q, k, v) = (up(&x.q)?, up(&x.k)?, up(&x.v)?);
+        let sink = x.sink.as_deref().map(up32).transpose()?;
+        let bias = x.bias.as_deref().map(up32).transpose()?;
+        let mut o = up(&vec![T::from_f64(f64::NAN); x.q.len()])?;
+        let mut stat = self
+            .opts
+            .activation
+            .has_row_stat()
+            .then(|| up32(&vec![f32::NAN; self.row_stat_len()]))
+            .transpose()?;
+        let (qs, ks) = (self.q_strides(), self.k_strides());
+        gpu.forward(
+            &self.shape(),
+            &self.opts,
+            ForwardInputs {
+                q: TensorRef {
+                    data: &q,
+                    strides: qs,
+                },
+                k: TensorRef {
+                    data: &k,
+                    strides: ks,
+                },
+                v: TensorRef {
+                    data: &v,
+                    strides: ks,
+                },
+                sink: sink.as_ref(),
+                bias: bias.as_ref(),
+            },
+            ForwardOutputs {
+                o: TensorMut {
+                    data: &mut o,
+                    strides: qs,
+                },
+                row_stat: stat.as_mut(),
+            },
+        )?;
+        let o = st.clone_dtoh(&o).map_err(copy_err)?;
+        let stat = stat
+            .map(|s| st.clone_dtoh(&s).map_err(copy_err))
+            .transpose()?;
+        Ok(self.judge_forward("cuda", &x, &o, stat.as_deref()))
+    }
+}
+
+fn copy_err(e: cudarc::driver::DriverError) -> crate::Error {
+    crate::Error::Cuda {
+        during: "copying test data",
+        message: format!("{e:?}"),
+    }
+}
+
+fn dense(batch: usize, seqlen_q: usize, seqlen_k: usize) -> Lengths {
+    Lengths::Dense {
+        batch,
+        seqlen_q,
+        seqlen_k,
+    }
+}
+
+/// Masks every suite covers: none, causal, causal sliding window, a two-sided window, right only.
+pub const MASKS: [Mask; 5] = [
+    Mask::NONE,
+    Mask::CAUSAL,
+    Mask {
+        left: Some(7),
+        right: Some(0),
+    },
+    Mask {
+        left: Some(20),
+        right: Some(3),
+    },
+    Mask {
+        left: None,
+        right: Some(9),
+    },
+];
+
+/// Every mask x (MHA, GQA, MQA) x (dense sq > sk, dense sq < sk, varlen with an empty and a
+/// one-row sequence) for one activation, cycling through `head_dims`; sizes are not tile
+/// multiples.
+pub fn matrix(activation: Activation, head_dims: &[usize]) -> Vec<AttnCase> {
+    let varlen = Lengths::Varlen {
+        cu_q: vec![0, 1, 18, 18, 131],
+        cu_k: vec![0, 5, 22, 39, 116],
+    };
+    let mut cases = Vec::new();
+    for (mi, mask) in MASKS.iter().enumerate() {
+        for (hq, hk) in [(2, 2), (4, 2), (3, 1)] {
+            for lengths in [dense(2, 113, 37), dense(1, 17, 140), varlen.clone()] {
+                let i = cases.len();
+                cases.push(AttnCase {
+                    lengths,
+                    heads_q: hq,
+                    heads_kv: hk,
+                    head_dim: head_dims[(i + mi) % head_dims.len()],
+                    opts: AttentionOptions::new(activation).with_mask(*mask),
+                    row_pad: if i % 3 == 0 { 8 } else { 0 },
+                    qk_std: 1.0,
+                });
+            }
+        }
+    }
+    cases
+}
+
+/// Every head-dim bucket and dims between them, for softmax with sinks and sigmoid.
+pub fn head_dim_cases() -> Vec<AttnCase> {
+    let mut cases = Vec::new();
+    for d in [8, 32, 40, 64, 72, 96, 104, 128, 136, 192, 200, 256] {
+        for activation in [
+            Activation::Softmax { sink: true },
+            Activation::Sigmoid {
+                bias: SigmoidBias::NegLogSeqlenK,
+            },
+        ] {
+            cases.push(AttnCase {
+                lengths: dense(1, 65, 70),
+                heads_q: 2,
+                heads_kv: 1,
+                head_dim: d,
+                opts: AttentionOptions::new(activation).with_mask(Mask::CAUSAL),
+                row_pad: 0,
+                qk_std: 1.0,
+            });
+        }
+    }
+    cases
+}
+
+/// Seqlen 1 on either side and rows that see no key, for every activation.
+pub fn edge_cases() -> Vec<AttnCase> {
+    let mut cases = Vec::new();
+    for lengths in [
+        dense(1, 1, 1),
+        dense(3, 1, 9),
+        dense(1, 9, 1),
+        dense(2, 40, 3),
+    ] {
+        for activation in [
+            Activation::Softmax { sink: false },
+            Activation::Softmax { sink: true },
+            Activation::Sigmoid {
+                bias: SigmoidBias::Constant(0.5),
+            },
+            Activation::NormalizedSigmoid {
+                bias: SigmoidBias::NegLogSeqlenK,
+            },
+        ] {
+            cases.push(AttnCase {
+                lengths: lengths.clone(),
+                heads_q: 2,
+                heads_kv: 2,
+                head_dim: 64,
+                opts: AttentionOptions::new(activation).with_mask(Mask::CAUSAL),
+                row_pad: 0,
+                qk_std: 1.0,
+            });
+        }
+    }
+    cases
+}
+
+/// Logits up to about 1e4 in magnitude, and a custom scale, for every activation.
+pub fn extreme_cases() -> Vec<AttnCase> {
+    let mut cases = Vec::new();
+    for activation in [
+        Activation::Softmax { sink: true },
+        Activation::Softmax { sink: false },
+        Activation::Sigmoid {
+            bias: SigmoidBias::NegLogSeqlenK,
+        },
+        Activation::NormalizedSigmoid {
+            bias: SigmoidBias::Constant(0.0),
+        },
+    ] {
+        // q, k with standard deviation 60 at d = 64 and scale 1/8: |s| reaches about 1e4.
+        let case = AttnCase {
+            lengths: dense(1, 33, 47),
+            heads_q: 2,
+            heads_kv: 2,
+            head_dim: 64,
+            opts: AttentionOptions::new(activation).with_mask(Mask::sliding_window(11)),
+            row_pad: 0,
+            qk_std: 60.0,
+        };
+        cases.push(AttnCase {
+            opts: case.opts.with_scale(0.37),
+            qk_std: 1.0,
+            ..case.clone()
+        });
+        cases.push(case);
+    }
+    cases
+}
+
+/// The whole fixed suite: every activation's matrix, the head dims, the edges, the extremes.
+pub fn suite() -> Vec<AttnCase> {
+    let mut cases = matrix(Activation::Softmax { sink: false }, &[40, 64, 128]);
+    cases.extend(matrix(Activation::Softmax { sink: true }, &[72, 32, 96]));
+    cases.extend(matrix(
+        Activation::Sigmoid {
+            bias: SigmoidBias::NegLogSeqlenK,
+        },
+        &[64, 136, 8],
+    ));
+    cases.extend(matrix(
+        Activation::Sigmoid {
+            bias: SigmoidBias::PerHead,
+        },
+        &[48, 128],
+    ));
+    cases.extend(matrix(
+        Activation::Sigmoid {
+            bias: SigmoidBias::Constant(-3.5),
+        },
+        &[192],
+    ));
+    cases.extend(matrix(
+        Activation::NormalizedSigmoid {
+            bias: SigmoidBias::PerHead,
+        },
+        &[128, 40],
+    ));
+    cases.extend(matrix(
+        Activation::NormalizedSigmoid {
+            bias: SigmoidBias::Constant(1.0),
+        },
+        &[256],
+    ));
+    cases.extend(head_dim_cases());
+    cases.extend(edge_cases());
+    cases.extend(extreme_cases());
+    cases
 }

@@ -13,7 +13,10 @@ use crate::tensor::{Seqlens, Shape, Strides, TensorRef};
 use crate::CudaBackend;
 
 mod attn;
-pub use attn::{ulp_floor, AttnCase, AttnInputs, Lengths};
+pub use attn::{
+    edge_cases, extreme_cases, head_dim_cases, matrix, suite, ulp_floor, AttnCase, AttnInputs,
+    Lengths, MASKS,
+};
 
 /// A small, seedable generator (SplitMix64) for reproducible test inputs.
 #[derive(Clone, Debug)]
@@ -329,7 +332,8 @@ pub fn row_dot_cases() -> Vec<RowDotCase> {
     ]
 }
 
-/// Runs every case on the emulator and, when `gpu` is given, on the GPU.
+/// Runs every case on the emulator and, when `gpu` is given, on the GPU: `row_dot`, then the
+/// attention forward [`suite`] in f16 and bf16.
 pub fn run_all(emu: &Emulator, gpu: Option<&CudaBackend>) -> Vec<Result<CaseResult>> {
     let mut results = Vec::new();
     for (i, case) in row_dot_cases().iter().enumerate() {
@@ -339,6 +343,19 @@ pub fn run_all(emu: &Emulator, gpu: Option<&CudaBackend>) -> Vec<Result<CaseResu
         if let Some(gpu) = gpu {
             results.push(case.run_cuda::<half::f16>(gpu, seed));
             results.push(case.run_cuda::<half::bf16>(gpu, seed));
+        }
+    }
+    let mut flatten = |r: Result<Vec<CaseResult>>| match r {
+        Ok(v) => results.extend(v.into_iter().map(Ok)),
+        Err(e) => results.push(Err(e)),
+    };
+    for (i, case) in suite().iter().enumerate() {
+        let seed = 2000 + i as u64;
+        flatten(case.run_forward_emulator::<half::f16>(emu, seed));
+        flatten(case.run_forward_emulator::<half::bf16>(emu, seed));
+        if let Some(gpu) = gpu {
+            flatten(case.run_forward_cuda::<half::f16>(gpu, seed));
+            flatten(case.run_forward_cuda::<half::bf16>(gpu, seed));
         }
     }
     results

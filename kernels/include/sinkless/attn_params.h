@@ -58,6 +58,9 @@ typedef struct sinkless_attn_fwd_params {
     float scale;                 /* score scale (> 0), usually 1/sqrt(head_dim) */
 } sinkless_attn_fwd_params;
 
+/* Slots of dbias_partial per (query head, sequence, key block) of the backward main pass. */
+#define SINKLESS_DBIAS_SLOTS_PER_KEY_BLOCK 128
+
 /* Backward. Launch order and buffers: see the header comment of kernels/attn_bwd.cu. */
 typedef struct sinkless_attn_bwd_params {
     const void *q;               /* f16/bf16, forward inputs */
@@ -75,8 +78,9 @@ typedef struct sinkless_attn_bwd_params {
     void *dk;                    /* f16/bf16 output, k's shape */
     void *dv;                    /* f16/bf16 output, v's shape */
     float *dsink;                /* softmax with sink: [heads_q] output, else NULL */
-    float *dbias_partial;        /* sigmoid kinds: [heads_q, batch * n_key_blocks] f32 scratch,
-                                    every element written by the main pass (no zeroing) */
+    float *dbias_partial;        /* sigmoid kinds: f32 scratch [heads_q, batch, n_key_blocks,
+                                    SINKLESS_DBIAS_SLOTS_PER_KEY_BLOCK], every element written by
+                                    the main pass (no zeroing) */
     float *dbias;                /* sigmoid kinds: [heads_q] output, sum of dS over the head */
     const int32_t *cu_seqlens_q;
     const int32_t *cu_seqlens_k;

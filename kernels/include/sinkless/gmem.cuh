@@ -25,8 +25,8 @@ struct __align__(16) chunk16 {
 template <int kThreads, class Tile>
 struct row_copy_plan {
     static_assert(kThreads >= Tile::kChunks, "a pass must cover a whole row");
-    static constexpr int kFit = kThreads / Tile::kChunks;
-    static constexpr int kRowsPerPass = kFit >= 16 ? 16 * (kFit / 16 >= 2 ? 2 : 1) : kFit >= 8 ? 8 : kFit >= 4 ? 4 : kFit >= 2 ? 2 : 1;
+    static constexpr int pow2_floor(int x) { return x >= 2 ? 2 * pow2_floor(x / 2) : 1; }
+    static constexpr int kRowsPerPass = pow2_floor(kThreads / Tile::kChunks);
     static constexpr int kPasses = (Tile::kRows + kRowsPerPass - 1) / kRowsPerPass;
     static_assert(Tile::kRows % kRowsPerPass == 0, "whole passes");
 

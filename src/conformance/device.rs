@@ -1,0 +1,285 @@
+//! The conformance launches, written once over a small backend trait: upload the inputs, take
+//! their addresses for the params struct, launch, download every output.
+
+use super::{inputs, ConformanceCase, Fault, Kernel, Output, Plant, Values};
+use crate::backend::emulator::{Emulator, HostBuffer};
+use crate::config::DType;
+use crate::error::{Error, Result};
+use crate::ffi;
+use crate::plan::{self, Launch, Params};
+use crate::CudaBackend;
+use cudarc::driver::{CudaSlice, DevicePtr, DeviceRepr, ValidAsZeroBits};
+
+/// What every output buffer starts as: all ones, a bit pattern no conformance output takes
+/// (NaNs come out canonical, `0x7fff` / `0x7fffffff`), so an element a kernel never wrote shows.
+const POISON16: u16 = u16::MAX;
+/// See [`POISON16`].
+const POISON32: u32 = u32::MAX;
+
+/// An element type a conformance buffer holds.
+pub(super) trait Word:
+    Copy + Default + DeviceRepr + ValidAsZeroBits + Unpin + 'static
+{
+}
+impl Word for u16 {}
+impl Word for u32 {}
+impl Word for f32 {}
+
+/// Where a conformance kernel runs: the four operations each launch needs.
+pub(super) trait Device {
+    /// A buffer of the backend's memory.
+    type Buf<T: Word>;
+    /// A copy of `data` in the backend's memory.
+    fn upload<T: Word>(&self, data: &[T]) -> Result<Self::Buf<T>>;
+    /// The address kernels see.
+    fn addr<T: Word>(&self, buf: &Self::Buf<T>) -> u64;
+    /// Runs one launch.
+    fn launch(&self, launch: &Launch) -> Result<()>;
+    /// The buffer's contents, after every queued launch finished.
+    fn download<T: Word>(&self, buf: &Self::Buf<T>) -> Result<Vec<T>>;
+}
+
+impl Device for Emulator {
+    type Buf<T: Word> = HostBuffer<T>;
+    fn upload<T: Word>(&self, data: &[T]) -> Result<HostBuffer<T>> {
+        Ok(HostBuffer::from_slice(data))
+    }
+    fn addr<T: Word>(&self, buf: &HostBuffer<T>) -> u64 {
+        buf.addr()
+    }
+    fn launch(&self, launch: &Launch) -> Result<()> {
+        Emulator::launch(self, launch)
+    }
+    fn download<T: Word>(&self, buf: &HostBuffer<T>) -> Result<Vec<T>> {
+        Ok(buf.to_vec())
+    }
+}
+
+fn cuda_err(during: &'static str) -> impl Fn(cudarc::driver::DriverError) -> Error {
+    move |e| Error::Cuda {
+        during,
+        message: format!("{e:?}"),
+    }
+}
+
+impl Device for CudaBackend {
+    type Buf<T: Word> = CudaSlice<T>;
+    fn upload<T: Word>(&self, data: &[T]) -> Result<CudaSlice<T>> {
+        self.stream()
+            .clone_htod(data)
+            .map_err(cuda_err("copying conformance inputs to the GPU"))
+    }
+    fn addr<T: Word>(&self, buf: &CudaSlice<T>) -> u64 {
+        // Everything runs on the one stream, so the guard's event adds no ordering.
+        buf.device_ptr(self.stream()).0
+    }
+    fn launch(&self, launch: &Launch) -> Result<()> {
+        CudaBackend::launch(self, launch)
+    }
+    fn download<T: Word>(&self, buf: &CudaSlice<T>) -> Result<Vec<T>> {
+        let stream = self.stream();
+        stream
+            .synchronize()
+            .map_err(cuda_err("running a conformance kernel"))?;
+        stream
+            .clone_dtoh(buf)
+            .map_err(cuda_err("copying conformance outputs from the GPU"))
+    }
+}
+
+/// A launch of conformance kernel `name`.
+fn launch(
+    name: &str,
+    grid: [u32; 3],
+    block: [u32; 3],
+    smem: usize,
+    params: Params,
+) -> Result<Launch> {
+    Ok(Launch {
+        kernel: plan::kernel(format!("sinkless_conf_{name}"))?,
+        grid,
+        block,
+        smem,
+        params,
+    })
+}
+
+/// A row of `x` threads or blocks.
+fn x(n: u32) -> [u32; 3] {
+    [n, 1, 1]
+}
+
+/// The kernel's `plant` field for a case.
+fn plant_field(plant: Option<Plant>) -> u32 {
+    match plant {
+        None => ffi::SINKLESS_CONF_PLANT_NONE,
+        Some(Plant::SkipSync) => ffi::SINKLESS_CONF_PLANT_SKIP_SYNC,
+        Some(Plant::ExitEarly) => ffi::SINKLESS_CONF_PLANT_EXIT_EARLY,
+        Some(Plant::DivergentBarrier) => ffi::SINKLESS_CONF_PLANT_DIVERGENT_BARRIER,
+        Some(Plant::WarpExit) => ffi::SINKLESS_CONF_PLANT_WARP_EXIT,
+        Some(Plant::SkipWait) => ffi::SINKLESS_CONF_PLANT_SKIP_WAIT,
+        Some(_) => ffi::SINKLESS_CONF_PLANT_NONE,
+    }
+}
+
+/// Runs one case on `dev` and returns its raw outputs, in the order of the params struct.
+pub(super) fn run<D: Device>(dev: &D, case: &ConformanceCase) -> Result<Vec<Output>> {
+    let seed = case.seed;
+    let poisoned32 = |n: usize| dev.upload(&vec![POISON32; n]);
+    let poisoned16 = |n: usize| dev.upload(&vec![POISON16; n]);
+    let poisoned_f32 = |n: usize| dev.upload(&vec![f32::from_bits(POISON32); n]);
+    Ok(match case.kernel {
+        Kernel::Index { grid, block } => {
+            let threads = block.iter().product::<u32>() as usize;
+            let blocks = grid.iter().product::<u32>() as usize;
+            let out = poisoned32(threads * blocks * 8)?;
+            let p = ffi::sinkless_conf_index_params {
+                out: dev.addr(&out) as *mut u32,
+            };
+            dev.launch(&launch("index", grid, block, 0, Params::ConfIndex(p))?)?;
+            vec![Output::exact("out", Values::U32(dev.download(&out)?))]
+        }
+        Kernel::Reduce { blocks } => {
+            let input = dev.upload(&inputs::reduce(blocks, seed))?;
+            let out = poisoned32(blocks as usize)?;
+            let p = ffi::sinkless_conf_reduce_params {
+                in_: dev.addr(&input) as *const u32,
+                out: dev.addr(&out) as *mut u32,
+                plant: plant_field(case.plant),
+            };
+            let l = launch("reduce", x(blocks), x(128), 512, Params::ConfReduce(p))?;
+            dev.launch(&l)?;
+            vec![Output::exact("out", Values::U32(dev.download(&out)?))]
+        }
+        Kernel::CpAsync { blocks } => {
+            let src = inputs::cp_async(blocks, seed);
+            let dst = poisoned32(src.len())?;
+            let src = dev.upload(&src)?;
+            let p = ffi::sinkless_conf_cp_async_params {
+                src: dev.addr(&src) as *const u32,
+                dst: dev.addr(&dst) as *mut u32,
+                plant: plant_field(case.plant),
+            };
+            let l = launch("cp_async", x(blocks), x(128), 8192, Params::ConfCpAsync(p))?;
+            dev.launch(&l)?;
+            vec![Output::exact("dst", Values::U32(dev.download(&dst)?))]
+        }
+        Kernel::Ldmatrix => {
+            let src = dev.upload(&inputs::ldmatrix(seed))?;
+            let out = poisoned32(6 * 32 * 4)?;
+            let p = ffi::sinkless_conf_ldmatrix_params {
+                src: dev.addr(&src) as *const u16,
+                out: dev.addr(&out) as *mut u32,
+            };
+            dev.launch(&launch(
+                "ldmatrix",
+                x(1),
+                x(32),
+                1024,
+                Params::ConfLdmatrix(p),
+            )?)?;
+            vec![Output::exact("out", Values::U32(dev.download(&out)?))]
+        }
+        Kernel::Mma { dtype, k, ldmatrix } => {
+            let m = inputs::mma(dtype, k, seed);
+            let (a, b, c) = (
+                dev.upload(&m.a_bits)?,
+                dev.upload(&m.b_bits)?,
+                dev.upload(&m.c)?,
+            );
+            let d = poisoned_f32(16 * 8)?;
+            let p = ffi::sinkless_conf_mma_params {
+                a: dev.addr(&a) as *const u16,
+                b: dev.addr(&b) as *const u16,
+                c: dev.addr(&c) as *const f32,
+                d: dev.addr(&d) as *mut f32,
+                k,
+                use_ldmatrix: u32::from(ldmatrix),
+            };
+            let name = match dtype {
+                DType::F16 => "mma_f16",
+                DType::BF16 => "mma_bf16",
+            };
+            let smem = if ldmatrix { 48 * k as usize } else { 0 };
+            dev.launch(&launch(name, x(1), x(32), smem, Params::ConfMma(p))?)?;
+            vec![Output::exact("d", Values::F32(dev.download(&d)?))]
+        }
+        Kernel::Shfl => {
+            let input = dev.upload(&inputs::shfl())?;
+            let out = poisoned32(ffi::SINKLESS_CONF_SHFL_CASES as usize * 64)?;
+            let p = ffi::sinkless_conf_shfl_params {
+                in_: dev.addr(&input) as *const u32,
+                out: dev.addr(&out) as *mut u32,
+            };
+            dev.launch(&launch("shfl", x(1), x(64), 0, Params::ConfShfl(p))?)?;
+            vec![Output::exact("out", Values::U32(dev.download(&out)?))]
+        }
+        Kernel::Math { n } => {
+            let len = n as usize;
+            let input = dev.upload(&inputs::math(n, seed))?;
+            let (ex2, tanh) = (poisoned_f32(len)?, poisoned_f32(len)?);
+            let (f16, bf16) = (poisoned16(len)?, poisoned16(len)?);
+            let (f16x2, bf16x2) = (poisoned32(len)?, poisoned32(len)?);
+            let p = ffi::sinkless_conf_math_params {
+                in_: dev.addr(&input) as *const f32,
+                ex2: dev.addr(&ex2) as *mut f32,
+                tanh: dev.addr(&tanh) as *mut f32,
+                f16: dev.addr(&f16) as *mut u16,
+                bf16: dev.addr(&bf16) as *mut u16,
+                f16x2: dev.addr(&f16x2) as *mut u32,
+                bf16x2: dev.addr(&bf16x2) as *mut u32,
+                n,
+            };
+            dev.launch(&launch("math", x(8), x(128), 0, Params::ConfMath(p))?)?;
+            vec![
+                Output::ex2("ex2", dev.download(&ex2)?),
+                Output::tanh("tanh", dev.download(&tanh)?),
+                Output::exact("f16", Values::U16(dev.download(&f16)?)),
+                Output::exact("bf16", Values::U16(dev.download(&bf16)?)),
+                Output::exact("f16x2", Values::U32(dev.download(&f16x2)?)),
+                Output::exact("bf16x2", Values::U32(dev.download(&bf16x2)?)),
+            ]
+        }
+        Kernel::Widen { n } => {
+            let input = inputs::widen(n);
+            let len = input.len();
+            // A fault plant sizes one buffer so that the kernel runs one access past its end,
+            // onto the guard page: the input one element short of `n` (outputs one longer, so
+            // the read is the first bad access), or the f16 output four elements short.
+            let (n, f16_len) = match case.plant.and_then(Plant::fault) {
+                Some(Fault::ReadPastEnd) => (n + 1, len + 1),
+                Some(Fault::WritePastEnd) => (n, len - 4),
+                None => (n, len),
+            };
+            let input = dev.upload(&input)?;
+            let f16 = poisoned_f32(f16_len)?;
+            let bf16 = poisoned_f32(f16_len.max(len))?;
+            let p = ffi::sinkless_conf_widen_params {
+                in_: dev.addr(&input) as *const u16,
+                f16: dev.addr(&f16) as *mut f32,
+                bf16: dev.addr(&bf16) as *mut f32,
+                n,
+            };
+            dev.launch(&launch("widen", x(16), x(128), 0, Params::ConfWiden(p))?)?;
+            vec![
+                Output::exact("f16", Values::F32(dev.download(&f16)?)),
+                Output::exact("bf16", Values::F32(dev.download(&bf16)?)),
+            ]
+        }
+        Kernel::Atomic {
+            blocks,
+            threads,
+            nsums,
+        } => {
+            // The kernel adds into the sums, so they start at zero rather than poisoned.
+            let sums = dev.upload(&vec![0f32; nsums as usize])?;
+            let p = ffi::sinkless_conf_atomic_params {
+                sums: dev.addr(&sums) as *mut f32,
+                nsums,
+            };
+            let l = launch("atomic", x(blocks), x(threads), 0, Params::ConfAtomic(p))?;
+            dev.launch(&l)?;
+            vec![Output::exact("sums", Values::F32(dev.download(&sums)?))]
+        }
+    })
+}

@@ -1,0 +1,212 @@
+//! The emulator against the PTX ISA: every conformance kernel (`kernels/conformance.cu`) under
+//! the emulator, its whole output compared with values worked out from the ISA's tables; and,
+//! when a GPU is lent, the same launches on it, compared with the emulator's bit for bit
+//! (`ex2`/`tanh` within their documented error bounds).
+
+use sinkless::conformance::{
+    cases, check_against_isa, compare, run_all_cuda, run_all_emulator, run_emulator,
+    ConformanceCase, Kernel, Mismatch, Values,
+};
+use sinkless::{CudaBackend, DType, Emulator, Target};
+
+/// Fails with the count and the first mismatches.
+fn assert_none(what: &str, mismatches: &[Mismatch]) {
+    if mismatches.is_empty() {
+        return;
+    }
+    let first: Vec<String> = mismatches
+        .iter()
+        .take(12)
+        .map(|m| format!("  {m}"))
+        .collect();
+    panic!(
+        "{what}: {} mismatches, first:\n{}",
+        mismatches.len(),
+        first.join("\n")
+    );
+}
+
+/// Runs cases on `emu` and checks each against the ISA.
+fn check_on(emu: &Emulator, cases: &[ConformanceCase]) {
+    for case in cases {
+        let out = run_emulator(emu, case)
+            .unwrap_or_else(|e| panic!("{}: launch failed: {e}", case.name()));
+        assert_none(&case.name(), &check_against_isa(&[out]));
+    }
+}
+
+fn suite_of(pred: impl Fn(&Kernel) -> bool) -> Vec<ConformanceCase> {
+    let v: Vec<_> = cases().into_iter().filter(|c| pred(&c.kernel)).collect();
+    assert!(!v.is_empty(), "the suite has cases for this kernel");
+    v
+}
+
+#[test]
+fn index_in_3d_grids_and_blocks() {
+    check_on(
+        &Emulator::new(),
+        &suite_of(|k| matches!(k, Kernel::Index { .. })),
+    );
+}
+
+/// Shared memory, `__syncthreads` and shuffles: under several schedules, since a race would
+/// show under some seed and not another.
+#[test]
+fn reduce_under_several_schedules() {
+    let suite = suite_of(|k| matches!(k, Kernel::Reduce { .. }));
+    for seed in [0, 1, 2, 99] {
+        check_on(&Emulator::new().with_seed(seed), &suite);
+    }
+}
+
+#[test]
+fn cp_async_groups_waits_and_zero_fill() {
+    let suite = suite_of(|k| matches!(k, Kernel::CpAsync { .. }));
+    for seed in [0, 5, 17] {
+        check_on(&Emulator::new().with_seed(seed), &suite);
+    }
+}
+
+#[test]
+fn ldmatrix_all_six_variants() {
+    check_on(&Emulator::new(), &suite_of(|k| *k == Kernel::Ldmatrix));
+}
+
+#[test]
+fn mma_f16_and_bf16_by_table_and_by_ldmatrix() {
+    check_on(
+        &Emulator::new(),
+        &suite_of(|k| matches!(k, Kernel::Mma { .. })),
+    );
+}
+
+/// 192 KiB of shared memory is over sm_80's limit (see the planted-bug tests) but within
+/// sm_90's, where the longest `mma` chain must still be exact.
+#[test]
+fn mma_with_192_kib_of_shared_memory_on_sm90() {
+    let case = ConformanceCase::new(
+        Kernel::Mma {
+            dtype: DType::F16,
+            k: 4096,
+            ldmatrix: true,
+        },
+        7,
+    );
+    check_on(&Emulator::new().with_target(Target::Sm90), &[case]);
+}
+
+#[test]
+fn shuffles_of_every_flavour() {
+    check_on(&Emulator::new(), &suite_of(|k| *k == Kernel::Shfl));
+}
+
+#[test]
+fn ex2_tanh_and_narrowing_conversions() {
+    check_on(
+        &Emulator::new(),
+        &suite_of(|k| matches!(k, Kernel::Math { .. })),
+    );
+}
+
+/// Awkward sizes: a single element, and a count that leaves most of the grid idle.
+#[test]
+fn math_at_awkward_sizes() {
+    let cases: Vec<_> = [1, 15, 1025]
+        .into_iter()
+        .map(|n| ConformanceCase::new(Kernel::Math { n }, n as u64))
+        .collect();
+    check_on(&Emulator::new(), &cases);
+}
+
+#[test]
+fn widening_of_every_16_bit_pattern() {
+    check_on(
+        &Emulator::new(),
+        &suite_of(|k| matches!(k, Kernel::Widen { .. })),
+    );
+}
+
+/// Blocks on several worker threads add into the same sums.
+#[test]
+fn float_atomics_across_blocks() {
+    let suite = suite_of(|k| matches!(k, Kernel::Atomic { .. }));
+    for (seed, workers) in [(0, 0), (1, 1), (2, 4), (3, 7)] {
+        check_on(
+            &Emulator::new().with_seed(seed).with_worker_threads(workers),
+            &suite,
+        );
+    }
+}
+
+/// The whole suite through the public entry point, and every kernel of the instance table is
+/// in it.
+#[test]
+fn the_whole_suite_covers_every_kernel() {
+    let outputs = run_all_emulator(&Emulator::new().with_seed(42)).unwrap();
+    assert_none("whole suite", &check_against_isa(&outputs));
+    let has = |f: &dyn Fn(&Kernel) -> bool| outputs.iter().any(|o| f(&o.case.kernel));
+    assert!(has(&|k| matches!(k, Kernel::Index { .. })));
+    assert!(has(&|k| matches!(k, Kernel::Reduce { .. })));
+    assert!(has(&|k| matches!(k, Kernel::CpAsync { .. })));
+    assert!(has(&|k| *k == Kernel::Ldmatrix));
+    for dtype in [DType::F16, DType::BF16] {
+        assert!(has(
+            &|k| matches!(k, Kernel::Mma { dtype: d, .. } if *d == dtype)
+        ));
+    }
+    assert!(has(&|k| *k == Kernel::Shfl));
+    assert!(has(&|k| matches!(k, Kernel::Math { .. })));
+    assert!(has(&|k| matches!(k, Kernel::Widen { .. })));
+    assert!(has(&|k| matches!(k, Kernel::Atomic { .. })));
+}
+
+/// The checker is not vacuous: one flipped bit in any buffer of any case is reported, at the
+/// right place.
+#[test]
+fn a_flipped_bit_is_reported() {
+    let outputs = run_all_emulator(&Emulator::new()).unwrap();
+    for out in &outputs {
+        for (b, buffer) in out.outputs.iter().enumerate() {
+            let mut bad = out.clone();
+            // A normal value for f32 buffers, whose flipped mantissa bit no tolerance absorbs.
+            let i = (buffer.values.len() / 2..buffer.values.len())
+                .find(|&i| match &buffer.values {
+                    Values::F32(v) => v[i].is_normal(),
+                    _ => true,
+                })
+                .expect("a normal value in the second half");
+            match &mut bad.outputs[b].values {
+                Values::U16(v) => v[i] ^= 1 << 9,
+                Values::U32(v) => v[i] ^= 1 << 20,
+                Values::F32(v) => v[i] = f32::from_bits(v[i].to_bits() ^ 1 << 20),
+            }
+            let m = check_against_isa(&[bad.clone()]);
+            assert_eq!(m.len(), 1, "{} {}: {m:?}", out.case.name(), buffer.name);
+            assert_eq!((m[0].buffer, m[0].index), (buffer.name, Some(i)));
+            let m = compare(&[bad], std::slice::from_ref(out));
+            assert_eq!(
+                m.len(),
+                1,
+                "{} {} vs emulator",
+                out.case.name(),
+                buffer.name
+            );
+        }
+    }
+}
+
+/// The GPU against the emulator, bit for bit, and against the ISA.
+#[test]
+fn gpu_agrees_with_the_emulator() {
+    let gpu = match CudaBackend::new(0) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("skipped: no GPU run of the conformance suite ({e})");
+            return;
+        }
+    };
+    let on_gpu = run_all_cuda(&gpu).unwrap();
+    let on_emu = run_all_emulator(&Emulator::new()).unwrap();
+    assert_none("GPU vs emulator", &compare(&on_gpu, &on_emu));
+    assert_none("GPU vs ISA", &check_against_isa(&on_gpu));
+}
