@@ -109,7 +109,10 @@ fn instance_source(inst: &instances::Instance) -> String {
          {traits}\
          #endif\n",
         family = inst.family,
-        threads = inst.threads,
+        threads = match &inst.traits {
+            Some(t) => format!("{t}::kThreads"),
+            None => inst.threads.to_string(),
+        },
         name = inst.name,
         params = inst.params,
         body = inst.body,

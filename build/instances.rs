@@ -15,7 +15,8 @@ pub struct Instance {
     pub body: String,
     /// C type of the params struct, passed by value.
     pub params: &'static str,
-    /// Threads per block the kernel is compiled for (`__launch_bounds__`).
+    /// Threads per block the kernel is compiled for (`__launch_bounds__`); 0 where `traits`
+    /// gives it.
     pub threads: u32,
     /// SASS instruction classes the kernel must contain (the kernel report checks).
     pub expect_sass: &'static [&'static str],
@@ -139,12 +140,43 @@ pub fn all() -> Vec<Instance> {
                     family: "attn_fwd.cu",
                     body: format!("sinkless::attn_fwd<{ty}, {policy}, {hd}>(p)"),
                     params: "sinkless_attn_fwd_params",
-                    threads: 128,
+                    threads: 0,
                     expect_sass: &["HMMA"],
                     traits: Some(traits),
                 });
+                for (kind, traits) in [("bwd", "bwd_traits"), ("bwd_dq", "bwd_dq_traits")] {
+                    v.push(Instance {
+                        name: format!("sinkless_attn_{kind}_{act}_{dt}_hd{hd}"),
+                        family: "attn_bwd.cu",
+                        body: format!("sinkless::attn_{kind}<{ty}, {policy}, {hd}>(p)"),
+                        params: "sinkless_attn_bwd_params",
+                        threads: 0,
+                        expect_sass: &["HMMA"],
+                        traits: Some(format!("sinkless::{traits}<{hd}>")),
+                    });
+                }
             }
         }
+        v.push(Instance {
+            name: format!("sinkless_attn_bwd_head_reduce_{act}"),
+            family: "attn_bwd.cu",
+            body: format!("sinkless::attn_bwd_head_reduce<{policy}>(p)"),
+            params: "sinkless_attn_bwd_params",
+            threads: 0,
+            expect_sass: &[],
+            traits: Some("sinkless::bwd_head_reduce_traits".into()),
+        });
+    }
+    for (dt, ty) in DTYPES {
+        v.push(Instance {
+            name: format!("sinkless_attn_bwd_dq_convert_{dt}"),
+            family: "attn_bwd.cu",
+            body: format!("sinkless::attn_bwd_dq_convert<{ty}>(p)"),
+            params: "sinkless_attn_bwd_params",
+            threads: 0,
+            expect_sass: &[],
+            traits: Some("sinkless::bwd_rows_traits".into()),
+        });
     }
     v
 }

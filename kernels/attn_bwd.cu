@@ -1,3 +1,4 @@
+#pragma once
 #include "sinkless/compat.cuh"
 #include "sinkless/ptx.cuh"
 // Attention backward, one set of templates for every activation (softmax with sinks, sigmoid,
@@ -15,8 +16,8 @@
 //
 // Kernels and launch plan (T = f16/bf16 traits, Act = policy, all params by value; every
 // *_traits struct has kBlockM, kBlockN, kThreads, kSmemBytes):
-//   attn_bwd_rowdot<T>        D into row_dot (softmax and normalized sigmoid only).
-//                             grid (ceil(seqlen_q / 16), heads_q, batch), bwd_rows_traits.
+//   rowdot<T> (rowdot.cu)     D = rowsum(dO * O) into row_dot, softmax and normalized sigmoid
+//                             only (x = o, y = dout, out = row_dot, same layouts).
 //   attn_bwd<T, Act, kHD>     dK, dV; dQ into dq_accum with f32 atomics unless deterministic;
 //                             dbias_partial (sigmoids). grid (n_key_blocks =
 //                             ceil(seqlen_k / kBlockN), heads_kv, batch), bwd_traits<kHD>.
@@ -94,53 +95,17 @@ __device__ __forceinline__ void score_grads(const Act& act, const float (&a)[1][
         }
 }
 
-// ---- D = rowsum(dO * O) -----------------------------------------------------------------------
+// ---- row-wise helper geometry -----------------------------------------------------------------
 
-constexpr int kRowKernelRows = 16;  // rows per CTA of the row-wise helper kernels (4 per warp)
+constexpr int kRowKernelRows = 16;  // rows per CTA of dq_convert (4 per warp)
 
-// Launch geometry of rowdot and dq_convert, in the shape the host reads from every kernel.
+// Launch geometry of dq_convert, in the shape the host reads from every kernel.
 struct bwd_rows_traits {
     static constexpr int kBlockM = kRowKernelRows;
     static constexpr int kBlockN = 0;
     static constexpr int kThreads = 128;
     static constexpr int kSmemBytes = 0;
 };
-
-// Sum of x[c] * y[c] over c < n (n <= 256) for the warp, f32; every lane gets the total.
-template <class T>
-__device__ __forceinline__ float warp_row_dot(const uint16_t* x, const uint16_t* y, int n, int lane) {
-    float acc = 0.f;
-    const int c = lane * 8;
-    if (c < n) {
-        const chunk16 a = *reinterpret_cast<const chunk16*>(x + c);
-        const chunk16 b = *reinterpret_cast<const chunk16*>(y + c);
-#pragma unroll
-        for (int w = 0; w < 4; ++w) {
-            acc += T::to_f32(static_cast<uint16_t>(a.w[w] & 0xffffu)) * T::to_f32(static_cast<uint16_t>(b.w[w] & 0xffffu));
-            acc += T::to_f32(static_cast<uint16_t>(a.w[w] >> 16)) * T::to_f32(static_cast<uint16_t>(b.w[w] >> 16));
-        }
-    }
-#pragma unroll
-    for (int off = 16; off > 0; off >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, off);
-    return acc;
-}
-
-template <class T>
-__device__ __forceinline__ void attn_bwd_rowdot(const sinkless_attn_bwd_params& p) {
-    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-    const int h = blockIdx.y, b = blockIdx.z;
-    const seq_bounds sb = get_seq_bounds(p, b);
-    for (int r = warp; r < kRowKernelRows; r += bwd_rows_traits::kThreads / 32) {
-        const int i = blockIdx.x * kRowKernelRows + r;
-        if (i >= sb.sq) break;
-        const uint16_t* o = static_cast<const uint16_t*>(p.o) +
-                            row_offset(p, b, p.o_batch_stride, p.o_row_stride, p.o_head_stride, sb.q_start, i, h);
-        const uint16_t* d = static_cast<const uint16_t*>(p.dout) +
-                            row_offset(p, b, p.do_batch_stride, p.do_row_stride, p.do_head_stride, sb.q_start, i, h);
-        const float dot = warp_row_dot<T>(o, d, p.head_dim, lane);
-        if (lane == 0) p.row_dot[stat_index(p, b, h, sb.q_start, i)] = dot;
-    }
-}
 
 // ---- main pass: one key block, every query that sees it --------------------------------------
 

@@ -54,7 +54,8 @@ for f in summary.md logs.tar.gz; do
     if [[ -f "$src/$f" ]]; then cp "$src/$f" "$out/$f"; fi
 done
 "${sinkless[@]}" table "$out/results.jsonl" >"$out/results.md"
-"${sinkless[@]}" plot "$out/results.jsonl" "$out" >/dev/null
+"${sinkless[@]}" plot "$out/results.jsonl" "$out" >/dev/null ||
+    echo "collect-results.sh: no plot (no timed attention measurement in these results)" >&2
 echo "collect-results.sh: filed $out ($(cd "$out" && ls | tr '\n' ' '))"
 
 if [[ $readme == 1 ]]; then

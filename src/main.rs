@@ -16,7 +16,7 @@ use std::process::ExitCode;
 const USAGE: &str = "usage: sinkless <info|check|report|bench|table|plot>\n\
     \n  info     toolchain, compiled targets, driver and GPU, the kernel report\
     \n  check    run every available backend against the float64 reference\
-    \n           (--small: only shapes small enough for compute-sanitizer; today every case is)\
+    \n           (--small: a sample of the cases, small enough for compute-sanitizer)\
     \n  report   print the kernel report; fail on spills, local memory or missing tensor-core code\
     \n  bench    [--hd N] [--seqlen N] [--causal] [--grid single|full|tiny] [--emulator] [--once]\
     \n           [--runs N] [--warmup N] [--no-flush] [--baseline FILE]... [--out FILE] [--print-grid]\
@@ -27,7 +27,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("info") => info(),
-        Some("check") => run_check(),
+        Some("check") => run_check(args[1..].iter().any(|a| a == "--small")),
         Some("report") => report(),
         Some("bench") => sinkless::bench::cli::bench(&args[1..]),
         Some("table") => sinkless::bench::cli::table(&args[1..]),
@@ -53,6 +53,7 @@ fn info() -> ExitCode {
     match KernelReport::current() {
         Some(r) => {
             let mut targets: Vec<&str> = r.rows.iter().map(|r| r.target.as_str()).collect();
+            targets.sort_unstable();
             targets.dedup();
             println!("GPU kernels: compiled for {} (+ PTX), {} instances", targets.join(", "), r.rows.len() / targets.len().max(1));
         }
@@ -108,7 +109,7 @@ fn report() -> ExitCode {
     }
 }
 
-fn run_check() -> ExitCode {
+fn run_check(small: bool) -> ExitCode {
     let gpu = match gpu() {
         Ok(g) => Some(g),
         Err(e) => {
@@ -116,8 +117,18 @@ fn run_check() -> ExitCode {
             None
         }
     };
-    let results = check::run_all(&Emulator::new(), gpu.as_ref());
+    let emu = Emulator::new();
     let (mut passed, mut failed) = (0, 0);
+    println!("conformance (PTX wrappers, planted bugs; GPU against the emulator bit for bit):");
+    for v in sinkless::conformance::verdicts(&emu, gpu.as_ref()) {
+        println!("  {v}");
+        if v.passed {
+            passed += 1
+        } else {
+            failed += 1
+        }
+    }
+    let results = check::run_all(&emu, gpu.as_ref(), small);
     println!(
         "{:9} {:96} {:>11} {:>11}  verdict",
         "backend", "case", "max err", "tolerance"

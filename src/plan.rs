@@ -311,3 +311,256 @@ pub(crate) fn attn_forward(
         params: Params::AttnFwd(p),
     })
 }
+
+/// Addresses of a backward call's buffers and workspace.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct BackwardAddrs {
+    pub q: Addr,
+    pub k: Addr,
+    pub v: Addr,
+    pub o: Addr,
+    pub d_o: Addr,
+    pub dq: Addr,
+    pub dk: Addr,
+    pub dv: Addr,
+    pub row_stat: Option<u64>,
+    pub sink: Option<u64>,
+    pub bias: Option<u64>,
+    pub dsink: Option<u64>,
+    pub dbias: Option<u64>,
+    pub cu_seqlens_q: Option<u64>,
+    pub cu_seqlens_k: Option<u64>,
+    pub ws: WorkspaceAddrs,
+}
+
+/// Scratch buffers of the backward, all f32.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct WorkspaceAddrs {
+    /// `D = rowsum(dO * O)`, in the row-statistic layout.
+    pub row_dot: u64,
+    /// dQ accumulator (atomic mode), zeroed by the backend.
+    pub dq_accum: u64,
+    /// Per-block partial bias gradients (sigmoids).
+    pub dbias_partial: u64,
+}
+
+/// Sizes, in f32 elements, of the backward's scratch buffers. Zero means "not needed"; the
+/// backend allocates at least one element so every address stays valid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct WorkspaceSizes {
+    pub row_dot: usize,
+    /// Must be zeroed before the backward.
+    pub dq_accum: usize,
+    pub dbias_partial: usize,
+}
+
+fn bwd_kernel(
+    kind: &str,
+    opts: &AttentionOptions,
+    dtype: DType,
+    dims: &Dims,
+) -> Result<&'static KernelSpec> {
+    kernel(format!(
+        "sinkless_attn_{kind}_{}_{}_hd{}",
+        activation_name(opts.activation),
+        dtype.name(),
+        bucket(dims.head_dim)
+    ))
+}
+
+fn n_key_blocks(spec: &KernelSpec, dims: &Dims) -> usize {
+    let block_n = usize::try_from(
+        spec.geometry()
+            .expect("attention kernels declare traits")
+            .block_n,
+    )
+    .expect("positive");
+    dims.k.max_len.div_ceil(block_n).max(1)
+}
+
+/// What the backward of `opts` on `dims` needs as scratch.
+pub(crate) fn backward_workspace(
+    dtype: DType,
+    opts: &AttentionOptions,
+    dims: &Dims,
+) -> Result<WorkspaceSizes> {
+    let main = bwd_kernel("bwd", opts, dtype, dims)?;
+    let a = opts.activation;
+    let needs_d = matches!(
+        a,
+        Activation::Softmax { .. } | Activation::NormalizedSigmoid { .. }
+    );
+    let sigmoid = !matches!(a, Activation::Softmax { .. });
+    Ok(WorkspaceSizes {
+        row_dot: if needs_d { row_stat_len(dims) } else { 0 },
+        dq_accum: if opts.deterministic {
+            0
+        } else {
+            dims.q.total.max(dims.batch * dims.q.max_len) * dims.heads_q * dims.head_dim
+        },
+        dbias_partial: if sigmoid {
+            dims.heads_q
+                * dims.batch
+                * n_key_blocks(main, dims)
+                * ffi::SINKLESS_DBIAS_SLOTS_PER_KEY_BLOCK as usize
+        } else {
+            0
+        },
+    })
+}
+
+/// The attention backward's launches, in order: D (softmax, normalized sigmoid), the main pass
+/// (dK, dV, and dQ by atomics unless deterministic), then dQ (a conversion of the accumulator, or
+/// the deterministic dQ pass) and the per-head reduction of dsink or dbias.
+pub(crate) fn attn_backward(
+    dtype: DType,
+    opts: &AttentionOptions,
+    dims: &Dims,
+    a: &BackwardAddrs,
+) -> Result<Vec<Launch>> {
+    check_all_aligned(&[
+        (TensorName::Q, a.q),
+        (TensorName::K, a.k),
+        (TensorName::V, a.v),
+        (TensorName::O, a.o),
+        (TensorName::DO, a.d_o),
+        (TensorName::DQ, a.dq),
+        (TensorName::DK, a.dk),
+        (TensorName::DV, a.dv),
+    ])?;
+    let main = bwd_kernel("bwd", opts, dtype, dims)?;
+    let (bias_kind, bias_value) = bias_fields(opts.activation);
+    let s = |what, v: usize| to_i64(what, v);
+    let p = ffi::sinkless_attn_bwd_params {
+        q: a.q.addr as *const c_void,
+        k: a.k.addr as *const c_void,
+        v: a.v.addr as *const c_void,
+        o: a.o.addr as *const c_void,
+        dout: a.d_o.addr as *const c_void,
+        row_stat: null(a.row_stat),
+        row_dot: a.ws.row_dot as *mut f32,
+        dq_accum: a.ws.dq_accum as *mut f32,
+        dq: a.dq.addr as *mut c_void,
+        dk: a.dk.addr as *mut c_void,
+        dv: a.dv.addr as *mut c_void,
+        dsink: a.dsink.map_or(std::ptr::null_mut(), |p| p as *mut f32),
+        dbias_partial: a.ws.dbias_partial as *mut f32,
+        dbias: a.dbias.map_or(std::ptr::null_mut(), |p| p as *mut f32),
+        cu_seqlens_q: null(a.cu_seqlens_q),
+        cu_seqlens_k: null(a.cu_seqlens_k),
+        sink: null(a.sink),
+        bias: null(a.bias),
+        q_batch_stride: s("stride", a.q.strides.batch)?,
+        q_row_stride: s("stride", a.q.strides.row)?,
+        q_head_stride: s("stride", a.q.strides.head)?,
+        k_batch_stride: s("stride", a.k.strides.batch)?,
+        k_row_stride: s("stride", a.k.strides.row)?,
+        k_head_stride: s("stride", a.k.strides.head)?,
+        v_batch_stride: s("stride", a.v.strides.batch)?,
+        v_row_stride: s("stride", a.v.strides.row)?,
+        v_head_stride: s("stride", a.v.strides.head)?,
+        o_batch_stride: s("stride", a.o.strides.batch)?,
+        o_row_stride: s("stride", a.o.strides.row)?,
+        o_head_stride: s("stride", a.o.strides.head)?,
+        do_batch_stride: s("stride", a.d_o.strides.batch)?,
+        do_row_stride: s("stride", a.d_o.strides.row)?,
+        do_head_stride: s("stride", a.d_o.strides.head)?,
+        dq_batch_stride: s("stride", a.dq.strides.batch)?,
+        dq_row_stride: s("stride", a.dq.strides.row)?,
+        dq_head_stride: s("stride", a.dq.strides.head)?,
+        dk_batch_stride: s("stride", a.dk.strides.batch)?,
+        dk_row_stride: s("stride", a.dk.strides.row)?,
+        dk_head_stride: s("stride", a.dk.strides.head)?,
+        dv_batch_stride: s("stride", a.dv.strides.batch)?,
+        dv_row_stride: s("stride", a.dv.strides.row)?,
+        dv_head_stride: s("stride", a.dv.strides.head)?,
+        batch: to_i32("batch", dims.batch)?,
+        seqlen_q: to_i32("seqlen_q", dims.q.max_len)?,
+        seqlen_k: to_i32("seqlen_k", dims.k.max_len)?,
+        total_q: to_i32("total_q", dims.q.total)?,
+        heads_q: to_i32("heads_q", dims.heads_q)?,
+        heads_kv: to_i32("heads_kv", dims.heads_kv)?,
+        head_dim: to_i32("head_dim", dims.head_dim)?,
+        window_left: window_bound(opts.mask.left)?,
+        window_right: window_bound(opts.mask.right)?,
+        bias_kind,
+        bias_value,
+        scale: opts.resolved_scale(dims.head_dim),
+        n_key_blocks: to_i32("key blocks", n_key_blocks(main, dims))?,
+        deterministic: i32::from(opts.deterministic),
+    };
+    // Row kernels: one CTA per (block_m query rows, query head, sequence); head kernels: one per head.
+    let launch = |spec: &'static KernelSpec, rows: usize, per_row_block: bool| -> Result<Launch> {
+        let g = spec.geometry().expect("attention kernels declare traits");
+        let block_m = usize::try_from(g.block_m).expect("non-negative");
+        let grid = if per_row_block {
+            [
+                to_u32("blocks", rows.div_ceil(block_m.max(1)).max(1), GRID_X_MAX)?,
+                to_u32("heads_q", dims.heads_q, GRID_YZ_MAX)?,
+                to_u32("batch", dims.batch, GRID_YZ_MAX)?,
+            ]
+        } else {
+            [to_u32("heads_q", dims.heads_q, GRID_X_MAX)?, 1, 1]
+        };
+        Ok(Launch {
+            kernel: spec,
+            grid,
+            block: [u32::try_from(g.threads).expect("positive"), 1, 1],
+            smem: usize::try_from(g.smem_bytes).expect("non-negative"),
+            params: Params::AttnBwd(p),
+        })
+    };
+    let mut launches = Vec::new();
+    let act = opts.activation;
+    if matches!(
+        act,
+        Activation::Softmax { .. } | Activation::NormalizedSigmoid { .. }
+    ) {
+        launches.push(row_dot(
+            dtype,
+            dims,
+            a.d_o,
+            a.o,
+            a.ws.row_dot,
+            a.cu_seqlens_q,
+        )?);
+    }
+    // The main pass: one CTA per (key block, kv head, sequence).
+    let g = main.geometry().expect("attention kernels declare traits");
+    launches.push(Launch {
+        kernel: main,
+        grid: [
+            to_u32("key blocks", n_key_blocks(main, dims), GRID_X_MAX)?,
+            to_u32("heads_kv", dims.heads_kv, GRID_YZ_MAX)?,
+            to_u32("batch", dims.batch, GRID_YZ_MAX)?,
+        ],
+        block: [u32::try_from(g.threads).expect("positive"), 1, 1],
+        smem: usize::try_from(g.smem_bytes).expect("non-negative"),
+        params: Params::AttnBwd(p),
+    });
+    if opts.deterministic {
+        launches.push(launch(
+            bwd_kernel("bwd_dq", opts, dtype, dims)?,
+            dims.q.max_len,
+            true,
+        )?);
+    } else {
+        launches.push(launch(
+            kernel(format!("sinkless_attn_bwd_dq_convert_{}", dtype.name()))?,
+            dims.q.max_len,
+            true,
+        )?);
+    }
+    // dsink (softmax with sinks) or dbias (a per-head sigmoid bias): each head summed in a fixed order.
+    if a.dsink.is_some() || a.dbias.is_some() {
+        launches.push(launch(
+            kernel(format!(
+                "sinkless_attn_bwd_head_reduce_{}",
+                activation_name(act)
+            ))?,
+            0,
+            false,
+        )?);
+    }
+    Ok(launches)
+}

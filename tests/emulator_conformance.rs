@@ -210,3 +210,20 @@ fn gpu_agrees_with_the_emulator() {
     assert_none("GPU vs emulator", &compare(&on_gpu, &on_emu));
     assert_none("GPU vs ISA", &check_against_isa(&on_gpu));
 }
+
+/// The report `sinkless check` can print: one verdict per case and per plant, all passing
+/// without a GPU.
+#[test]
+fn the_check_report_passes_on_the_emulator() {
+    let verdicts = sinkless::conformance::verdicts(&Emulator::new(), None);
+    let failed: Vec<String> = verdicts
+        .iter()
+        .filter(|v| !v.passed)
+        .map(ToString::to_string)
+        .collect();
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
+    assert_eq!(
+        verdicts.len(),
+        cases().len() + sinkless::conformance::Plant::ALL.len()
+    );
+}

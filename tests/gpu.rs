@@ -38,6 +38,55 @@ fn forward_suite_on_the_gpu() {
 }
 
 #[test]
+fn backward_suite_on_the_gpu() {
+    let Some(gpu) = gpu() else { return };
+    let mut bad = Vec::new();
+    for (i, case) in check::suite().into_iter().enumerate() {
+        let case = check::AttnCase {
+            opts: case.opts.with_deterministic(i % 2 == 1),
+            ..case
+        };
+        let seed = 7000 + i as u64;
+        for r in case
+            .run_backward_cuda::<half::f16>(&gpu, seed)
+            .unwrap()
+            .into_iter()
+            .chain(
+                case.run_backward_cuda::<half::bf16>(&gpu, seed ^ 7)
+                    .unwrap(),
+            )
+        {
+            if !r.passed() {
+                bad.push(format!(
+                    "{}: max error {:e} > tolerance {:e}",
+                    r.case, r.max_err, r.tol
+                ));
+            }
+        }
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
+
+#[test]
+fn deterministic_backward_is_bitwise_reproducible_on_the_gpu() {
+    let Some(gpu) = gpu() else { return };
+    for case in check::suite().into_iter().step_by(17) {
+        let case = check::AttnCase {
+            opts: case.opts.with_deterministic(true),
+            ..case
+        };
+        let x = case.inputs::<half::bf16>(3);
+        let a = case.backward_cuda(&gpu, &x).unwrap();
+        let b = case.backward_cuda(&gpu, &x).unwrap();
+        assert!(
+            a == b || format!("{a:?}") == format!("{b:?}"),
+            "{}: runs differ",
+            case.describe::<half::bf16>()
+        );
+    }
+}
+
+#[test]
 fn row_dot_on_the_gpu() {
     let Some(gpu) = gpu() else { return };
     for (i, case) in row_dot_cases().iter().enumerate() {

@@ -18,10 +18,13 @@
 //! # Ok::<(), sinkless::Error>(())
 //! ```
 
-use crate::attention::{check_forward, Desc, ForwardInputs, ForwardOutputs};
+use crate::attention::{
+    check_backward, check_forward, BackwardInputs, BackwardOutputs, Desc, ForwardInputs,
+    ForwardOutputs,
+};
 use crate::config::{AttentionOptions, Element};
 use crate::error::{Error, Result, TensorName};
-use crate::plan::{self, Addr, ForwardAddrs, Launch};
+use crate::plan::{self, Addr, BackwardAddrs, ForwardAddrs, Launch, WorkspaceAddrs};
 use crate::tensor::{check_shape, Shape, TensorRef};
 use cudarc::driver::sys::CUdevice_attribute;
 use cudarc::driver::{
@@ -361,5 +364,176 @@ impl CudaBackend {
             bias: bias.as_ref().map(|(p, _)| *p),
         };
         self.launch(&plan::attn_forward(T::DTYPE, opts, &dims, &addrs)?)
+    }
+
+    /// The attention backward: dQ, dK, dV (summed over the query heads sharing a key head) and
+    /// the sink or per-head bias gradient (see [`BackwardOutputs`]). With
+    /// [`AttentionOptions::deterministic`] the gradients are bitwise identical run to run.
+    /// Scratch buffers (D, the dQ accumulator, bias partials) are allocated on the stream.
+    /// Queued on [`stream`](Self::stream).
+    ///
+    /// # Errors
+    /// Every shape, stride, alignment, length and option error of [`Error`], before any launch;
+    /// [`Error::DeviceMismatch`] for buffers of another device; [`Error::Cuda`].
+    pub fn backward<T, S, O, F, G>(
+        &self,
+        shape: &Shape<'_>,
+        opts: &AttentionOptions,
+        inputs: BackwardInputs<'_, S, F>,
+        outputs: BackwardOutputs<'_, O, G>,
+    ) -> Result<()>
+    where
+        T: Element + DeviceRepr,
+        S: DevicePtr<T>,
+        O: DevicePtrMut<T>,
+        F: DevicePtr<f32>,
+        G: DevicePtrMut<f32>,
+    {
+        let BackwardOutputs {
+            dq,
+            dk,
+            dv,
+            dsink,
+            dbias,
+        } = outputs;
+        let desc = |name, t: &TensorRef<'_, S>| Desc {
+            name,
+            len: t.data.len(),
+            strides: t.strides,
+        };
+        let out_desc = |name, len: usize, strides| Desc { name, len, strides };
+        let dims = check_backward(
+            shape,
+            opts,
+            [
+                desc(TensorName::Q, &inputs.q),
+                desc(TensorName::K, &inputs.k),
+                desc(TensorName::V, &inputs.v),
+                desc(TensorName::O, &inputs.o),
+                desc(TensorName::DO, &inputs.d_o),
+            ],
+            [
+                out_desc(TensorName::DQ, dq.data.len(), dq.strides),
+                out_desc(TensorName::DK, dk.data.len(), dk.strides),
+                out_desc(TensorName::DV, dv.data.len(), dv.strides),
+            ],
+            inputs.row_stat.map(|r| r.len()),
+            (
+                inputs.sink.map(|s| s.len()),
+                dsink.as_ref().map(|s| s.len()),
+            ),
+            (
+                inputs.bias.map(|b| b.len()),
+                dbias.as_ref().map(|b| b.len()),
+            ),
+        )?;
+        for (name, t) in [
+            (TensorName::Q, &inputs.q),
+            (TensorName::K, &inputs.k),
+            (TensorName::V, &inputs.v),
+            (TensorName::O, &inputs.o),
+            (TensorName::DO, &inputs.d_o),
+        ] {
+            self.check_device(name, t.data)?;
+        }
+        self.check_device(TensorName::DQ, &*dq.data)?;
+        self.check_device(TensorName::DK, &*dk.data)?;
+        self.check_device(TensorName::DV, &*dv.data)?;
+        for (name, t) in [
+            (TensorName::RowStat, inputs.row_stat),
+            (TensorName::Sink, inputs.sink),
+            (TensorName::Bias, inputs.bias),
+        ] {
+            if let Some(t) = t {
+                self.check_device(name, t)?;
+            }
+        }
+        if let Some(d) = &dsink {
+            self.check_device(TensorName::DSink, &**d)?;
+        }
+        if let Some(d) = &dbias {
+            self.check_device(TensorName::DBias, &**d)?;
+        }
+        let sizes = plan::backward_workspace(T::DTYPE, opts, &dims)?;
+        let scratch = |n: usize| {
+            self.stream
+                .alloc_zeros::<f32>(n.max(1))
+                .map_err(cuda_err("allocating backward scratch"))
+        };
+        let (row_dot, dq_accum, dbias_partial) = (
+            scratch(sizes.row_dot)?,
+            scratch(sizes.dq_accum)?,
+            scratch(sizes.dbias_partial)?,
+        );
+        let (cu_q, cu_k) = (self.upload_cu(&dims.q.cu)?, self.upload_cu(&dims.k.cu)?);
+        let stream = self.stream.clone();
+        let (qp, _qg) = inputs.q.data.device_ptr(&stream);
+        let (kp, _kg) = inputs.k.data.device_ptr(&stream);
+        let (vp, _vg) = inputs.v.data.device_ptr(&stream);
+        let (opp, _og) = inputs.o.data.device_ptr(&stream);
+        let (dop, _dog) = inputs.d_o.data.device_ptr(&stream);
+        let (dq_strides, dk_strides, dv_strides) = (dq.strides, dk.strides, dv.strides);
+        let (dqp, _dqg) = dq.data.device_ptr_mut(&stream);
+        let (dkp, _dkg) = dk.data.device_ptr_mut(&stream);
+        let (dvp, _dvg) = dv.data.device_ptr_mut(&stream);
+        let row_stat = inputs.row_stat.map(|r| r.device_ptr(&stream));
+        let sink = inputs.sink.map(|s| s.device_ptr(&stream));
+        let bias = inputs.bias.map(|b| b.device_ptr(&stream));
+        let dsink = dsink.map(|d| d.device_ptr_mut(&stream));
+        let dbias = dbias.map(|d| d.device_ptr_mut(&stream));
+        let cu_q = cu_q.as_ref().map(|c| c.device_ptr(&stream));
+        let cu_k = cu_k.as_ref().map(|c| c.device_ptr(&stream));
+        let (wr, _wrg) = row_dot.device_ptr(&stream);
+        let (wq, _wqg) = dq_accum.device_ptr(&stream);
+        let (wb, _wbg) = dbias_partial.device_ptr(&stream);
+        let addrs = BackwardAddrs {
+            q: Addr {
+                addr: qp,
+                strides: inputs.q.strides,
+            },
+            k: Addr {
+                addr: kp,
+                strides: inputs.k.strides,
+            },
+            v: Addr {
+                addr: vp,
+                strides: inputs.v.strides,
+            },
+            o: Addr {
+                addr: opp,
+                strides: inputs.o.strides,
+            },
+            d_o: Addr {
+                addr: dop,
+                strides: inputs.d_o.strides,
+            },
+            dq: Addr {
+                addr: dqp,
+                strides: dq_strides,
+            },
+            dk: Addr {
+                addr: dkp,
+                strides: dk_strides,
+            },
+            dv: Addr {
+                addr: dvp,
+                strides: dv_strides,
+            },
+            row_stat: row_stat.as_ref().map(|(p, _)| *p),
+            sink: sink.as_ref().map(|(p, _)| *p),
+            bias: bias.as_ref().map(|(p, _)| *p),
+            dsink: dsink.as_ref().map(|(p, _)| *p),
+            dbias: dbias.as_ref().map(|(p, _)| *p),
+            cu_seqlens_q: cu_q.as_ref().map(|(p, _)| *p),
+            cu_seqlens_k: cu_k.as_ref().map(|(p, _)| *p),
+            ws: WorkspaceAddrs {
+                row_dot: wr,
+                dq_accum: wq,
+                dbias_partial: wb,
+            },
+        };
+        plan::attn_backward(T::DTYPE, opts, &dims, &addrs)?
+            .iter()
+            .try_for_each(|l| self.launch(l))
     }
 }

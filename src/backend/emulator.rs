@@ -23,10 +23,13 @@
 //! assert!(out.iter().all(|&d| d == 8.0));
 //! ```
 
-use crate::attention::{check_forward, Desc, ForwardInputs, ForwardOutputs};
+use crate::attention::{
+    check_backward, check_forward, BackwardInputs, BackwardOutputs, Desc, ForwardInputs,
+    ForwardOutputs,
+};
 use crate::config::{AttentionOptions, Element};
 use crate::error::{Error, Result, TensorName};
-use crate::plan::{self, Addr, ForwardAddrs, Launch};
+use crate::plan::{self, Addr, BackwardAddrs, ForwardAddrs, Launch, WorkspaceAddrs};
 use crate::tensor::{check_shape, Shape, TensorRef};
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::ops::{Deref, DerefMut};
@@ -348,5 +351,105 @@ impl Emulator {
             bias: inputs.bias.map(HostBuffer::addr),
         };
         self.launch(&plan::attn_forward(T::DTYPE, opts, &dims, &addrs)?)
+    }
+
+    /// The attention backward on the emulator: dQ, dK, dV and the sink or per-head bias gradient,
+    /// exactly as [`CudaBackend::backward`](crate::CudaBackend::backward) computes them.
+    ///
+    /// # Errors
+    /// Every shape, stride, length and option error of [`Error`], before any launch;
+    /// [`Error::Emulator`] if the emulator reports a fault.
+    pub fn backward<T: Element>(
+        &self,
+        shape: &Shape<'_>,
+        opts: &AttentionOptions,
+        inputs: BackwardInputs<'_, HostBuffer<T>, HostBuffer<f32>>,
+        outputs: BackwardOutputs<'_, HostBuffer<T>, HostBuffer<f32>>,
+    ) -> Result<()> {
+        let BackwardOutputs {
+            dq,
+            dk,
+            dv,
+            dsink,
+            dbias,
+        } = outputs;
+        let desc = |name, t: &TensorRef<'_, HostBuffer<T>>| Desc {
+            name,
+            len: t.data.len(),
+            strides: t.strides,
+        };
+        let out_desc = |name, len: usize, strides| Desc { name, len, strides };
+        let dims = check_backward(
+            shape,
+            opts,
+            [
+                desc(TensorName::Q, &inputs.q),
+                desc(TensorName::K, &inputs.k),
+                desc(TensorName::V, &inputs.v),
+                desc(TensorName::O, &inputs.o),
+                desc(TensorName::DO, &inputs.d_o),
+            ],
+            [
+                out_desc(TensorName::DQ, dq.data.len(), dq.strides),
+                out_desc(TensorName::DK, dk.data.len(), dk.strides),
+                out_desc(TensorName::DV, dv.data.len(), dv.strides),
+            ],
+            inputs.row_stat.map(|r| r.len()),
+            (
+                inputs.sink.map(|s| s.len()),
+                dsink.as_ref().map(|s| s.len()),
+            ),
+            (
+                inputs.bias.map(|b| b.len()),
+                dbias.as_ref().map(|b| b.len()),
+            ),
+        )?;
+        let sizes = plan::backward_workspace(T::DTYPE, opts, &dims)?;
+        let scratch = |n: usize| HostBuffer::filled(n.max(1), 0.0f32);
+        let (row_dot, dq_accum, dbias_partial) = (
+            scratch(sizes.row_dot),
+            scratch(sizes.dq_accum),
+            scratch(sizes.dbias_partial),
+        );
+        let cu_q = dims.q.cu.as_deref().map(HostBuffer::from_slice);
+        let cu_k = dims.k.cu.as_deref().map(HostBuffer::from_slice);
+        let at = |t: &TensorRef<'_, HostBuffer<T>>| Addr {
+            addr: t.data.addr(),
+            strides: t.strides,
+        };
+        let addrs = BackwardAddrs {
+            q: at(&inputs.q),
+            k: at(&inputs.k),
+            v: at(&inputs.v),
+            o: at(&inputs.o),
+            d_o: at(&inputs.d_o),
+            dq: Addr {
+                addr: dq.data.addr(),
+                strides: dq.strides,
+            },
+            dk: Addr {
+                addr: dk.data.addr(),
+                strides: dk.strides,
+            },
+            dv: Addr {
+                addr: dv.data.addr(),
+                strides: dv.strides,
+            },
+            row_stat: inputs.row_stat.map(HostBuffer::addr),
+            sink: inputs.sink.map(HostBuffer::addr),
+            bias: inputs.bias.map(HostBuffer::addr),
+            dsink: dsink.map(|d| d.addr()),
+            dbias: dbias.map(|d| d.addr()),
+            cu_seqlens_q: cu_q.as_ref().map(HostBuffer::addr),
+            cu_seqlens_k: cu_k.as_ref().map(HostBuffer::addr),
+            ws: WorkspaceAddrs {
+                row_dot: row_dot.addr(),
+                dq_accum: dq_accum.addr(),
+                dbias_partial: dbias_partial.addr(),
+            },
+        };
+        plan::attn_backward(T::DTYPE, opts, &dims, &addrs)?
+            .iter()
+            .try_for_each(|l| self.launch(l))
     }
 }

@@ -15,7 +15,7 @@
 //! the CPU instead (the float64 reference and the emulator, tiny shapes): the dry run.
 
 use super::entries;
-use super::table::{markdown, TableOptions};
+use super::table::{format_tflops, markdown, TableOptions};
 use super::timer::Timing;
 use super::{attention_flops, json::Object, read_records, to_lines, BenchError, Grid, Pass};
 use super::{plot, Record};
@@ -154,12 +154,13 @@ fn progress(r: &Record) {
     let line = match r {
         Record::Attention(a) => match (a.stats, a.tflops()) {
             (Some(s), Some(t)) => format!(
-                "{} {} {} {}: {:.3} ms, {t:.3} TFLOP/s",
+                "{} {} {} {}: {:.3} ms, {} TFLOP/s",
                 a.implementation,
                 a.activation,
                 a.pass.name(),
                 a.shape,
-                s.median_ms
+                s.median_ms,
+                format_tflops(t)
             ),
             _ => format!(
                 "{} {} {} {}: {:?}",

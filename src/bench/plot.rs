@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 type Panel = (Pass, usize, bool);
 /// One line: implementation, activation.
 type Series = (String, String);
+/// Every panel's lines: (seqlen, TFLOP/s) points.
+type PanelData = BTreeMap<Panel, BTreeMap<Series, Vec<(f64, f64)>>>;
 
 /// Colours by implementation: ours warm, baselines cool and grey.
 fn colour(implementation: &str) -> RGBColor {
@@ -48,7 +50,7 @@ fn plot_err<E: std::fmt::Debug>(e: E) -> BenchError {
 /// [`BenchError::Io`] if `outdir` cannot be created, [`BenchError::Plot`] if drawing fails or
 /// `records` hold no timed attention measurement.
 pub fn plot(records: &[Record], outdir: &Path) -> Result<PathBuf, BenchError> {
-    let mut data: BTreeMap<Panel, BTreeMap<Series, Vec<(f64, f64)>>> = BTreeMap::new();
+    let mut data: PanelData = BTreeMap::new();
     for r in records {
         let Record::Attention(a) = r else { continue };
         let Some(t) = a.tflops() else { continue };
@@ -89,7 +91,7 @@ pub fn plot(records: &[Record], outdir: &Path) -> Result<PathBuf, BenchError> {
 }
 
 fn draw(
-    data: &BTreeMap<Panel, BTreeMap<Series, Vec<(f64, f64)>>>,
+    data: &PanelData,
     path: &Path,
     (rows, cols): (usize, usize),
     tokens: &str,

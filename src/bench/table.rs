@@ -107,15 +107,16 @@ fn cell(a: Option<&AttnResult>) -> String {
     }
 }
 
-/// TFLOP/s with three significant digits for small numbers (the dry run's CPU numbers are
-/// far below 1).
-fn format_tflops(t: f64) -> String {
+/// TFLOP/s, readable from a GPU's hundreds down to the dry run's CPU numbers (1e-4 and less).
+pub fn format_tflops(t: f64) -> String {
     if t >= 100.0 {
         format!("{t:.0}")
     } else if t >= 1.0 {
         format!("{t:.1}")
-    } else {
+    } else if t >= 0.01 {
         format!("{t:.3}")
+    } else {
+        format!("{t:.1e}")
     }
 }
 

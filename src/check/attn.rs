@@ -2,7 +2,7 @@
 //! backend judged by FlashAttention's rule.
 
 use super::{max_abs_diff, tolerance, CaseResult, Rng};
-use crate::attention::{ForwardInputs, ForwardOutputs};
+use crate::attention::{BackwardInputs, BackwardOutputs, ForwardInputs, ForwardOutputs};
 use crate::backend::emulator::{Emulator, HostBuffer};
 use crate::config::{Activation, AttentionOptions, Element, Mask, SigmoidBias};
 use crate::error::Result;
@@ -673,4 +673,372 @@ pub fn suite() -> Vec<AttnCase> {
     cases.extend(edge_cases());
     cases.extend(extreme_cases());
     cases
+}
+
+/// Gradients a backend produced, in the element type (parameter gradients in f32).
+#[derive(Clone, Debug, PartialEq)]
+pub struct AttnGrads<T> {
+    /// dQ, in q's padded layout.
+    pub dq: Vec<T>,
+    /// dK, in k's padded layout.
+    pub dk: Vec<T>,
+    /// dV, in v's padded layout.
+    pub dv: Vec<T>,
+    /// dsink, when the options use sinks.
+    pub dsink: Option<Vec<f32>>,
+    /// dbias, when the options use a per-head bias.
+    pub dbias: Option<Vec<f32>>,
+}
+
+impl AttnCase {
+    /// Judges a backward run: dQ, dK, dV by FlashAttention's rule (3x the input-precision
+    /// reference's error plus one output ulp); dsink and dbias the same way in f32 with a floor
+    /// of 1e-3 relative to their size.
+    pub fn judge_backward<T: Element>(
+        &self,
+        backend: &'static str,
+        x: &AttnInputs<T>,
+        g: &AttnGrads<T>,
+    ) -> Vec<CaseResult> {
+        let (tq, tk) = self.tokens();
+        let (qrow, krow) = (self.q_strides().row, self.k_strides().row);
+        let q = self.pack(&x.q, tq, self.heads_q, qrow);
+        let k = self.pack(&x.k, tk, self.heads_kv, krow);
+        let v = self.pack(&x.v, tk, self.heads_kv, krow);
+        let d_o = self.pack(&x.d_o, tq, self.heads_q, qrow);
+        let widen = |p: &Option<Vec<f32>>| {
+            p.as_ref()
+                .map(|s| s.iter().map(|&v| v as f64).collect::<Vec<f64>>())
+        };
+        let (sink, bias) = (widen(&x.sink), widen(&x.bias));
+        let p = self.problem((&q, &k, &v), &sink, &bias);
+        let exact = reference::backward(&p, &d_o, Precision::F64);
+        let low = reference::backward(&p, &d_o, precision::<T>());
+        let desc = self.describe::<T>();
+        let mut out = Vec::new();
+        // One ulp of the largest gradient: dQ and dK of a row with one visible key are exactly 0
+        // (dP = D), and a kernel computing dP and D in different orders lands an ulp of the
+        // operands away, which a floor relative to a zero result would never admit.
+        let all: Vec<f64> = exact
+            .dq
+            .iter()
+            .chain(&exact.dk)
+            .chain(&exact.dv)
+            .copied()
+            .collect();
+        let floor = ulp_floor::<T>(&all);
+        let mut grad = |name: &str, got: Vec<f64>, want: &[f64], lowp: &[f64]| {
+            out.push(CaseResult {
+                backend,
+                case: format!("bwd {name} {desc}"),
+                max_err: max_abs_diff(&got, want),
+                tol: tolerance(max_abs_diff(lowp, want), 3.0, floor),
+            });
+        };
+        grad(
+            "dq",
+            self.pack(&g.dq, tq, self.heads_q, qrow),
+            &exact.dq,
+            &low.dq,
+        );
+        grad(
+            "dk",
+            self.pack(&g.dk, tk, self.heads_kv, krow),
+            &exact.dk,
+            &low.dk,
+        );
+        grad(
+            "dv",
+            self.pack(&g.dv, tk, self.heads_kv, krow),
+            &exact.dv,
+            &low.dv,
+        );
+        // dsink and dbias are sums over a whole head. Where they go through D = dO . o, the o the
+        // kernel is given was rounded to T, which moves each D_i by up to eps * sum_d |dO o|; the
+        // weights multiplying D_i are at most 1 and sum to at most 1 per row, so that bound,
+        // summed over the head's rows, joins the floor.
+        let uses_d = !matches!(self.opts.activation, Activation::Sigmoid { .. });
+        let d_floor = if uses_d {
+            let o = reference::forward(&p, Precision::F64).o;
+            let eps = ulp_floor::<T>(&[1.0]);
+            (0..self.heads_q)
+                .map(|h| {
+                    let mut sum = 0.0;
+                    for t in 0..tq {
+                        let r = p.q_row(t, h);
+                        sum += d_o[r.clone()]
+                            .iter()
+                            .zip(&o[r])
+                            .map(|(a, b)| (a * b).abs())
+                            .sum::<f64>();
+                    }
+                    eps * sum
+                })
+                .fold(0.0, f64::max)
+        } else {
+            0.0
+        };
+        for (name, got, want, lowp) in [
+            ("dsink", &g.dsink, &exact.dsink, &low.dsink),
+            ("dbias", &g.dbias, &exact.dbias, &low.dbias),
+        ] {
+            if let (Some(got), Some(want), Some(lowp)) = (got, want, lowp) {
+                let got: Vec<f64> = got.iter().map(|&v| v as f64).collect();
+                let size = want.iter().fold(1.0f64, |m, w| m.max(w.abs()));
+                out.push(CaseResult {
+                    backend,
+                    case: format!("bwd {name} {desc}"),
+                    max_err: max_abs_diff(&got, want),
+                    tol: tolerance(max_abs_diff(lowp, want), 3.0, d_floor + 1e-3 * size),
+                });
+            }
+        }
+        out
+    }
+
+    /// Runs the forward and then the backward on the emulator, outputs poisoned, and returns the
+    /// gradients.
+    ///
+    /// # Errors
+    /// Whatever the backend reports.
+    pub fn backward_emulator<T: Element>(
+        &self,
+        emu: &Emulator,
+        x: &AttnInputs<T>,
+    ) -> Result<AttnGrads<T>> {
+        let host = HostBuffer::from_slice;
+        let (q, k, v, d_o) = (host(&x.q), host(&x.k), host(&x.v), host(&x.d_o));
+        let sink = x.sink.as_deref().map(HostBuffer::from_slice);
+        let bias = x.bias.as_deref().map(HostBuffer::from_slice);
+        let nan = T::from_f64(f64::NAN);
+        let mut o = HostBuffer::filled(x.q.len(), nan);
+        let mut stat = self
+            .opts
+            .activation
+            .has_row_stat()
+            .then(|| HostBuffer::filled(self.row_stat_len(), f32::NAN));
+        let (qs, ks) = (self.q_strides(), self.k_strides());
+        let t = |data, strides| TensorRef { data, strides };
+        emu.forward(
+            &self.shape(),
+            &self.opts,
+            ForwardInputs {
+                q: t(&q, qs),
+                k: t(&k, ks),
+                v: t(&v, ks),
+                sink: sink.as_ref(),
+                bias: bias.as_ref(),
+            },
+            ForwardOutputs {
+                o: TensorMut {
+                    data: &mut o,
+                    strides: qs,
+                },
+                row_stat: stat.as_mut(),
+            },
+        )?;
+        let (mut dq, mut dk, mut dv) = (
+            HostBuffer::filled(x.q.len(), nan),
+            HostBuffer::filled(x.k.len(), nan),
+            HostBuffer::filled(x.v.len(), nan),
+        );
+        let mut dsink = x
+            .sink
+            .as_ref()
+            .map(|s| HostBuffer::filled(s.len(), f32::NAN));
+        let mut dbias = x
+            .bias
+            .as_ref()
+            .map(|b| HostBuffer::filled(b.len(), f32::NAN));
+        emu.backward(
+            &self.shape(),
+            &self.opts,
+            BackwardInputs {
+                q: t(&q, qs),
+                k: t(&k, ks),
+                v: t(&v, ks),
+                o: t(&o, qs),
+                d_o: t(&d_o, qs),
+                row_stat: stat.as_ref(),
+                sink: sink.as_ref(),
+                bias: bias.as_ref(),
+            },
+            BackwardOutputs {
+                dq: TensorMut {
+                    data: &mut dq,
+                    strides: qs,
+                },
+                dk: TensorMut {
+                    data: &mut dk,
+                    strides: ks,
+                },
+                dv: TensorMut {
+                    data: &mut dv,
+                    strides: ks,
+                },
+                dsink: dsink.as_mut(),
+                dbias: dbias.as_mut(),
+            },
+        )?;
+        Ok(AttnGrads {
+            dq: dq.to_vec(),
+            dk: dk.to_vec(),
+            dv: dv.to_vec(),
+            dsink: dsink.map(|d| d.to_vec()),
+            dbias: dbias.map(|d| d.to_vec()),
+        })
+    }
+
+    /// Forward and backward on the emulator, judged against the reference.
+    ///
+    /// # Errors
+    /// Whatever the backend reports.
+    pub fn run_backward_emulator<T: Element>(
+        &self,
+        emu: &Emulator,
+        seed: u64,
+    ) -> Result<Vec<CaseResult>> {
+        let x = self.inputs::<T>(seed);
+        let g = self.backward_emulator(emu, &x)?;
+        Ok(self.judge_backward("emulator", &x, &g))
+    }
+}
+
+impl AttnCase {
+    /// Runs the forward and then the backward on a GPU, outputs poisoned, and returns the
+    /// gradients.
+    ///
+    /// # Errors
+    /// Whatever the backend reports.
+    pub fn backward_cuda<T: Element + cudarc::driver::DeviceRepr>(
+        &self,
+        gpu: &CudaBackend,
+        x: &AttnInputs<T>,
+    ) -> Result<AttnGrads<T>> {
+        let st = gpu.stream();
+        let up = |v: &[T]| st.clone_htod(v).map_err(copy_err);
+        let up32 = |v: &[f32]| st.clone_htod(v).map_err(copy_err);
+        let (q, k, v, d_o) = (up(&x.q)?, up(&x.k)?, up(&x.v)?, up(&x.d_o)?);
+        let sink = x.sink.as_deref().map(up32).transpose()?;
+        let bias = x.bias.as_deref().map(up32).transpose()?;
+        let nan = T::from_f64(f64::NAN);
+        let mut o = up(&vec![nan; x.q.len()])?;
+        let mut stat = self
+            .opts
+            .activation
+            .has_row_stat()
+            .then(|| up32(&vec![f32::NAN; self.row_stat_len()]))
+            .transpose()?;
+        let (qs, ks) = (self.q_strides(), self.k_strides());
+        gpu.forward(
+            &self.shape(),
+            &self.opts,
+            ForwardInputs {
+                q: TensorRef {
+                    data: &q,
+                    strides: qs,
+                },
+                k: TensorRef {
+                    data: &k,
+                    strides: ks,
+                },
+                v: TensorRef {
+                    data: &v,
+                    strides: ks,
+                },
+                sink: sink.as_ref(),
+                bias: bias.as_ref(),
+            },
+            ForwardOutputs {
+                o: TensorMut {
+                    data: &mut o,
+                    strides: qs,
+                },
+                row_stat: stat.as_mut(),
+            },
+        )?;
+        let (mut dq, mut dk, mut dv) = (
+            up(&vec![nan; x.q.len()])?,
+            up(&vec![nan; x.k.len()])?,
+            up(&vec![nan; x.v.len()])?,
+        );
+        let mut dsink = x
+            .sink
+            .as_ref()
+            .map(|s| up32(&vec![f32::NAN; s.len()]))
+            .transpose()?;
+        let mut dbias = x
+            .bias
+            .as_ref()
+            .map(|b| up32(&vec![f32::NAN; b.len()]))
+            .transpose()?;
+        gpu.backward(
+            &self.shape(),
+            &self.opts,
+            BackwardInputs {
+                q: TensorRef {
+                    data: &q,
+                    strides: qs,
+                },
+                k: TensorRef {
+                    data: &k,
+                    strides: ks,
+                },
+                v: TensorRef {
+                    data: &v,
+                    strides: ks,
+                },
+                o: TensorRef {
+                    data: &o,
+                    strides: qs,
+                },
+                d_o: TensorRef {
+                    data: &d_o,
+                    strides: qs,
+                },
+                row_stat: stat.as_ref(),
+                sink: sink.as_ref(),
+                bias: bias.as_ref(),
+            },
+            BackwardOutputs {
+                dq: TensorMut {
+                    data: &mut dq,
+                    strides: qs,
+                },
+                dk: TensorMut {
+                    data: &mut dk,
+                    strides: ks,
+                },
+                dv: TensorMut {
+                    data: &mut dv,
+                    strides: ks,
+                },
+                dsink: dsink.as_mut(),
+                dbias: dbias.as_mut(),
+            },
+        )?;
+        let down = |b: &cudarc::driver::CudaSlice<T>| st.clone_dtoh(b).map_err(copy_err);
+        let down32 = |b: &cudarc::driver::CudaSlice<f32>| st.clone_dtoh(b).map_err(copy_err);
+        Ok(AttnGrads {
+            dq: down(&dq)?,
+            dk: down(&dk)?,
+            dv: down(&dv)?,
+            dsink: dsink.as_ref().map(down32).transpose()?,
+            dbias: dbias.as_ref().map(down32).transpose()?,
+        })
+    }
+
+    /// Forward and backward on a GPU, judged against the reference.
+    ///
+    /// # Errors
+    /// Whatever the backend reports.
+    pub fn run_backward_cuda<T: Element + cudarc::driver::DeviceRepr>(
+        &self,
+        gpu: &CudaBackend,
+        seed: u64,
+    ) -> Result<Vec<CaseResult>> {
+        let x = self.inputs::<T>(seed);
+        let g = self.backward_cuda(gpu, &x)?;
+        Ok(self.judge_backward("cuda", &x, &g))
+    }
 }

@@ -333,8 +333,9 @@ pub fn row_dot_cases() -> Vec<RowDotCase> {
 }
 
 /// Runs every case on the emulator and, when `gpu` is given, on the GPU: `row_dot`, then the
-/// attention forward [`suite`] in f16 and bf16.
-pub fn run_all(emu: &Emulator, gpu: Option<&CudaBackend>) -> Vec<Result<CaseResult>> {
+/// attention [`suite`], forward and backward, in f16 and bf16. `small` keeps every eleventh
+/// attention case (still every activation), for runs under compute-sanitizer.
+pub fn run_all(emu: &Emulator, gpu: Option<&CudaBackend>, small: bool) -> Vec<Result<CaseResult>> {
     let mut results = Vec::new();
     for (i, case) in row_dot_cases().iter().enumerate() {
         let seed = 1000 + i as u64;
@@ -349,13 +350,26 @@ pub fn run_all(emu: &Emulator, gpu: Option<&CudaBackend>) -> Vec<Result<CaseResu
         Ok(v) => results.extend(v.into_iter().map(Ok)),
         Err(e) => results.push(Err(e)),
     };
-    for (i, case) in suite().iter().enumerate() {
+    for (i, case) in suite()
+        .iter()
+        .enumerate()
+        .step_by(if small { 11 } else { 1 })
+    {
         let seed = 2000 + i as u64;
+        // Every other case runs the deterministic backward.
+        let case = AttnCase {
+            opts: case.opts.with_deterministic(i % 2 == 1),
+            ..case.clone()
+        };
         flatten(case.run_forward_emulator::<half::f16>(emu, seed));
         flatten(case.run_forward_emulator::<half::bf16>(emu, seed));
+        flatten(case.run_backward_emulator::<half::f16>(emu, seed));
+        flatten(case.run_backward_emulator::<half::bf16>(emu, seed));
         if let Some(gpu) = gpu {
             flatten(case.run_forward_cuda::<half::f16>(gpu, seed));
             flatten(case.run_forward_cuda::<half::bf16>(gpu, seed));
+            flatten(case.run_backward_cuda::<half::f16>(gpu, seed));
+            flatten(case.run_backward_cuda::<half::bf16>(gpu, seed));
         }
     }
     results

@@ -84,7 +84,7 @@ impl Format {
     /// `cvt.rn.{f16,bf16}.f32`: round to nearest even; subnormal results are kept (no `.ftz`);
     /// a magnitude that rounds to or past `overflow` is infinity; any NaN becomes the canonical
     /// NaN `0x7fff` (the ISA's rule for results of `cvt` to a 16-bit float).
-    fn from_f32(self, x: f32) -> u16 {
+    fn narrow(self, x: f32) -> u16 {
         let inf_bits = (((1u32 << (15 - self.fraction_bits)) - 1) << self.fraction_bits) as u16;
         if x.is_nan() {
             return 0x7fff;
@@ -102,14 +102,14 @@ impl Format {
     }
 }
 
-/// `cvt.rn.f16.f32`: see [`Format::from_f32`]; 65520 and above round to infinity.
+/// `cvt.rn.f16.f32`: see [`Format::narrow`]; 65520 and above round to infinity.
 pub(super) fn f32_to_f16(x: f32) -> u16 {
-    F16.from_f32(x)
+    F16.narrow(x)
 }
 
-/// `cvt.rn.bf16.f32`: see [`Format::from_f32`].
+/// `cvt.rn.bf16.f32`: see [`Format::narrow`].
 pub(super) fn f32_to_bf16(x: f32) -> u16 {
-    BF16.from_f32(x)
+    BF16.narrow(x)
 }
 
 /// `cvt.f32.f16`: exact for every finite value and infinity (subnormals become normal `f32`s);

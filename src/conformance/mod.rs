@@ -788,7 +788,7 @@ impl fmt::Display for Verdict {
         let verdict = if self.passed { "ok" } else { "FAIL" };
         write!(
             f,
-            "{:15} {:50} {verdict:4}  {}",
+            "{:15} {:56} {verdict:4}  {}",
             self.backend, self.case, self.detail
         )
     }

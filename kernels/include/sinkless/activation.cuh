@@ -18,7 +18,8 @@
 //   sigmoid            a = sigmoid(s),   weight for dV = a,       dS = a (1 - a) dp
 //   normalized sigmoid a = sigmoid(s),   weight for dV = a / L,   dS = a (1 - a) (dp - D) / L
 // The normalized sigmoid line: o = sum_j a_j v_j / L with L = sum_j a_j gives
-//   d o / d a_j = (v_j - o) / L, so dL/da_j = (dp_j - D) / L with D = dO.o, times a_j (1 - a_j).
+//   d o / d a_j = (v_j - o) / L, so the loss gradient of a_j is (dp_j - D) / L with D = dO.o
+//   (the same row statistic as softmax's), and the sigmoid's derivative adds a_j (1 - a_j).
 #pragma once
 
 #include "sinkless/compat.cuh"

@@ -1,0 +1,155 @@
+//! The attention backward kernels against the float64 reference under the emulator, by
+//! FlashAttention's tolerance rule (3x the input-precision reference's error), for every
+//! activation, mask, GQA/MQA, varlen, sink and bias kind, f16 and bf16; and the deterministic
+//! mode's bitwise reproducibility.
+
+use sinkless::check::{self, AttnCase, CaseResult};
+use sinkless::{Activation, Emulator, SigmoidBias};
+
+fn failures(results: &[CaseResult]) -> Vec<String> {
+    results
+        .iter()
+        .filter(|r| !r.passed())
+        .map(|r| {
+            format!(
+                "{}: max error {:e} > tolerance {:e}",
+                r.case, r.max_err, r.tol
+            )
+        })
+        .collect()
+}
+
+/// Runs every case's backward in f16 and bf16 (every other case deterministic) and asserts
+/// that all pass.
+fn run_all(cases: Vec<AttnCase>, seed: u64) {
+    let emu = Emulator::new();
+    let mut bad = Vec::new();
+    for (i, case) in cases.into_iter().enumerate() {
+        let case = AttnCase {
+            opts: case.opts.with_deterministic(i % 2 == 1),
+            ..case
+        };
+        let s = seed + i as u64;
+        bad.extend(failures(
+            &case.run_backward_emulator::<half::f16>(&emu, s).unwrap(),
+        ));
+        bad.extend(failures(
+            &case
+                .run_backward_emulator::<half::bf16>(&emu, s ^ 0x5eed)
+                .unwrap(),
+        ));
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
+
+#[test]
+fn softmax_every_combination() {
+    run_all(
+        check::matrix(Activation::Softmax { sink: false }, &[40, 64, 128]),
+        0,
+    );
+}
+
+#[test]
+fn softmax_with_sink_every_combination() {
+    run_all(
+        check::matrix(Activation::Softmax { sink: true }, &[72, 32, 96]),
+        100,
+    );
+}
+
+#[test]
+fn sigmoid_every_combination() {
+    run_all(
+        check::matrix(
+            Activation::Sigmoid {
+                bias: SigmoidBias::PerHead,
+            },
+            &[64, 136, 8],
+        ),
+        200,
+    );
+    run_all(
+        check::matrix(
+            Activation::Sigmoid {
+                bias: SigmoidBias::NegLogSeqlenK,
+            },
+            &[48],
+        ),
+        300,
+    );
+}
+
+#[test]
+fn normalized_sigmoid_every_combination() {
+    run_all(
+        check::matrix(
+            Activation::NormalizedSigmoid {
+                bias: SigmoidBias::PerHead,
+            },
+            &[128, 40],
+        ),
+        500,
+    );
+    run_all(
+        check::matrix(
+            Activation::NormalizedSigmoid {
+                bias: SigmoidBias::Constant(1.0),
+            },
+            &[256],
+        ),
+        600,
+    );
+}
+
+#[test]
+fn head_dims_edges_and_extremes() {
+    run_all(check::head_dim_cases(), 700);
+    run_all(check::edge_cases(), 800);
+    run_all(check::extreme_cases(), 900);
+}
+
+#[test]
+fn deterministic_mode_is_bitwise_reproducible() {
+    for (i, case) in [
+        check::matrix(Activation::Softmax { sink: true }, &[64])[7].clone(),
+        check::matrix(
+            Activation::Sigmoid {
+                bias: SigmoidBias::PerHead,
+            },
+            &[128],
+        )[20]
+            .clone(),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let case = AttnCase {
+            opts: case.opts.with_deterministic(true),
+            ..case
+        };
+        let x = case.inputs::<half::bf16>(i as u64);
+        // Different fiber schedules and worker counts: a different order of every race.
+        let a = case
+            .backward_emulator(&Emulator::new().with_seed(1).with_worker_threads(1), &x)
+            .unwrap();
+        let b = case
+            .backward_emulator(&Emulator::new().with_seed(99).with_worker_threads(2), &x)
+            .unwrap();
+        let bits = |v: &[half::bf16]| v.iter().map(|x| x.to_bits()).collect::<Vec<u16>>();
+        assert_eq!(
+            bits(&a.dq),
+            bits(&b.dq),
+            "{}",
+            case.describe::<half::bf16>()
+        );
+        assert_eq!(bits(&a.dk), bits(&b.dk));
+        assert_eq!(bits(&a.dv), bits(&b.dv));
+        let fbits = |v: &Option<Vec<f32>>| {
+            v.as_ref()
+                .map(|v| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>())
+        };
+        assert_eq!(fbits(&a.dsink), fbits(&b.dsink));
+        assert_eq!(fbits(&a.dbias), fbits(&b.dbias));
+    }
+}

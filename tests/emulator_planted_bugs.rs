@@ -1,0 +1,152 @@
+//! The emulator catches the mistakes it exists to catch: each planted bug of the conformance
+//! kernels (`plant` in `conformance_params.h`) fails in its specific way, never passes silently
+//! and never hangs.
+
+use sinkless::conformance::{
+    check_against_isa, run_emulator, Caught, ConformanceOutput, Plant, EMULATOR_DEADLOCK,
+    EMULATOR_OUT_OF_BOUNDS,
+};
+use sinkless::{Emulator, Error, Result, Target};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// Runs a plant's case on a separate thread, so that a hang fails the test instead of stalling
+/// the suite.
+fn run_bounded(plant: Plant, emu: Emulator, seed: u64) -> Result<ConformanceOutput> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(run_emulator(&emu, &plant.case(seed)));
+    });
+    rx.recv_timeout(Duration::from_secs(120))
+        .unwrap_or_else(|_| panic!("{}: the launch hung", plant.name()))
+}
+
+/// A missing `__syncthreads` is a wrong answer under every schedule tried, not only a lucky one.
+#[test]
+fn missing_syncthreads_gives_a_wrong_answer_for_every_seed() {
+    assert_eq!(Plant::SkipSync.caught(), Caught::WrongAnswer);
+    for seed in 1..=8 {
+        let out = run_bounded(Plant::SkipSync, Emulator::new().with_seed(seed), seed)
+            .unwrap_or_else(|e| panic!("seed {seed}: the launch should succeed: {e}"));
+        let wrong = check_against_isa(&[out]);
+        assert!(
+            !wrong.is_empty(),
+            "seed {seed}: a missing __syncthreads went unnoticed"
+        );
+        eprintln!(
+            "seed {seed}: {} of 4 block sums wrong, first {}",
+            wrong.len(),
+            wrong[0]
+        );
+    }
+}
+
+/// A missing `cp.async.wait_group` reads stage 0 before it lands: wrong words, and only in
+/// stage 0 (chunks 0-127 of each block's 512), since the later waits are all there.
+#[test]
+fn missing_cp_async_wait_gives_a_wrong_answer_in_stage_0_only() {
+    assert_eq!(Plant::SkipWait.caught(), Caught::WrongAnswer);
+    for seed in [1, 2, 3] {
+        let out = run_bounded(Plant::SkipWait, Emulator::new().with_seed(seed), seed).unwrap();
+        let wrong = check_against_isa(&[out]);
+        assert!(
+            !wrong.is_empty(),
+            "seed {seed}: a missing wait went unnoticed"
+        );
+        for m in &wrong {
+            let word = m.index.expect("element mismatches");
+            assert!(
+                word % (512 * 4) < 128 * 4,
+                "seed {seed}: a later stage is wrong too: {m}"
+            );
+        }
+        eprintln!("seed {seed}: {} stage-0 words wrong", wrong.len());
+    }
+}
+
+/// A barrier reached by only part of a block is reported as a deadlock, whichever way the
+/// threads go missing: exited before a `__syncthreads`, waiting at a different one, or one lane
+/// gone from the warp's shuffles.
+#[test]
+fn partial_barriers_are_deadlocks_not_hangs() {
+    for plant in [Plant::ExitEarly, Plant::DivergentBarrier, Plant::WarpExit] {
+        assert_eq!(
+            plant.caught(),
+            Caught::Emulator {
+                code: EMULATOR_DEADLOCK
+            }
+        );
+        for seed in [1, 2] {
+            match run_bounded(plant, Emulator::new().with_seed(seed), seed) {
+                Err(Error::Emulator { code, message, .. }) => {
+                    assert_eq!(code, EMULATOR_DEADLOCK, "{}: {message}", plant.name());
+                    assert!(message.contains("deadlock"), "{}: {message}", plant.name());
+                }
+                other => panic!("{}: expected a deadlock, got {other:?}", plant.name()),
+            }
+        }
+    }
+}
+
+/// Global buffers end at a guard page: one element read or written past the end is an error
+/// naming the access, not a silent neighbour.
+#[test]
+fn accesses_past_the_end_of_a_global_buffer_fault() {
+    for (plant, access) in [(Plant::ReadPastEnd, "read"), (Plant::WritePastEnd, "write")] {
+        assert_eq!(
+            plant.caught(),
+            Caught::Emulator {
+                code: EMULATOR_OUT_OF_BOUNDS
+            }
+        );
+        match run_bounded(plant, Emulator::new(), 1) {
+            Err(Error::Emulator { code, message, .. }) => {
+                assert_eq!(code, EMULATOR_OUT_OF_BOUNDS, "{}: {message}", plant.name());
+                assert!(
+                    message.contains(&format!("out-of-bounds {access}"))
+                        && message.contains("past the end"),
+                    "{}: {message}",
+                    plant.name()
+                );
+            }
+            other => panic!(
+                "{}: expected an out-of-bounds error, got {other:?}",
+                plant.name()
+            ),
+        }
+    }
+}
+
+/// Shared memory over the target's limit is refused before the launch, with the numbers; the
+/// same launch fits sm_90 (see the conformance tests).
+#[test]
+fn shared_memory_over_the_target_limit_is_refused() {
+    assert_eq!(Plant::SharedMemoryOverLimit.caught(), Caught::SharedMemory);
+    match run_bounded(Plant::SharedMemoryOverLimit, Emulator::new(), 1) {
+        Err(Error::SharedMemory {
+            kernel,
+            requested,
+            limit,
+        }) => {
+            assert_eq!(kernel, "sinkless_conf_mma_bf16");
+            assert_eq!(requested, 48 * 4096);
+            assert_eq!(limit, Target::Sm80.max_smem());
+        }
+        other => panic!("expected Error::SharedMemory, got {other:?}"),
+    }
+}
+
+/// Every plant through the verdict the `check` command prints, and the emulator still works
+/// after all of them.
+#[test]
+fn every_plant_is_caught_and_the_emulator_recovers() {
+    let emu = Emulator::new();
+    for plant in Plant::ALL {
+        if let Err(why) = plant.verify(&emu, 3) {
+            panic!("{}: {why}", plant.name());
+        }
+    }
+    let healthy = sinkless::conformance::run_all_emulator(&emu).unwrap();
+    let wrong = check_against_isa(&healthy);
+    assert!(wrong.is_empty(), "after the plants: {}", wrong[0]);
+}
