@@ -98,13 +98,6 @@ pub struct BackwardOutputs<'a, S: ?Sized, F: ?Sized> {
     pub dbias: Option<&'a mut F>,
 }
 
-/// A tensor as the checks see it.
-pub(crate) struct Desc {
-    pub name: TensorName,
-    pub len: usize,
-    pub strides: Strides,
-}
-
 fn per_head(name: TensorName, len: Option<usize>, required: bool, heads: usize) -> Result<()> {
     match (len, required) {
         (None, true) | (Some(_), false) => Err(Error::PerHeadMismatch {
@@ -135,179 +128,169 @@ fn check_row_stat(name: TensorName, len: Option<usize>, required: bool, dims: &D
     }
 }
 
+/// How the checks read element counts: one function per buffer type of a call (elements, element
+/// outputs, f32 inputs, f32 outputs), so every backend shares the checks whatever its buffers.
+pub(crate) struct Lens<S: ?Sized, O: ?Sized, F: ?Sized, G: ?Sized> {
+    pub s: fn(&S) -> usize,
+    pub o: fn(&O) -> usize,
+    pub f: fn(&F) -> usize,
+    pub g: fn(&G) -> usize,
+}
+
+/// The lengths of host slices.
+pub(crate) fn slice_lens<T>() -> Lens<[T], [T], [f32], [f32]> {
+    Lens {
+        s: <[T]>::len,
+        o: <[T]>::len,
+        f: <[f32]>::len,
+        g: <[f32]>::len,
+    }
+}
+
+fn check_in<S: ?Sized>(
+    dims: &Dims,
+    name: TensorName,
+    t: &TensorRef<'_, S>,
+    len: usize,
+    key_side: bool,
+) -> Result<()> {
+    let (rows, heads) = if key_side {
+        (&dims.k, dims.heads_kv)
+    } else {
+        (&dims.q, dims.heads_q)
+    };
+    check_tensor(name, len, t.strides, dims, rows, heads, false)
+}
+
+fn check_out<S: ?Sized>(
+    dims: &Dims,
+    name: TensorName,
+    t: &TensorMut<'_, S>,
+    len: usize,
+    key_side: bool,
+) -> Result<()> {
+    let (rows, heads) = if key_side {
+        (&dims.k, dims.heads_kv)
+    } else {
+        (&dims.q, dims.heads_q)
+    };
+    check_tensor(name, len, t.strides, dims, rows, heads, true)
+}
+
 /// Checks everything about a forward call that does not need the buffers' addresses.
-pub(crate) fn check_forward(
+pub(crate) fn check_forward<S: ?Sized, O: ?Sized, F: ?Sized, G: ?Sized>(
     shape: &Shape<'_>,
     opts: &AttentionOptions,
-    qkv: [Desc; 3],
-    o: Desc,
-    sink: Option<usize>,
-    bias: Option<usize>,
-    row_stat: Option<usize>,
+    inputs: &ForwardInputs<'_, S, F>,
+    outputs: &ForwardOutputs<'_, O, G>,
+    len: Lens<S, O, F, G>,
 ) -> Result<Dims> {
     opts.validate()?;
     let dims = check_shape(shape)?;
-    let [q, k, v] = qkv;
-    check_tensor(
-        q.name,
-        q.len,
-        q.strides,
+    let a = opts.activation;
+    check_in(
         &dims,
-        &dims.q,
-        dims.heads_q,
+        TensorName::Q,
+        &inputs.q,
+        (len.s)(inputs.q.data),
         false,
     )?;
-    check_tensor(
-        k.name,
-        k.len,
-        k.strides,
+    check_in(
         &dims,
-        &dims.k,
-        dims.heads_kv,
+        TensorName::K,
+        &inputs.k,
+        (len.s)(inputs.k.data),
+        true,
+    )?;
+    check_in(
+        &dims,
+        TensorName::V,
+        &inputs.v,
+        (len.s)(inputs.v.data),
+        true,
+    )?;
+    check_out(
+        &dims,
+        TensorName::O,
+        &outputs.o,
+        (len.o)(&*outputs.o.data),
         false,
     )?;
-    check_tensor(
-        v.name,
-        v.len,
-        v.strides,
-        &dims,
-        &dims.k,
-        dims.heads_kv,
-        false,
-    )?;
-    check_tensor(o.name, o.len, o.strides, &dims, &dims.q, dims.heads_q, true)?;
     per_head(
         TensorName::Sink,
-        sink,
-        opts.activation.has_sink(),
+        inputs.sink.map(len.f),
+        a.has_sink(),
         dims.heads_q,
     )?;
     per_head(
         TensorName::Bias,
-        bias,
-        opts.activation.has_bias_tensor(),
+        inputs.bias.map(len.f),
+        a.has_bias_tensor(),
         dims.heads_q,
     )?;
-    check_row_stat(
-        TensorName::RowStat,
-        row_stat,
-        opts.activation.has_row_stat(),
-        &dims,
-    )?;
+    let stat = outputs.row_stat.as_deref().map(len.g);
+    check_row_stat(TensorName::RowStat, stat, a.has_row_stat(), &dims)?;
     Ok(dims)
 }
 
 /// Checks everything about a backward call that does not need the buffers' addresses.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn check_backward(
+pub(crate) fn check_backward<S: ?Sized, O: ?Sized, F: ?Sized, G: ?Sized>(
     shape: &Shape<'_>,
     opts: &AttentionOptions,
-    inputs: [Desc; 5],
-    grads: [Desc; 3],
-    row_stat: Option<usize>,
-    sink: (Option<usize>, Option<usize>),
-    bias: (Option<usize>, Option<usize>),
+    inputs: &BackwardInputs<'_, S, F>,
+    outputs: &BackwardOutputs<'_, O, G>,
+    len: Lens<S, O, F, G>,
 ) -> Result<Dims> {
     opts.validate()?;
     let dims = check_shape(shape)?;
-    let [q, k, v, o, d_o] = inputs;
-    for t in [&q, &o, &d_o] {
-        check_tensor(
-            t.name,
-            t.len,
-            t.strides,
-            &dims,
-            &dims.q,
-            dims.heads_q,
-            false,
-        )?;
+    let a = opts.activation;
+    for (name, t, key_side) in [
+        (TensorName::Q, &inputs.q, false),
+        (TensorName::K, &inputs.k, true),
+        (TensorName::V, &inputs.v, true),
+        (TensorName::O, &inputs.o, false),
+        (TensorName::DO, &inputs.d_o, false),
+    ] {
+        check_in(&dims, name, t, (len.s)(t.data), key_side)?;
     }
-    for t in [&k, &v] {
-        check_tensor(
-            t.name,
-            t.len,
-            t.strides,
-            &dims,
-            &dims.k,
-            dims.heads_kv,
-            false,
-        )?;
+    for (name, t, key_side) in [
+        (TensorName::DQ, &outputs.dq, false),
+        (TensorName::DK, &outputs.dk, true),
+        (TensorName::DV, &outputs.dv, true),
+    ] {
+        check_out(&dims, name, t, (len.o)(&*t.data), key_side)?;
     }
-    let [dq, dk, dv] = grads;
-    check_tensor(
-        dq.name,
-        dq.len,
-        dq.strides,
-        &dims,
-        &dims.q,
-        dims.heads_q,
-        true,
-    )?;
-    check_tensor(
-        dk.name,
-        dk.len,
-        dk.strides,
-        &dims,
-        &dims.k,
-        dims.heads_kv,
-        true,
-    )?;
-    check_tensor(
-        dv.name,
-        dv.len,
-        dv.strides,
-        &dims,
-        &dims.k,
-        dims.heads_kv,
-        true,
-    )?;
     check_row_stat(
         TensorName::RowStat,
-        row_stat,
-        opts.activation.has_row_stat(),
+        inputs.row_stat.map(len.f),
+        a.has_row_stat(),
         &dims,
     )?;
     per_head(
         TensorName::Sink,
-        sink.0,
-        opts.activation.has_sink(),
+        inputs.sink.map(len.f),
+        a.has_sink(),
         dims.heads_q,
     )?;
     per_head(
         TensorName::DSink,
-        sink.1,
-        opts.activation.has_sink(),
+        outputs.dsink.as_deref().map(len.g),
+        a.has_sink(),
         dims.heads_q,
     )?;
     per_head(
         TensorName::Bias,
-        bias.0,
-        opts.activation.has_bias_tensor(),
+        inputs.bias.map(len.f),
+        a.has_bias_tensor(),
         dims.heads_q,
     )?;
     per_head(
         TensorName::DBias,
-        bias.1,
-        opts.activation.has_bias_tensor(),
+        outputs.dbias.as_deref().map(len.g),
+        a.has_bias_tensor(),
         dims.heads_q,
     )?;
     Ok(dims)
-}
-
-fn desc<T>(name: TensorName, t: &TensorRef<'_, [T]>) -> Desc {
-    Desc {
-        name,
-        len: t.data.len(),
-        strides: t.strides,
-    }
-}
-
-fn desc_mut<T>(name: TensorName, t: &TensorMut<'_, [T]>) -> Desc {
-    Desc {
-        name,
-        len: t.data.len(),
-        strides: t.strides,
-    }
 }
 
 /// Element offset of (token row, head) in a tensor: dense token `b * seqlen + i`, varlen token `t`.
@@ -366,7 +349,7 @@ fn scatter<T: Element>(
 pub struct CpuReference;
 
 impl CpuReference {
-    fn problem<'a>(
+    pub(crate) fn problem<'a>(
         dims: &Dims,
         opts: &AttentionOptions,
         qkv: (&'a [f64], &'a [f64], &'a [f64]),
@@ -431,20 +414,8 @@ impl CpuReference {
         inputs: ForwardInputs<'_, [T], [f32]>,
         outputs: ForwardOutputs<'_, [T], [f32]>,
     ) -> Result<()> {
+        let dims = check_forward(shape, opts, &inputs, &outputs, slice_lens::<T>())?;
         let ForwardOutputs { mut o, row_stat } = outputs;
-        let dims = check_forward(
-            shape,
-            opts,
-            [
-                desc(TensorName::Q, &inputs.q),
-                desc(TensorName::K, &inputs.k),
-                desc(TensorName::V, &inputs.v),
-            ],
-            desc_mut(TensorName::O, &o),
-            inputs.sink.map(<[f32]>::len),
-            inputs.bias.map(<[f32]>::len),
-            row_stat.as_ref().map(|l| l.len()),
-        )?;
         let q = gather(&dims, &dims.q, dims.heads_q, &inputs.q);
         let k = gather(&dims, &dims.k, dims.heads_kv, &inputs.k);
         let v = gather(&dims, &dims.k, dims.heads_kv, &inputs.v);
@@ -477,6 +448,7 @@ impl CpuReference {
         inputs: BackwardInputs<'_, [T], [f32]>,
         outputs: BackwardOutputs<'_, [T], [f32]>,
     ) -> Result<()> {
+        let dims = check_backward(shape, opts, &inputs, &outputs, slice_lens::<T>())?;
         let BackwardOutputs {
             mut dq,
             mut dk,
@@ -484,31 +456,6 @@ impl CpuReference {
             dsink,
             dbias,
         } = outputs;
-        let dims = check_backward(
-            shape,
-            opts,
-            [
-                desc(TensorName::Q, &inputs.q),
-                desc(TensorName::K, &inputs.k),
-                desc(TensorName::V, &inputs.v),
-                desc(TensorName::O, &inputs.o),
-                desc(TensorName::DO, &inputs.d_o),
-            ],
-            [
-                desc_mut(TensorName::DQ, &dq),
-                desc_mut(TensorName::DK, &dk),
-                desc_mut(TensorName::DV, &dv),
-            ],
-            inputs.row_stat.map(<[f32]>::len),
-            (
-                inputs.sink.map(<[f32]>::len),
-                dsink.as_ref().map(|s| s.len()),
-            ),
-            (
-                inputs.bias.map(<[f32]>::len),
-                dbias.as_ref().map(|s| s.len()),
-            ),
-        )?;
         let q = gather(&dims, &dims.q, dims.heads_q, &inputs.q);
         let k = gather(&dims, &dims.k, dims.heads_kv, &inputs.k);
         let v = gather(&dims, &dims.k, dims.heads_kv, &inputs.v);

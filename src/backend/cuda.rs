@@ -19,8 +19,8 @@
 //! ```
 
 use crate::attention::{
-    check_backward, check_forward, BackwardInputs, BackwardOutputs, Desc, ForwardInputs,
-    ForwardOutputs,
+    check_backward, check_forward, BackwardInputs, BackwardOutputs, ForwardInputs, ForwardOutputs,
+    Lens,
 };
 use crate::config::{AttentionOptions, Element};
 use crate::error::{Error, Result, TensorName};
@@ -50,6 +50,17 @@ fn cuda_err(during: &'static str) -> impl Fn(DriverError) -> Error {
     move |e| Error::Cuda {
         during,
         message: format!("{e:?}"),
+    }
+}
+
+/// Element counts of cudarc slices and views, for the shared checks.
+fn lens<T, S: DeviceSlice<T>, O: DeviceSlice<T>, F: DeviceSlice<f32>, G: DeviceSlice<f32>>(
+) -> Lens<S, O, F, G> {
+    Lens {
+        s: |b: &S| b.len(),
+        o: |b: &O| b.len(),
+        f: |b: &F| b.len(),
+        g: |b: &G| b.len(),
     }
 }
 
@@ -288,29 +299,8 @@ impl CudaBackend {
         F: DevicePtr<f32>,
         G: DevicePtrMut<f32>,
     {
+        let dims = check_forward(shape, opts, &inputs, &outputs, lens::<T, S, O, F, G>())?;
         let ForwardOutputs { o, row_stat } = outputs;
-        let desc = |name, t: &TensorRef<'_, S>| Desc {
-            name,
-            len: t.data.len(),
-            strides: t.strides,
-        };
-        let dims = check_forward(
-            shape,
-            opts,
-            [
-                desc(TensorName::Q, &inputs.q),
-                desc(TensorName::K, &inputs.k),
-                desc(TensorName::V, &inputs.v),
-            ],
-            Desc {
-                name: TensorName::O,
-                len: o.data.len(),
-                strides: o.strides,
-            },
-            inputs.sink.map(|s| s.len()),
-            inputs.bias.map(|b| b.len()),
-            row_stat.as_ref().map(|r| r.len()),
-        )?;
         for (name, t) in [
             (TensorName::Q, &inputs.q),
             (TensorName::K, &inputs.k),
@@ -389,6 +379,7 @@ impl CudaBackend {
         F: DevicePtr<f32>,
         G: DevicePtrMut<f32>,
     {
+        let dims = check_backward(shape, opts, &inputs, &outputs, lens::<T, S, O, F, G>())?;
         let BackwardOutputs {
             dq,
             dk,
@@ -396,37 +387,6 @@ impl CudaBackend {
             dsink,
             dbias,
         } = outputs;
-        let desc = |name, t: &TensorRef<'_, S>| Desc {
-            name,
-            len: t.data.len(),
-            strides: t.strides,
-        };
-        let out_desc = |name, len: usize, strides| Desc { name, len, strides };
-        let dims = check_backward(
-            shape,
-            opts,
-            [
-                desc(TensorName::Q, &inputs.q),
-                desc(TensorName::K, &inputs.k),
-                desc(TensorName::V, &inputs.v),
-                desc(TensorName::O, &inputs.o),
-                desc(TensorName::DO, &inputs.d_o),
-            ],
-            [
-                out_desc(TensorName::DQ, dq.data.len(), dq.strides),
-                out_desc(TensorName::DK, dk.data.len(), dk.strides),
-                out_desc(TensorName::DV, dv.data.len(), dv.strides),
-            ],
-            inputs.row_stat.map(|r| r.len()),
-            (
-                inputs.sink.map(|s| s.len()),
-                dsink.as_ref().map(|s| s.len()),
-            ),
-            (
-                inputs.bias.map(|b| b.len()),
-                dbias.as_ref().map(|b| b.len()),
-            ),
-        )?;
         for (name, t) in [
             (TensorName::Q, &inputs.q),
             (TensorName::K, &inputs.k),

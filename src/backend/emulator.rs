@@ -24,11 +24,11 @@
 //! ```
 
 use crate::attention::{
-    check_backward, check_forward, BackwardInputs, BackwardOutputs, Desc, ForwardInputs,
-    ForwardOutputs,
+    check_backward, check_forward, BackwardInputs, BackwardOutputs, ForwardInputs, ForwardOutputs,
+    Lens,
 };
 use crate::config::{AttentionOptions, Element};
-use crate::error::{Error, Result, TensorName};
+use crate::error::{Error, Result};
 use crate::plan::{self, Addr, BackwardAddrs, ForwardAddrs, Launch, WorkspaceAddrs};
 use crate::tensor::{check_shape, Shape, TensorRef};
 use std::ffi::{c_char, c_int, c_void, CStr};
@@ -146,6 +146,16 @@ impl<T: std::fmt::Debug> std::fmt::Debug for HostBuffer<T> {
         f.debug_struct("HostBuffer")
             .field("len", &self.len)
             .finish_non_exhaustive()
+    }
+}
+
+/// Element counts of the emulator's buffers, for the shared checks.
+fn lens<T>() -> Lens<HostBuffer<T>, HostBuffer<T>, HostBuffer<f32>, HostBuffer<f32>> {
+    Lens {
+        s: HostBuffer::len,
+        o: HostBuffer::len,
+        f: HostBuffer::len,
+        g: HostBuffer::len,
     }
 }
 
@@ -307,29 +317,8 @@ impl Emulator {
         inputs: ForwardInputs<'_, HostBuffer<T>, HostBuffer<f32>>,
         outputs: ForwardOutputs<'_, HostBuffer<T>, HostBuffer<f32>>,
     ) -> Result<()> {
+        let dims = check_forward(shape, opts, &inputs, &outputs, lens::<T>())?;
         let ForwardOutputs { o, row_stat } = outputs;
-        let desc = |name, t: &TensorRef<'_, HostBuffer<T>>| Desc {
-            name,
-            len: t.data.len(),
-            strides: t.strides,
-        };
-        let dims = check_forward(
-            shape,
-            opts,
-            [
-                desc(TensorName::Q, &inputs.q),
-                desc(TensorName::K, &inputs.k),
-                desc(TensorName::V, &inputs.v),
-            ],
-            Desc {
-                name: TensorName::O,
-                len: o.data.len(),
-                strides: o.strides,
-            },
-            inputs.sink.map(|s| s.len()),
-            inputs.bias.map(|b| b.len()),
-            row_stat.as_ref().map(|r| r.len()),
-        )?;
         let cu_q = dims.q.cu.as_deref().map(HostBuffer::from_slice);
         let cu_k = dims.k.cu.as_deref().map(HostBuffer::from_slice);
         let at = |t: &TensorRef<'_, HostBuffer<T>>| Addr {
@@ -366,6 +355,7 @@ impl Emulator {
         inputs: BackwardInputs<'_, HostBuffer<T>, HostBuffer<f32>>,
         outputs: BackwardOutputs<'_, HostBuffer<T>, HostBuffer<f32>>,
     ) -> Result<()> {
+        let dims = check_backward(shape, opts, &inputs, &outputs, lens::<T>())?;
         let BackwardOutputs {
             dq,
             dk,
@@ -373,37 +363,6 @@ impl Emulator {
             dsink,
             dbias,
         } = outputs;
-        let desc = |name, t: &TensorRef<'_, HostBuffer<T>>| Desc {
-            name,
-            len: t.data.len(),
-            strides: t.strides,
-        };
-        let out_desc = |name, len: usize, strides| Desc { name, len, strides };
-        let dims = check_backward(
-            shape,
-            opts,
-            [
-                desc(TensorName::Q, &inputs.q),
-                desc(TensorName::K, &inputs.k),
-                desc(TensorName::V, &inputs.v),
-                desc(TensorName::O, &inputs.o),
-                desc(TensorName::DO, &inputs.d_o),
-            ],
-            [
-                out_desc(TensorName::DQ, dq.data.len(), dq.strides),
-                out_desc(TensorName::DK, dk.data.len(), dk.strides),
-                out_desc(TensorName::DV, dv.data.len(), dv.strides),
-            ],
-            inputs.row_stat.map(|r| r.len()),
-            (
-                inputs.sink.map(|s| s.len()),
-                dsink.as_ref().map(|s| s.len()),
-            ),
-            (
-                inputs.bias.map(|b| b.len()),
-                dbias.as_ref().map(|b| b.len()),
-            ),
-        )?;
         let sizes = plan::backward_workspace(T::DTYPE, opts, &dims)?;
         let scratch = |n: usize| HostBuffer::filled(n.max(1), 0.0f32);
         let (row_dot, dq_accum, dbias_partial) = (

@@ -6,7 +6,7 @@ use crate::attention::{BackwardInputs, BackwardOutputs, ForwardInputs, ForwardOu
 use crate::backend::emulator::{Emulator, HostBuffer};
 use crate::config::{Activation, AttentionOptions, Element, Mask, SigmoidBias};
 use crate::error::Result;
-use crate::reference::{self, HeadShape, Precision, Problem, RefActivation, RefBias};
+use crate::reference::{self, Precision, Problem};
 use crate::tensor::{Seqlens, Shape, Strides, TensorMut, TensorRef};
 use crate::CudaBackend;
 
@@ -246,47 +246,8 @@ impl AttnCase {
         sink: &'a Option<Vec<f64>>,
         bias: &'a Option<Vec<f64>>,
     ) -> Problem<'a> {
-        let shape = HeadShape {
-            heads_q: self.heads_q,
-            heads_kv: self.heads_kv,
-            head_dim: self.head_dim,
-        };
-        let base = match &self.lengths {
-            Lengths::Dense {
-                batch,
-                seqlen_q,
-                seqlen_k,
-            } => Problem::dense(*batch, *seqlen_q, *seqlen_k, shape, qkv.0, qkv.1, qkv.2),
-            Lengths::Varlen { cu_q, cu_k } => {
-                let cq: Vec<usize> = cu_q.iter().map(|&c| c as usize).collect();
-                let ck: Vec<usize> = cu_k.iter().map(|&c| c as usize).collect();
-                Problem::varlen(&cq, &ck, shape, qkv.0, qkv.1, qkv.2)
-            }
-        };
-        let ref_bias = |b: SigmoidBias| match b {
-            SigmoidBias::Constant(c) => RefBias::Constant(c as f64),
-            SigmoidBias::PerHead => RefBias::PerHead(bias.as_deref().expect("per-head bias drawn")),
-            SigmoidBias::NegLogSeqlenK => RefBias::NegLogSeqlenK,
-        };
-        let activation = match self.opts.activation {
-            Activation::Softmax { .. } => RefActivation::Softmax {
-                sink: sink.as_deref(),
-            },
-            Activation::Sigmoid { bias } => RefActivation::Sigmoid {
-                bias: ref_bias(bias),
-                normalized: false,
-            },
-            Activation::NormalizedSigmoid { bias } => RefActivation::Sigmoid {
-                bias: ref_bias(bias),
-                normalized: true,
-            },
-        };
-        Problem {
-            scale: self.opts.resolved_scale(self.head_dim) as f64,
-            window: (self.opts.mask.left, self.opts.mask.right),
-            activation,
-            ..base
-        }
+        let dims = crate::tensor::check_shape(&self.shape()).expect("test cases have valid shapes");
+        crate::attention::CpuReference::problem(&dims, &self.opts, qkv, sink, bias)
     }
 
     /// The forward's `o` in the float64 reference and in the input precision, and the f64 row statistic.
