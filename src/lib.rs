@@ -42,3 +42,8 @@ pub use backend::emulator::{Emulator, HostBuffer, Target};
 pub use config::{Activation, AttentionOptions, DType, Element, Mask, SigmoidBias};
 pub use error::{Error, Result, TensorName};
 pub use tensor::{Seqlens, Shape, Strides, TensorMut, TensorRef};
+
+/// The README's examples, compiled as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
