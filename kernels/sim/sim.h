@@ -129,8 +129,16 @@ inline float ex2_approx(float x) {
     return y < 0x1p-126f ? 0.f : y;
 }
 
-// tanh.approx.f32: the GPU's maximum relative error is about 2^-11; libm's tanhf stands in.
-inline float tanh_approx(float x) { return tanhf(x); }
+// tanh.approx.f32: the PTX ISA bounds the GPU's relative error by 2^-10.987. The emulator
+// returns tanh off by nearly that bound (2^-11), up or down as a hash of the input's bits picks,
+// so a kernel whose accuracy depends on tanh.approx (the sigmoid, 0.5 + 0.5 tanh(x/2)) is tested
+// against the hardware's worst case rather than against libm's correctly rounded value. The
+// result stays within [-1, 1], as tanh's does.
+inline float tanh_approx(float x) {
+    const uint32_t h = float_bits(x) * 0x9e3779b1u;
+    const float rel = (h >> 31) ? 0x1p-11f : -0x1p-11f;
+    return fminf(1.0f, fmaxf(-1.0f, tanhf(x) * (1.0f + rel)));
+}
 
 }  // namespace sim
 }  // namespace sinkless

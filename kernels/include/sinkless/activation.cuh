@@ -7,7 +7,9 @@
 //                      A sink logit is a key without value: the state starts at m = sink*log2(e),
 //                      l = 1 instead of m = -inf, l = 0, which is exactly exp(sink) in Z.
 //   sigmoid            p = sigmoid(scale*acc) with acc started at b/scale, so the bias costs
-//                      nothing per element; sigmoid(x) = 0.5 + 0.5*tanh(0.5*x), one MUFU op.
+//                      nothing per element; one MUFU op (ex2) and a Newton reciprocal on the FMA
+//                      pipe, accurate to a few f32 ulp for every x (see sigmoid_policy::sigmoid
+//                      for why not FlashSigmoid's 0.5 + 0.5*tanh(0.5*x)).
 //   normalized sigmoid the same p, divided at the end by the row sum L = sum_j p.
 // Masked entries: softmax fills -inf before the max; the sigmoids overwrite p with 0 after the
 // activation (sigmoid of any finite score is not 0), so masked keys contribute exactly 0.
@@ -173,14 +175,14 @@ struct sigmoid_policy {
     static constexpr bool kBiasGrad = true;
     static constexpr bool kTallTilesAtHd128 = !kNormalized;  // see fwd_traits
 
-    float half_scale;
+    float scale_log2;  // scale * log2(e)
     float inv_scale;
     float bias_seq;  // the bias when it does not depend on the head
     float bias_raw;  // b / scale, the accumulator's starting value
 
     template <class P>
     __device__ __forceinline__ sigmoid_policy(const P& p, int h, int sk)
-        : half_scale(0.5f * p.scale), inv_scale(reciprocal(p.scale)), bias_seq(sigmoid_bias(p, h, sk)) {
+        : scale_log2(p.scale * kLog2e), inv_scale(reciprocal(p.scale)), bias_seq(sigmoid_bias(p, h, sk)) {
         set_head(p, h);
     }
     // Re-targets the policy at query head h of the same sequence (cheap: at most one load).
@@ -190,8 +192,22 @@ struct sigmoid_policy {
     }
 
     __device__ __forceinline__ float score_init() const { return bias_raw; }
+    // sigmoid(x), x = scale * acc: 1 / (1 + e) for x >= 0 and e / (1 + e) for x < 0, with
+    // e = 2^(-|x| log2 e) in (0, 1]. FlashSigmoid's 0.5 + 0.5 tanh(x / 2) costs one MUFU op less,
+    // but tanh.approx may be off by 2^-11 relative (PTX ISA), and adding 0.5 cancels it into a
+    // large relative error of p wherever p is small, which is everywhere under the -ln(sk)
+    // bias: with the emulator's tanh off by that bound, f16 outputs missed the tolerance rule by
+    // up to 3x (tests/attention_forward.rs). Here 1 + e is in (1, 2], so half of it is in
+    // (0.5, 1], where a linear seed and two Newton steps give the reciprocal to 2^-16 relative
+    // without a division; ex2.approx adds 2 ulp.
     __device__ __forceinline__ float sigmoid(float acc) const {
-        return fmaf(0.5f, ptx::tanh_approx(half_scale * acc), 0.5f);
+        const float e = ptx::ex2_approx(-fabsf(acc) * scale_log2);
+        const float d = fmaf(0.5f, e, 0.5f);
+        float r = fmaf(-32.f / 17.f, d, 48.f / 17.f);
+        r = r * fmaf(-d, r, 2.f);
+        r = r * fmaf(-d, r, 2.f);
+        const float inv = 0.5f * r;
+        return acc >= 0.f ? inv : e * inv;
     }
 
     template <int MT>
