@@ -137,7 +137,9 @@ inline float ex2_approx(float x) {
 inline float tanh_approx(float x) {
     const uint32_t h = float_bits(x) * 0x9e3779b1u;
     const float rel = (h >> 31) ? 0x1p-11f : -0x1p-11f;
-    return fminf(1.0f, fmaxf(-1.0f, tanhf(x) * (1.0f + rel)));
+    const float t = tanhf(x);
+    if (!(fabsf(t) < 1.0f)) return t;  // NaN and the saturated +-1 pass through exactly
+    return fminf(1.0f, fmaxf(-1.0f, t * (1.0f + rel)));
 }
 
 }  // namespace sim
