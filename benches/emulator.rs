@@ -9,10 +9,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use half::bf16;
 use sinkless::check::{AttnCase, Lengths};
 use sinkless::conformance::{run_emulator, ConformanceCase, Kernel};
-use sinkless::{
-    Activation, AttentionOptions, DType, Emulator, ForwardInputs, ForwardOutputs, HostBuffer,
-    TensorMut, TensorRef,
-};
+use sinkless::{Activation, AttentionOptions, DType, Emulator};
 
 fn softmax_forward(c: &mut Criterion) {
     let case = AttnCase {
@@ -29,46 +26,11 @@ fn softmax_forward(c: &mut Criterion) {
         qk_std: 1.0,
     };
     let x = case.inputs::<bf16>(1);
-    let (q, k, v) = (
-        HostBuffer::from_slice(&x.q),
-        HostBuffer::from_slice(&x.k),
-        HostBuffer::from_slice(&x.v),
-    );
-    let mut o = HostBuffer::filled(x.q.len(), bf16::NAN);
-    let mut lse = HostBuffer::filled(case.row_stat_len(), f32::NAN);
-    let (qs, ks) = (case.q_strides(), case.k_strides());
-    let shape = case.shape();
     let emu = Emulator::new();
     c.bench_function("emulator softmax fwd bf16 hd128 b1 h4 s512", |b| {
         b.iter(|| {
-            emu.forward(
-                &shape,
-                &case.opts,
-                ForwardInputs {
-                    q: TensorRef {
-                        data: &q,
-                        strides: qs,
-                    },
-                    k: TensorRef {
-                        data: &k,
-                        strides: ks,
-                    },
-                    v: TensorRef {
-                        data: &v,
-                        strides: ks,
-                    },
-                    sink: None,
-                    bias: None,
-                },
-                ForwardOutputs {
-                    o: TensorMut {
-                        data: &mut o,
-                        strides: qs,
-                    },
-                    row_stat: Some(&mut lse),
-                },
-            )
-            .expect("the forward runs on the emulator")
+            case.forward_emulator(&emu, &x)
+                .expect("the forward runs on the emulator")
         })
     });
 }

@@ -147,34 +147,21 @@ pub(crate) fn slice_lens<T>() -> Lens<[T], [T], [f32], [f32]> {
     }
 }
 
-fn check_in<S: ?Sized>(
+/// Checks one tensor against the query side (`key_side` false) or the key side of `dims`.
+fn check_side(
     dims: &Dims,
     name: TensorName,
-    t: &TensorRef<'_, S>,
+    strides: Strides,
     len: usize,
     key_side: bool,
+    output: bool,
 ) -> Result<()> {
     let (rows, heads) = if key_side {
         (&dims.k, dims.heads_kv)
     } else {
         (&dims.q, dims.heads_q)
     };
-    check_tensor(name, len, t.strides, dims, rows, heads, false)
-}
-
-fn check_out<S: ?Sized>(
-    dims: &Dims,
-    name: TensorName,
-    t: &TensorMut<'_, S>,
-    len: usize,
-    key_side: bool,
-) -> Result<()> {
-    let (rows, heads) = if key_side {
-        (&dims.k, dims.heads_kv)
-    } else {
-        (&dims.q, dims.heads_q)
-    };
-    check_tensor(name, len, t.strides, dims, rows, heads, true)
+    check_tensor(name, len, strides, dims, rows, heads, output)
 }
 
 /// Checks everything about a forward call that does not need the buffers' addresses.
@@ -188,33 +175,20 @@ pub(crate) fn check_forward<S: ?Sized, O: ?Sized, F: ?Sized, G: ?Sized>(
     opts.validate()?;
     let dims = check_shape(shape)?;
     let a = opts.activation;
-    check_in(
-        &dims,
-        TensorName::Q,
-        &inputs.q,
-        (len.s)(inputs.q.data),
-        false,
-    )?;
-    check_in(
-        &dims,
-        TensorName::K,
-        &inputs.k,
-        (len.s)(inputs.k.data),
-        true,
-    )?;
-    check_in(
-        &dims,
-        TensorName::V,
-        &inputs.v,
-        (len.s)(inputs.v.data),
-        true,
-    )?;
-    check_out(
+    for (name, t, key_side) in [
+        (TensorName::Q, &inputs.q, false),
+        (TensorName::K, &inputs.k, true),
+        (TensorName::V, &inputs.v, true),
+    ] {
+        check_side(&dims, name, t.strides, (len.s)(t.data), key_side, false)?;
+    }
+    check_side(
         &dims,
         TensorName::O,
-        &outputs.o,
+        outputs.o.strides,
         (len.o)(&*outputs.o.data),
         false,
+        true,
     )?;
     per_head(
         TensorName::Sink,
@@ -251,14 +225,14 @@ pub(crate) fn check_backward<S: ?Sized, O: ?Sized, F: ?Sized, G: ?Sized>(
         (TensorName::O, &inputs.o, false),
         (TensorName::DO, &inputs.d_o, false),
     ] {
-        check_in(&dims, name, t, (len.s)(t.data), key_side)?;
+        check_side(&dims, name, t.strides, (len.s)(t.data), key_side, false)?;
     }
     for (name, t, key_side) in [
         (TensorName::DQ, &outputs.dq, false),
         (TensorName::DK, &outputs.dk, true),
         (TensorName::DV, &outputs.dv, true),
     ] {
-        check_out(&dims, name, t, (len.o)(&*t.data), key_side)?;
+        check_side(&dims, name, t.strides, (len.o)(&*t.data), key_side, true)?;
     }
     check_row_stat(
         TensorName::RowStat,

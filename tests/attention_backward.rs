@@ -3,21 +3,8 @@
 //! activation, mask, GQA/MQA, varlen, sink and bias kind, f16 and bf16; and the deterministic
 //! mode's bitwise reproducibility.
 
-use sinkless::check::{self, AttnCase, CaseResult};
+use sinkless::check::{self, failures, AttnCase};
 use sinkless::{Activation, Emulator, SigmoidBias};
-
-fn failures(results: &[CaseResult]) -> Vec<String> {
-    results
-        .iter()
-        .filter(|r| !r.passed())
-        .map(|r| {
-            format!(
-                "{}: max error {:e} > tolerance {:e}",
-                r.case, r.max_err, r.tol
-            )
-        })
-        .collect()
-}
 
 /// Runs every case's backward in f16 and bf16 (every other case deterministic) and asserts
 /// that all pass.

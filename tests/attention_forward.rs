@@ -4,21 +4,8 @@
 //! runs on a GPU), plus random problems.
 
 use proptest::prelude::*;
-use sinkless::check::{self, AttnCase, CaseResult, Lengths};
+use sinkless::check::{self, failures, AttnCase, Lengths};
 use sinkless::{Activation, AttentionOptions, Emulator, Mask, SigmoidBias};
-
-fn failures(results: &[CaseResult]) -> Vec<String> {
-    results
-        .iter()
-        .filter(|r| !r.passed())
-        .map(|r| {
-            format!(
-                "{}: max error {:e} > tolerance {:e}",
-                r.case, r.max_err, r.tol
-            )
-        })
-        .collect()
-}
 
 /// Runs every case in f16 and bf16 and asserts that all pass.
 fn run_all(cases: Vec<AttnCase>, seed: u64) {

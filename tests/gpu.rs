@@ -1,7 +1,7 @@
 //! The GPU correctness suite: the same fixed cases as the emulator suites, on GPU 0. Skips with
 //! a message when there is no GPU or the build has no kernels.
 
-use sinkless::check::{self, row_dot_cases};
+use sinkless::check::{self, failures, row_dot_cases, AttnCase, CaseResult};
 use sinkless::CudaBackend;
 
 fn gpu() -> Option<CudaBackend> {
@@ -14,64 +14,53 @@ fn gpu() -> Option<CudaBackend> {
     }
 }
 
-#[test]
-fn forward_suite_on_the_gpu() {
+/// Runs `pass` on every case of the suite in f16 and bf16 (every other case with the
+/// deterministic backward) and asserts that all pass.
+fn suite_on_the_gpu(
+    seed: u64,
+    pass: fn(&AttnCase, &CudaBackend, u64, bool) -> sinkless::Result<Vec<CaseResult>>,
+) {
     let Some(gpu) = gpu() else { return };
     let mut bad = Vec::new();
-    for (i, case) in check::suite().iter().enumerate() {
-        let seed = 5000 + i as u64;
-        for r in case
-            .run_forward_cuda::<half::f16>(&gpu, seed)
-            .unwrap()
-            .into_iter()
-            .chain(case.run_forward_cuda::<half::bf16>(&gpu, seed ^ 7).unwrap())
-        {
-            if !r.passed() {
-                bad.push(format!(
-                    "{}: max error {:e} > tolerance {:e}",
-                    r.case, r.max_err, r.tol
-                ));
-            }
-        }
+    for (i, case) in check::suite().into_iter().enumerate() {
+        let case = AttnCase {
+            opts: case.opts.with_deterministic(i % 2 == 1),
+            ..case
+        };
+        let s = seed + i as u64;
+        bad.extend(failures(&pass(&case, &gpu, s, false).unwrap()));
+        bad.extend(failures(&pass(&case, &gpu, s ^ 7, true).unwrap()));
     }
     assert!(bad.is_empty(), "{}", bad.join("\n"));
 }
 
 #[test]
-fn backward_suite_on_the_gpu() {
-    let Some(gpu) = gpu() else { return };
-    let mut bad = Vec::new();
-    for (i, case) in check::suite().into_iter().enumerate() {
-        let case = check::AttnCase {
-            opts: case.opts.with_deterministic(i % 2 == 1),
-            ..case
-        };
-        let seed = 7000 + i as u64;
-        for r in case
-            .run_backward_cuda::<half::f16>(&gpu, seed)
-            .unwrap()
-            .into_iter()
-            .chain(
-                case.run_backward_cuda::<half::bf16>(&gpu, seed ^ 7)
-                    .unwrap(),
-            )
-        {
-            if !r.passed() {
-                bad.push(format!(
-                    "{}: max error {:e} > tolerance {:e}",
-                    r.case, r.max_err, r.tol
-                ));
-            }
+fn forward_suite_on_the_gpu() {
+    suite_on_the_gpu(5000, |case, gpu, seed, bf16| {
+        if bf16 {
+            case.run_forward_cuda::<half::bf16>(gpu, seed)
+        } else {
+            case.run_forward_cuda::<half::f16>(gpu, seed)
         }
-    }
-    assert!(bad.is_empty(), "{}", bad.join("\n"));
+    });
+}
+
+#[test]
+fn backward_suite_on_the_gpu() {
+    suite_on_the_gpu(7000, |case, gpu, seed, bf16| {
+        if bf16 {
+            case.run_backward_cuda::<half::bf16>(gpu, seed)
+        } else {
+            case.run_backward_cuda::<half::f16>(gpu, seed)
+        }
+    });
 }
 
 #[test]
 fn deterministic_backward_is_bitwise_reproducible_on_the_gpu() {
     let Some(gpu) = gpu() else { return };
     for case in check::suite().into_iter().step_by(17) {
-        let case = check::AttnCase {
+        let case = AttnCase {
             opts: case.opts.with_deterministic(true),
             ..case
         };

@@ -308,16 +308,15 @@ impl AttnCase {
         results
     }
 
-    /// Runs the forward on the emulator with poisoned outputs.
+    /// Runs the forward on the emulator with poisoned outputs; returns `o` and the row statistic.
     ///
     /// # Errors
     /// Whatever the backend reports.
-    pub fn run_forward_emulator<T: Element>(
+    pub fn forward_emulator<T: Element>(
         &self,
         emu: &Emulator,
-        seed: u64,
-    ) -> Result<Vec<CaseResult>> {
-        let x = self.inputs::<T>(seed);
+        x: &AttnInputs<T>,
+    ) -> Result<(Vec<T>, Option<Vec<f32>>)> {
         let host = HostBuffer::from_slice;
         let (q, k, v) = (host(&x.q), host(&x.k), host(&x.v));
         let sink = x.sink.as_deref().map(HostBuffer::from_slice);
@@ -356,6 +355,20 @@ impl AttnCase {
                 row_stat: stat.as_mut(),
             },
         )?;
+        Ok((o.to_vec(), stat.map(|s| s.to_vec())))
+    }
+
+    /// Runs the forward on the emulator and judges it against the reference.
+    ///
+    /// # Errors
+    /// Whatever the backend reports.
+    pub fn run_forward_emulator<T: Element>(
+        &self,
+        emu: &Emulator,
+        seed: u64,
+    ) -> Result<Vec<CaseResult>> {
+        let x = self.inputs::<T>(seed);
+        let (o, stat) = self.forward_emulator(emu, &x)?;
         Ok(self.judge_forward("emulator", &x, &o, stat.as_deref()))
     }
 }
@@ -386,16 +399,15 @@ fn precision<T: Element>() -> Precision {
 }
 
 impl AttnCase {
-    /// Runs the forward on a GPU with poisoned outputs.
+    /// Runs the forward on a GPU with poisoned outputs; returns `o` and the row statistic.
     ///
     /// # Errors
     /// Whatever the backend reports.
-    pub fn run_forward_cuda<T: Element + cudarc::driver::DeviceRepr>(
+    pub fn forward_cuda<T: Element + cudarc::driver::DeviceRepr>(
         &self,
         gpu: &CudaBackend,
-        seed: u64,
-    ) -> Result<Vec<CaseResult>> {
-        let x = self.inputs::<T>(seed);
+        x: &AttnInputs<T>,
+    ) -> Result<(Vec<T>, Option<Vec<f32>>)> {
         let st = gpu.stream();
         let up = |v: &[T]| st.clone_htod(v).map_err(copy_err);
         let up32 = |v: &[f32]| st.clone_htod(v).map_err(copy_err);
@@ -441,6 +453,20 @@ impl AttnCase {
         let stat = stat
             .map(|s| st.clone_dtoh(&s).map_err(copy_err))
             .transpose()?;
+        Ok((o, stat))
+    }
+
+    /// Runs the forward on a GPU and judges it against the reference.
+    ///
+    /// # Errors
+    /// Whatever the backend reports.
+    pub fn run_forward_cuda<T: Element + cudarc::driver::DeviceRepr>(
+        &self,
+        gpu: &CudaBackend,
+        seed: u64,
+    ) -> Result<Vec<CaseResult>> {
+        let x = self.inputs::<T>(seed);
+        let (o, stat) = self.forward_cuda(gpu, &x)?;
         Ok(self.judge_forward("cuda", &x, &o, stat.as_deref()))
     }
 }
@@ -767,37 +793,15 @@ impl AttnCase {
         emu: &Emulator,
         x: &AttnInputs<T>,
     ) -> Result<AttnGrads<T>> {
+        let (o, stat) = self.forward_emulator(emu, x)?;
         let host = HostBuffer::from_slice;
-        let (q, k, v, d_o) = (host(&x.q), host(&x.k), host(&x.v), host(&x.d_o));
+        let (q, k, v, d_o, o) = (host(&x.q), host(&x.k), host(&x.v), host(&x.d_o), host(&o));
+        let stat = stat.as_deref().map(HostBuffer::from_slice);
         let sink = x.sink.as_deref().map(HostBuffer::from_slice);
         let bias = x.bias.as_deref().map(HostBuffer::from_slice);
         let nan = T::from_f64(f64::NAN);
-        let mut o = HostBuffer::filled(x.q.len(), nan);
-        let mut stat = self
-            .opts
-            .activation
-            .has_row_stat()
-            .then(|| HostBuffer::filled(self.row_stat_len(), f32::NAN));
         let (qs, ks) = (self.q_strides(), self.k_strides());
         let t = |data, strides| TensorRef { data, strides };
-        emu.forward(
-            &self.shape(),
-            &self.opts,
-            ForwardInputs {
-                q: t(&q, qs),
-                k: t(&k, ks),
-                v: t(&v, ks),
-                sink: sink.as_ref(),
-                bias: bias.as_ref(),
-            },
-            ForwardOutputs {
-                o: TensorMut {
-                    data: &mut o,
-                    strides: qs,
-                },
-                row_stat: stat.as_mut(),
-            },
-        )?;
         let (mut dq, mut dk, mut dv) = (
             HostBuffer::filled(x.q.len(), nan),
             HostBuffer::filled(x.k.len(), nan),
@@ -876,48 +880,16 @@ impl AttnCase {
         gpu: &CudaBackend,
         x: &AttnInputs<T>,
     ) -> Result<AttnGrads<T>> {
+        let (o, stat) = self.forward_cuda(gpu, x)?;
         let st = gpu.stream();
         let up = |v: &[T]| st.clone_htod(v).map_err(copy_err);
         let up32 = |v: &[f32]| st.clone_htod(v).map_err(copy_err);
-        let (q, k, v, d_o) = (up(&x.q)?, up(&x.k)?, up(&x.v)?, up(&x.d_o)?);
+        let (q, k, v, d_o, o) = (up(&x.q)?, up(&x.k)?, up(&x.v)?, up(&x.d_o)?, up(&o)?);
+        let stat = stat.as_deref().map(up32).transpose()?;
         let sink = x.sink.as_deref().map(up32).transpose()?;
         let bias = x.bias.as_deref().map(up32).transpose()?;
         let nan = T::from_f64(f64::NAN);
-        let mut o = up(&vec![nan; x.q.len()])?;
-        let mut stat = self
-            .opts
-            .activation
-            .has_row_stat()
-            .then(|| up32(&vec![f32::NAN; self.row_stat_len()]))
-            .transpose()?;
         let (qs, ks) = (self.q_strides(), self.k_strides());
-        gpu.forward(
-            &self.shape(),
-            &self.opts,
-            ForwardInputs {
-                q: TensorRef {
-                    data: &q,
-                    strides: qs,
-                },
-                k: TensorRef {
-                    data: &k,
-                    strides: ks,
-                },
-                v: TensorRef {
-                    data: &v,
-                    strides: ks,
-                },
-                sink: sink.as_ref(),
-                bias: bias.as_ref(),
-            },
-            ForwardOutputs {
-                o: TensorMut {
-                    data: &mut o,
-                    strides: qs,
-                },
-                row_stat: stat.as_mut(),
-            },
-        )?;
         let (mut dq, mut dk, mut dv) = (
             up(&vec![nan; x.q.len()])?,
             up(&vec![nan; x.k.len()])?,

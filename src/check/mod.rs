@@ -107,6 +107,20 @@ impl CaseResult {
     }
 }
 
+/// The failed results, one line each (case, max error, tolerance), for a test's message.
+pub fn failures(results: &[CaseResult]) -> Vec<String> {
+    results
+        .iter()
+        .filter(|r| !r.passed())
+        .map(|r| {
+            format!(
+                "{}: max error {:e} > tolerance {:e}",
+                r.case, r.max_err, r.tol
+            )
+        })
+        .collect()
+}
+
 /// One row-dot case: shape, layout, dtype.
 #[derive(Clone, Debug)]
 pub struct RowDotCase {
