@@ -113,29 +113,37 @@ struct bwd_rows_traits {
 // [kDv (w / 4), kDv (w / 4 + 1)). It computes S^T and dP^T for its keys directly in the
 // accumulator layout, so P^T and dS^T are already the A operands of dV += P^T dO and
 // dK += dS^T Q: no shared-memory round trip for them, no cross-warp reduction of dK/dV.
-// dK + dV take kDv registers per thread, so:
-//   hd 32, 64:     4 warps, 64 keys x 64 queries per step.
-//   hd 96, 128:    4 warps, 64 keys x 32 queries: 64 queries spilled (S^T, dP^T and their
+// dK + dV take kDv registers per thread, and a thread's registers do not depend on how many
+// key warps the CTA has, so:
+//   hd 32, 64:     8 warps, 128 keys x 64 queries per step.
+//   hd 96, 128:    8 warps, 128 keys x 32 queries: 64 queries spilled (S^T, dP^T and their
 //                  operand copies on top of 192/256 accumulator registers).
 //   hd 192, 256:   8 warps, the dK/dV columns split in two halves (kDv = 96/128); both halves
 //                  recompute the same S and dP (2 of the 5 products done twice) rather than trade
 //                  them through shared memory; 64 keys x 32 queries.
-// Shared memory (K, V, two stages of Q and dO, dS^T, statistics): 57/69/133 KiB at hd
-// 64/128/256.
-// dQ = dS K is cut into (16 rows x kDqCols) units spread over the warps; 64-column units
-// spilled once dK/dV held 128 registers.
+// Eight key warps rather than four (FlashAttention-2 also takes 128 keys per block): each Q/dO
+// tile that a step loads from memory and each dQ atomic serve 128 keys instead of 64, which
+// halves both per FLOP at the same registers per thread and the same 8 warps per SM (one CTA
+// of 8 warps instead of two of 4).
+// Shared memory (K, V, two stages of Q and dO, dS^T, statistics): 49/81/81/105/101/133 KiB at
+// hd 32/64/96/128/192/256, within an A100's 163 KiB.
+// dQ = dS K is cut into (16 rows x kDqCols) units spread over the warps, one unit per warp where
+// the shape allows; 64-column units spilled once dK/dV held 128 registers.
 template <int kHD_>
 struct bwd_traits {
     static constexpr int kHD = kHD_;
     static constexpr int kDSplit = kHD > 128 ? 2 : 1;
     static constexpr int kDv = kHD / kDSplit;
-    static constexpr int kWarpsN = 4;  // SINKLESS_DBIAS_SLOTS_PER_KEY_BLOCK = 32 kWarpsN
+    static constexpr int kWarpsN = kDSplit == 1 ? 8 : 4;  // key warps, 16 keys each
     static constexpr int kWarps = kWarpsN * kDSplit;
     static constexpr int kThreads = 32 * kWarps;
     static constexpr int kBlockN = 16 * kWarpsN;
     static constexpr int kBlockM = kDv > 64 ? 32 : 64;
-    // dQ = dS K is split over the warps in (16 rows x kDqCols) units
-    static constexpr int kDqCols = kDv <= 64 && kHD % 64 == 0 ? 64 : 32;
+    // dQ = dS K is split over the warps in (16 rows x kDqCols) units: 8 units at hd 32, 64, 128
+    static constexpr int kDqCols = kHD == 32 ? 16 : 32;
+    // dbias partials per key block, one per lane of a key warp (the host's dbias_block_slots)
+    static constexpr int kBiasSlots = 32 * kWarpsN;
+    static_assert(kBiasSlots == 2 * kBlockN, "attn_params.h: dbias_block_slots = 2 * kBlockN");
     using kv_tile = smem_tile<kBlockN, kHD>;
     using q_tile = smem_tile<kBlockM, kHD>;
     using ds_tile = smem_tile<kBlockN, kBlockM>;  // dS^T, [key][query]
@@ -145,14 +153,11 @@ struct bwd_traits {
 };
 
 // dbias partials: one per (query head, sequence, key block, lane of a key warp), each written
-// once by the main pass: [heads_q][batch][n_key_blocks][kBiasSlotsPerBlock]. The warps owning
+// once by the main pass: [heads_q][batch][n_key_blocks][p.dbias_block_slots]. The warps owning
 // the second half of dK/dV columns (hd > 128) recompute the same dS and do not contribute.
-constexpr int kBiasSlotsPerBlock = SINKLESS_DBIAS_SLOTS_PER_KEY_BLOCK;
-static_assert(kBiasSlotsPerBlock == 4 * 32, "one slot per lane of the 4 key warps");
-
 template <class P>
 __device__ __forceinline__ int64_t dbias_slot(const P& p, int h, int b, int n_block) {
-    return ((static_cast<int64_t>(h) * p.batch + b) * p.n_key_blocks + n_block) * kBiasSlotsPerBlock;
+    return ((static_cast<int64_t>(h) * p.batch + b) * p.n_key_blocks + n_block) * p.dbias_block_slots;
 }
 
 template <class T, class Act, int kHD>
@@ -205,7 +210,7 @@ __device__ __forceinline__ void attn_bwd(const sinkless_attn_bwd_params& p) {
     const Act act_seq(p, hk * group, sb.sk);
     float* const db_slot =
         Act::kBiasGrad ? p.dbias_partial + dbias_slot(p, hk * group, b, n_block) + warp * 32 + lane : nullptr;
-    const int64_t db_head_stride = static_cast<int64_t>(p.batch) * p.n_key_blocks * kBiasSlotsPerBlock;
+    const int64_t db_head_stride = static_cast<int64_t>(p.batch) * p.n_key_blocks * p.dbias_block_slots;
 
     // Step i: query head hk * group + i / nm, query block m_begin + i % nm.
     auto load = [&](int i, int stage) {
@@ -311,8 +316,8 @@ __device__ __forceinline__ void attn_bwd(const sinkless_attn_bwd_params& p) {
     double_buffered(group * nm, load, body);
 
     if (Act::kBiasGrad && nm == 0) {  // no query sees this block: its share of every head is 0
-        for (int t = tid; t < group * kBiasSlotsPerBlock; t += kThreads)
-            p.dbias_partial[dbias_slot(p, hk * group + t / kBiasSlotsPerBlock, b, n_block) + t % kBiasSlotsPerBlock] = 0.f;
+        for (int t = tid; t < group * tr::kBiasSlots; t += kThreads)
+            p.dbias_partial[dbias_slot(p, hk * group + t / tr::kBiasSlots, b, n_block) + t % tr::kBiasSlots] = 0.f;
     }
     if (keys <= 0) return;
 
@@ -487,7 +492,7 @@ __device__ __forceinline__ void attn_bwd_head_reduce(const sinkless_attn_bwd_par
     const int h = blockIdx.x, tid = threadIdx.x;
     float acc = 0.f;
     if (Act::kBiasGrad) {
-        const int64_t n = static_cast<int64_t>(p.batch) * p.n_key_blocks * kBiasSlotsPerBlock;
+        const int64_t n = static_cast<int64_t>(p.batch) * p.n_key_blocks * p.dbias_block_slots;
         const float* part = p.dbias_partial + static_cast<int64_t>(h) * n;
         for (int64_t t = tid; t < n; t += kHeadReduceThreads) acc += part[t];
     } else {

@@ -11,7 +11,8 @@
 //   conf_cp_async   cp.async with zero-fill, commit groups, wait_group 2/1/0, wait_all
 //   conf_ldmatrix   ldmatrix x1/x2/x4, with and without .trans
 //   conf_mma        mma.m16n8k16 f16/bf16, fragments by the table and by ldmatrix
-//   conf_shfl       __shfl_sync/_xor/_up/_down with widths and a partial mask, __syncwarp
+//   conf_shfl       __shfl_sync/_xor/_up/_down with widths and a partial mask, __syncwarp,
+//                   __ballot_sync, __any_sync, __all_sync
 //   conf_math       ex2.approx, tanh.approx, f32 -> f16/bf16 and packed conversions
 //   conf_widen      f16/bf16 -> f32
 //   conf_atomic     atomicAdd(float*) across blocks
@@ -175,6 +176,9 @@ __device__ __forceinline__ void conf_mma(const sinkless_conf_mma_params& p) {
 //   10 __shfl_up_sync    int       delta 2, width 16
 //   11 __shfl_down_sync  float     delta 1, width 8
 //   12 __shfl_sync with mask 0x0000ffff among lanes 0-15, src 15 - lane; lanes 16-31 keep v
+//   13 __ballot_sync     bit 19 of v
+//   14 __any_sync        v == in[39] as 0/1 (true in the second warp only)
+//   15 __all_sync        v < 4.9f as 0/1 (true in the first warp only)
 __device__ __forceinline__ void conf_shfl(const sinkless_conf_shfl_params& p) {
     const uint32_t tid = threadIdx.x, lane = tid % 32, n = blockDim.x;
     const uint32_t v = p.in[tid];
@@ -188,6 +192,9 @@ __device__ __forceinline__ void conf_shfl(const sinkless_conf_shfl_params& p) {
     o[9 * n] = __shfl_down_sync(0xffffffffu, v, 3u);
     o[10 * n] = uint32_t(__shfl_up_sync(0xffffffffu, int(v), 2u, 16));
     o[11 * n] = __float_as_uint(__shfl_down_sync(0xffffffffu, f, 1u, 8));
+    o[13 * n] = __ballot_sync(0xffffffffu, (v >> 19) & 1u);
+    o[14 * n] = __any_sync(0xffffffffu, v == p.in[39]) ? 1u : 0u;
+    o[15 * n] = __all_sync(0xffffffffu, f < 4.9f) ? 1u : 0u;
     __syncwarp();
     o[12 * n] = lane < 16 ? __shfl_sync(0x0000ffffu, v, int(15 - lane)) : v;
 }

@@ -368,14 +368,24 @@ fn bwd_kernel(
     ))
 }
 
-fn n_key_blocks(spec: &KernelSpec, dims: &Dims) -> usize {
-    let block_n = usize::try_from(
+/// Keys per block of the backward's main pass.
+fn key_block(spec: &KernelSpec) -> usize {
+    usize::try_from(
         spec.geometry()
             .expect("attention kernels declare traits")
             .block_n,
     )
-    .expect("positive");
-    dims.k.max_len.div_ceil(block_n).max(1)
+    .expect("positive")
+}
+
+fn n_key_blocks(spec: &KernelSpec, dims: &Dims) -> usize {
+    dims.k.max_len.div_ceil(key_block(spec)).max(1)
+}
+
+/// dbias partials per key block of the main pass: one per lane of each 16-key warp
+/// (`dbias_block_slots` in attn_params.h).
+fn dbias_block_slots(spec: &KernelSpec) -> usize {
+    2 * key_block(spec)
 }
 
 /// What the backward of `opts` on `dims` needs as scratch.
@@ -399,10 +409,7 @@ pub(crate) fn backward_workspace(
             dims.q.total.max(dims.batch * dims.q.max_len) * dims.heads_q * dims.head_dim
         },
         dbias_partial: if sigmoid {
-            dims.heads_q
-                * dims.batch
-                * n_key_blocks(main, dims)
-                * ffi::SINKLESS_DBIAS_SLOTS_PER_KEY_BLOCK as usize
+            dims.heads_q * dims.batch * n_key_blocks(main, dims) * dbias_block_slots(main)
         } else {
             0
         },
@@ -487,6 +494,7 @@ pub(crate) fn attn_backward(
         bias_value,
         scale: opts.resolved_scale(dims.head_dim),
         n_key_blocks: to_i32("key blocks", n_key_blocks(main, dims))?,
+        dbias_block_slots: to_i32("dbias slots", dbias_block_slots(main))?,
         deterministic: i32::from(opts.deterministic),
     };
     // Row kernels: one CTA per (block_m query rows, query head, sequence); head kernels: one per head.

@@ -94,6 +94,7 @@ fn head_dims_edges_and_extremes() {
     run_all(check::head_dim_cases(), 700);
     run_all(check::edge_cases(), 800);
     run_all(check::extreme_cases(), 900);
+    run_all(check::long_key_cases(), 1000);
 }
 
 #[test]

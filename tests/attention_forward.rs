@@ -109,6 +109,11 @@ fn extreme_logits_and_custom_scale() {
     run_all(check::extreme_cases(), 900);
 }
 
+#[test]
+fn long_keys_with_small_weights_and_a_growing_max() {
+    run_all(check::long_key_cases(), 1000);
+}
+
 fn activation() -> impl Strategy<Value = Activation> {
     prop_oneof![
         any::<bool>().prop_map(|sink| Activation::Softmax { sink }),

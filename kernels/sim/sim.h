@@ -46,6 +46,8 @@ void syncthreads(const char* file, int line);
 enum ShflMode { kShflIdx = 0, kShflUp = 1, kShflDown = 2, kShflXor = 3 };
 void syncwarp(unsigned mask);
 uint32_t shfl(unsigned mask, uint32_t value, ShflMode mode, unsigned lane_arg, int width);
+// __ballot_sync: bit i set when lane i is in mask and passed a nonzero predicate.
+uint32_t ballot(unsigned mask, int predicate);
 
 float atomic_add(float* address, float value);
 
@@ -129,7 +131,8 @@ inline float ex2_approx(float x) {
     return y < 0x1p-126f ? 0.f : y;
 }
 
-// tanh.approx.f32: the PTX ISA bounds the GPU's relative error by 2^-10.987. The emulator
+// tanh.approx.f32: the PTX ISA bounds the GPU's relative error by about 2^-11 (2^-10.987 is
+// used, the larger of the figures it gives for tanh.approx; src/conformance/isa.rs). The emulator
 // returns tanh off by nearly that bound (2^-11), up or down as a hash of the input's bits picks,
 // so a kernel whose accuracy depends on tanh.approx (the sigmoid, 0.5 + 0.5 tanh(x/2)) is tested
 // against the hardware's worst case rather than against libm's correctly rounded value. The

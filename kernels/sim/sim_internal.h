@@ -105,6 +105,7 @@ enum WarpOp : int {
     kOpLdmatrix = 8,   // + 2 * log2(count) + trans  (8..13)
     kOpMmaF16 = 16,
     kOpMmaBf16 = 17,
+    kOpBallot = 18,
 };
 const char* warp_op_name(int op);
 

@@ -1,4 +1,4 @@
-// Warp-collective operations of the emulator: __syncwarp, shuffles, ldmatrix and mma.sync.
+// Warp-collective operations of the emulator: __syncwarp, shuffles, votes, ldmatrix and mma.sync.
 //
 // Each is a rendezvous: a lane writes its operands into its slot and parks; the last lane of the
 // warp to arrive computes every lane's result, wakes the others and carries on. Lanes arriving
@@ -40,6 +40,7 @@ const char* warp_op_name(int op) {
     case kOpLdmatrix + 5: return "ldmatrix.x4.trans";
     case kOpMmaF16: return "mma.sync.m16n8k16.f16";
     case kOpMmaBf16: return "mma.sync.m16n8k16.bf16";
+    case kOpBallot: return "__ballot_sync";
     default: return "nothing";
     }
 }
@@ -71,6 +72,14 @@ void complete_shfl(Warp& w) {
         // the emulator the lane's own value.
         s.out[0] = (w.mask >> src & 1) ? w.slot[src].in[0] : s.in[0];
     }
+}
+
+void complete_ballot(Warp& w) {
+    uint32_t bits = 0;
+    for (uint32_t lane = 0; lane < 32; ++lane)
+        if ((w.mask >> lane & 1) && w.slot[lane].in[0] != 0) bits |= 1u << lane;
+    for (uint32_t lane = 0; lane < 32; ++lane)
+        if (w.mask >> lane & 1) w.slot[lane].out[0] = bits;
 }
 
 uint16_t half_of(uint32_t word, int hi) { return uint16_t(hi ? word >> 16 : word & 0xffffu); }
@@ -184,6 +193,8 @@ void rendezvous(int op, uint32_t mask) {
         complete_mma<false>(w);
     } else if (op == kOpMmaBf16) {
         complete_mma<true>(w);
+    } else if (op == kOpBallot) {
+        complete_ballot(w);
     }
     w.arrived = 0;
     // The woken lanes go to the front of the queue (from a random lane on, so they do not
@@ -216,6 +227,13 @@ uint32_t shfl(unsigned mask, uint32_t value, ShflMode mode, unsigned lane_arg, i
     s.in[1] = lane_arg;
     s.in[2] = uint32_t(width);
     rendezvous(kOpShfl + mode, mask);
+    return s.out[0];
+}
+
+uint32_t ballot(unsigned mask, int predicate) {
+    WarpSlot& s = my_slot();
+    s.in[0] = predicate != 0;
+    rendezvous(kOpBallot, mask);
     return s.out[0];
 }
 

@@ -14,8 +14,8 @@ use crate::CudaBackend;
 
 mod attn;
 pub use attn::{
-    edge_cases, extreme_cases, head_dim_cases, matrix, suite, ulp_floor, AttnCase, AttnGrads,
-    AttnInputs, Lengths, MASKS,
+    edge_cases, extreme_cases, head_dim_cases, long_key_cases, matrix, suite, ulp_floor, AttnCase,
+    AttnGrads, AttnInputs, Lengths, MASKS,
 };
 
 /// A small, seedable generator (SplitMix64) for reproducible test inputs.

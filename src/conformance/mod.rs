@@ -79,7 +79,7 @@ pub enum Kernel {
         /// Fragments through shared memory and `ldmatrix` rather than gathered from global.
         ldmatrix: bool,
     },
-    /// `sinkless_conf_shfl`: the thirteen shuffle cases on two warps.
+    /// `sinkless_conf_shfl`: the thirteen shuffle and three vote cases on two warps.
     Shfl,
     /// `sinkless_conf_math`: `ex2`, `tanh` and the narrowing conversions of `n` inputs.
     Math {

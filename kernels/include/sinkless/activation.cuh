@@ -99,11 +99,24 @@ struct softmax_policy {
                 st.l[mt][h] = (sink_log2 != -INFINITY && (lane & 3) == 0) ? 1.f : 0.f;
             }
     }
-    // s: raw scores of one key tile -> unnormalised probabilities; o rescaled to the new max.
+    // s: raw scores of one key tile -> unnormalised probabilities exp2(x - m), o and l kept
+    // relative to the same m.
+    //
+    // Lazy rescaling: m is the running maximum only up to kRescaleSlack. A tile whose maximum
+    // stays within m + kRescaleSlack (log2 units) leaves m, l and o alone, and its p may reach
+    // 2^kRescaleSlack = 256: harmless in the f32 accumulators and in T (f16 reaches 65504), and
+    // p rounds to T with the same relative error at any magnitude. Only when some row of the
+    // warp overshoots does the warp move every row's m to its true maximum and rescale o,
+    // which is kMTiles * kHD / 2 multiplies per thread (4 per score at hd 128 with 32-key
+    // tiles). After the first tiles of a row that is rare, since the maximum then rarely grows
+    // by a factor of 256. The vote keeps the branch uniform over the warp.
+    static constexpr float kRescaleSlack = 8.f;
     template <bool kMask, int MT, int NT, int NO, class MaskFn>
     __device__ __forceinline__ void apply(state<MT>& st, float (&s)[MT][NT][4], float (&o)[MT][NO][4],
                                           MaskFn&& mask) const {
         if (kMask) mask(s, -INFINITY);
+        float tile_max[MT][2];
+        bool overshoot = false;
 #pragma unroll
         for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
@@ -111,18 +124,35 @@ struct softmax_policy {
                 float mx = -INFINITY;
 #pragma unroll
                 for (int nt = 0; nt < NT; ++nt) mx = fmaxf(mx, fmaxf(s[mt][nt][2 * h], s[mt][nt][2 * h + 1]));
-                const float m_new = fmaxf(st.m[mt][h], quad_max(mx) * scale_log2);
+                tile_max[mt][h] = quad_max(mx) * scale_log2;
+                // false while both are -inf (a row that has seen only masked keys)
+                overshoot |= tile_max[mt][h] > st.m[mt][h] + kRescaleSlack;
+            }
+        if (__any_sync(0xffffffffu, overshoot)) {
+#pragma unroll
+            for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+                for (int h = 0; h < 2; ++h) {
+                    const float m_new = fmaxf(st.m[mt][h], tile_max[mt][h]);
+                    // exp2(-inf - m_new) = 0 for a row whose first visible key this is; a row
+                    // still at -inf keeps corr = exp2(-inf - 0) = 0 on an o and l that are 0.
+                    const float corr = ptx::ex2_approx(st.m[mt][h] - (m_new == -INFINITY ? 0.f : m_new));
+                    st.m[mt][h] = m_new;
+                    st.l[mt][h] *= corr;
+#pragma unroll
+                    for (int nt = 0; nt < NO; ++nt) {
+                        o[mt][nt][2 * h] *= corr;
+                        o[mt][nt][2 * h + 1] *= corr;
+                    }
+                }
+        }
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
                 // A row that has seen only masked keys keeps m = -inf; using 0 as the offset then
                 // gives exp2(-inf) = 0 everywhere instead of exp2(-inf + inf) = NaN.
-                const float m_use = m_new == -INFINITY ? 0.f : m_new;
-                const float corr = ptx::ex2_approx(st.m[mt][h] - m_use);
-                st.m[mt][h] = m_new;
-                st.l[mt][h] *= corr;
-#pragma unroll
-                for (int nt = 0; nt < NO; ++nt) {
-                    o[mt][nt][2 * h] *= corr;
-                    o[mt][nt][2 * h + 1] *= corr;
-                }
+                const float m_use = st.m[mt][h] == -INFINITY ? 0.f : st.m[mt][h];
                 float sum = 0.f;
 #pragma unroll
                 for (int nt = 0; nt < NT; ++nt)
@@ -194,12 +224,14 @@ struct sigmoid_policy {
     __device__ __forceinline__ float score_init() const { return bias_raw; }
     // sigmoid(x), x = scale * acc: 1 / (1 + e) for x >= 0 and e / (1 + e) for x < 0, with
     // e = 2^(-|x| log2 e) in (0, 1]. FlashSigmoid's 0.5 + 0.5 tanh(x / 2) costs one MUFU op less,
-    // but tanh.approx may be off by 2^-11 relative (PTX ISA), and adding 0.5 cancels it into a
-    // large relative error of p wherever p is small, which is everywhere under the -ln(sk)
-    // bias: with the emulator's tanh off by that bound, f16 outputs missed the tolerance rule by
-    // up to 3x (tests/attention_forward.rs). Here 1 + e is in (1, 2], so half of it is in
-    // (0.5, 1], where a linear seed and two Newton steps give the reciprocal to 2^-16 relative
-    // without a division; ex2.approx adds 2 ulp.
+    // but tanh.approx may be off by 2^-11 relative (PTX ISA), and adding 0.5 turns that into an
+    // absolute error of about 2^-12 on p, huge relative to p wherever p is small, which is
+    // everywhere under the -ln(sk) bias (p near 1/sk). With the emulator's tanh off by that
+    // bound, the outputs of check::long_key_cases (sk = 4096) miss the tolerance rule by about
+    // 18x in bf16 and 140x in f16, and the miss grows with sk; at sk = 113 f16 already misses by
+    // 3x. So neither dtype uses it. Here 1 + e is in (1, 2], so half of it is in (0.5, 1], where
+    // a linear seed and two Newton steps give the reciprocal to 2^-16 relative without a
+    // division; ex2.approx adds 2 ulp.
     __device__ __forceinline__ float sigmoid(float acc) const {
         const float e = ptx::ex2_approx(-fabsf(acc) * scale_log2);
         const float d = fmaf(0.5f, e, 0.5f);

@@ -58,9 +58,6 @@ typedef struct sinkless_attn_fwd_params {
     float scale;                 /* score scale (> 0), usually 1/sqrt(head_dim) */
 } sinkless_attn_fwd_params;
 
-/* Slots of dbias_partial per (query head, sequence, key block) of the backward main pass. */
-#define SINKLESS_DBIAS_SLOTS_PER_KEY_BLOCK 128
-
 /* Backward. Launch order and buffers: see the header comment of kernels/attn_bwd.cu. */
 typedef struct sinkless_attn_bwd_params {
     const void *q;               /* f16/bf16, forward inputs */
@@ -79,8 +76,8 @@ typedef struct sinkless_attn_bwd_params {
     void *dv;                    /* f16/bf16 output, v's shape */
     float *dsink;                /* softmax with sink: [heads_q] output, else NULL */
     float *dbias_partial;        /* sigmoid kinds: f32 scratch [heads_q, batch, n_key_blocks,
-                                    SINKLESS_DBIAS_SLOTS_PER_KEY_BLOCK], every element written by
-                                    the main pass (no zeroing) */
+                                    dbias_block_slots], every element written by the main pass
+                                    (no zeroing) */
     float *dbias;                /* sigmoid kinds: [heads_q] output, sum of dS over the head */
     const int32_t *cu_seqlens_q;
     const int32_t *cu_seqlens_k;
@@ -123,6 +120,8 @@ typedef struct sinkless_attn_bwd_params {
     float bias_value;
     float scale;
     int32_t n_key_blocks;        /* ceil(seqlen_k / kBlockN of the main pass); sizes dbias_partial */
+    int32_t dbias_block_slots;   /* 2 * kBlockN of the main pass: partials per key block, one
+                                    per lane of each 16-key warp */
     int32_t deterministic;       /* 0: main pass adds dQ into dq_accum with atomics;
                                     1: main pass skips dQ, the dQ pass computes it */
 } sinkless_attn_bwd_params;

@@ -4,7 +4,7 @@
 // Under nvcc it only provides sinkless::dynamic_smem<T>(). On the host it maps the CUDA
 // keywords, built-in variables and intrinsics the kernels use onto the emulator in
 // kernels/sim: threadIdx and friends read the running fiber's coordinates, __syncthreads()
-// is a block barrier, shuffles and __syncwarp are warp rendezvous, atomicAdd is a real atomic
+// is a block barrier, shuffles, votes and __syncwarp are warp rendezvous, atomicAdd is a real atomic
 // (blocks run on several OS threads). Kernels use dynamic shared memory only; __shared__ still
 // compiles on the host (as a per-OS-thread static, shared by the block's fibers).
 #pragma once
@@ -86,6 +86,10 @@ inline int __shfl_up_sync(unsigned mask, int v, unsigned delta, int width = 32) 
 inline float __shfl_up_sync(unsigned mask, float v, unsigned delta, int width = 32) {
     return ::sinkless::sim::bits_float(__shfl_up_sync(mask, ::sinkless::sim::float_bits(v), delta, width));
 }
+
+inline unsigned __ballot_sync(unsigned mask, int predicate) { return ::sinkless::sim::ballot(mask, predicate); }
+inline int __any_sync(unsigned mask, int predicate) { return ::sinkless::sim::ballot(mask, predicate) != 0; }
+inline int __all_sync(unsigned mask, int predicate) { return ::sinkless::sim::ballot(mask, predicate) == mask; }
 
 inline float atomicAdd(float* address, float value) { return ::sinkless::sim::atomic_add(address, value); }
 

@@ -63,7 +63,7 @@ typedef struct {
 } sinkless_conf_mma_params;
 
 /* Number of shuffle cases of the shuffle kernel (see conformance.cu for each case). */
-#define SINKLESS_CONF_SHFL_CASES 13u
+#define SINKLESS_CONF_SHFL_CASES 16u
 
 /* Shuffles of every flavour, two warps. Block 64, grid 1, no shared memory. */
 typedef struct {
