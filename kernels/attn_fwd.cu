@@ -19,10 +19,11 @@
 //
 // Structure (FlashAttention-2 forward): a CTA owns kBlockM query rows of one head, each warp
 // 16 * kMTiles of them, so the softmax needs no cross-warp reduction. Q stays in shared memory;
-// K/V tiles of kBlockN keys are double-buffered with cp.async: the copy of tile n-1 is in
-// flight while tile n is multiplied. Key tiles run from the last visible one down, and only
-// tiles cut by a mask boundary pay the per-element test. O is staged through the Q tile so the
-// global stores are 16-byte and row-contiguous.
+// K/V tiles of kBlockN keys arrive by cp.async, either double-buffered (the copies of tile n-1
+// in flight while tile n is multiplied) or with one buffer each (pipeline.cuh,
+// kv_single_buffered), as fwd_traits::kKvStages says. Key tiles run from the last visible one
+// down, and only tiles cut by a mask boundary pay the per-element test. O is staged through the
+// Q tile so the global stores are 16-byte and row-contiguous.
 #include "sinkless/params.h"
 #include "sinkless/dtype.cuh"
 #include "sinkless/tile.cuh"
@@ -40,13 +41,22 @@ namespace sinkless {
 //   hd 32:       128 x 128 (O 32 + S 128): FA2's shape; wide key tiles halve the softmax
 //                rescales and barriers per key.
 //   hd 64, 96:   128 x 64 (O 64/96 + S 64). 128 x 128 at hd64 spilled with the sigmoids.
-//   hd 128:      128 x 32 (O 128 + S 32): two m-tiles per warp keep each K/V fragment read from
-//                shared memory used twice (one m-tile per warp makes the loop bound by shared
-//                memory bandwidth rather than by the tensor cores); 128 x 64 (FA2's) spilled.
-//                The normalized sigmoid's epilogue (a log and a reciprocal per row with O live)
-//                spilled even there, so it runs 64 x 64 with one m-tile.
+//   hd 128:      128 x 64 (O 128 + S 64), FA2's shape: two m-tiles per warp keep each K/V
+//                fragment read from shared memory used twice (one m-tile per warp makes the
+//                loop bound by shared memory bandwidth rather than by the tensor cores), and
+//                64-key tiles read Q from shared memory, wait at the barriers and reduce the row
+//                maxima half as often per score as 32-key tiles. It takes 254-255 registers
+//                without a spill since the softmax rescale became lazy (it spilled before); 128 x
+//                32 (O 128 + S 32, about 230 registers) is the fallback should a change tip it
+//                over. The normalized sigmoid's epilogue (a log and a reciprocal per row with O
+//                live) spilled at 128 rows, so it runs 64 x 64 with one m-tile.
 //   hd 192, 256: 64 x 64, one m-tile per warp (O 96/128 + S 32): 128 rows would need 192/256
-//                registers for O alone. Shared memory 120/160 KiB still fits an A100 (163 KiB).
+//                registers for O alone.
+// K and V are double-buffered up to hd 96 and single-buffered from hd 128 on, where double
+// buffers would cost occupancy: shared memory per CTA (Q + K + V) is then 64/72/96 KiB at hd
+// 128/192/256 instead of 96/120/160, so two CTAs (8 warps) fit an SM at hd 128 and 192 on an
+// A100 (164 KiB) and at every hd on an H100 (228 KiB), where double buffers left one at hd 192
+// and 256 everywhere and at hd 128 on the A100. Registers allow two CTAs in every case.
 template <int kHD_, class Act>
 struct fwd_traits {
     static constexpr int kHD = kHD_;
@@ -57,11 +67,12 @@ struct fwd_traits {
     static constexpr bool kTall = kHD <= 96 || (kHD == 128 && Act::kTallTilesAtHd128);
     static constexpr int kMTiles = kTall ? 2 : 1;
     static constexpr int kBlockM = 16 * kMTiles * kWarps;
-    static constexpr int kBlockN = kHD == 32 ? 128 : (kHD == 128 && kTall) ? 32 : 64;
+    static constexpr int kBlockN = kHD == 32 ? 128 : 64;
+    static constexpr int kKvStages = kHD >= 128 ? 1 : 2;
     using q_tile = smem_tile<kBlockM, kHD>;
     using kv_tile = smem_tile<kBlockN, kHD>;
-    // Q, then K[2], then V[2]
-    static constexpr int kSmemBytes = q_tile::kBytes + 4 * kv_tile::kBytes;
+    // Q, then K[kKvStages], then V[kKvStages]
+    static constexpr int kSmemBytes = q_tile::kBytes + 2 * kKvStages * kv_tile::kBytes;
 };
 
 template <class T, class Act, int kHD>
@@ -93,7 +104,7 @@ __device__ __forceinline__ void attn_fwd(const sinkless_attn_fwd_params& p) {
     const q_tile sq_tile{smem};
     // stage s of K at k_base + s * kElems, of V at v_base + s * kElems
     uint16_t* const k_base = smem + q_tile::kElems;
-    uint16_t* const v_base = k_base + 2 * kv_tile::kElems;
+    uint16_t* const v_base = k_base + tr::kKvStages * kv_tile::kElems;
 
     const seq_mask mask{sb.sq, sb.sk, p.window_left, p.window_right};
     int j_begin, j_end;
@@ -101,10 +112,14 @@ __device__ __forceinline__ void attn_fwd(const sinkless_attn_fwd_params& p) {
     const int n_begin = j_begin / tr::kBlockN;
     const int n_end = j_begin < j_end ? (j_end + tr::kBlockN - 1) / tr::kBlockN : n_begin;
 
-    auto load_kv = [&](int n, int stage) {
-        const int n0 = n * tr::kBlockN;
+    // Step i works on key tile n_end - 1 - i: the last (most often partly masked) first.
+    auto load_k = [&](int i, int stage) {
+        const int n0 = (n_end - 1 - i) * tr::kBlockN;
         load_rows_async<kThreads>(kv_tile{k_base + stage * kv_tile::kElems}, k + n0 * p.k_row_stride, p.k_row_stride, sb.sk - n0,
                                   p.head_dim, tid);
+    };
+    auto load_v = [&](int i, int stage) {
+        const int n0 = (n_end - 1 - i) * tr::kBlockN;
         load_rows_async<kThreads>(kv_tile{v_base + stage * kv_tile::kElems}, v + n0 * p.v_row_stride, p.v_row_stride, sb.sk - n0,
                                   p.head_dim, tid);
     };
@@ -115,31 +130,48 @@ __device__ __forceinline__ void attn_fwd(const sinkless_attn_fwd_params& p) {
     fill(o, 0.f);
     const int wm0 = warp * 16 * MT;  // warp's first row inside the CTA tile
 
-    // Step i works on key tile n_end - 1 - i: the last (most often partly masked) first.
+    // A step in two halves: S = Q K^T and the activation into P operands, then O += P V. (The
+    // array types are named out here: g++ 12 crashes on template-dependent array types spelled
+    // inside these lambdas.)
+    using score_tile = float[MT][NT][4];
+    using p_tile = uint32_t[MT][NT / 2][4];
+    p_tile pa;
+    auto scores = [&](int i, int stage) {
+        const int n0 = (n_end - 1 - i) * tr::kBlockN;
+        score_tile s;
+        fill(s, act.score_init());
+        gemm_nt<T, MT, NT, kHD>(s, sq_tile, wm0, kv_tile{k_base + stage * kv_tile::kElems}, 0, p.head_dim, lane);
+        auto mask_fn = [&](score_tile& x, float fill_value) { mask_tile<false>(x, mask, m0 + wm0, n0, fill_value, lane); };
+        if (mask.tile_full(m0, m0 + tr::kBlockM, n0, n0 + tr::kBlockN)) {
+            act.template apply<false>(st, s, o, mask_fn);
+        } else {
+            act.template apply<true>(st, s, o, mask_fn);
+        }
+        acc_to_a<T>(pa, s);
+    };
+    auto finish = [&](int i, int stage) {
+        const int n0 = (n_end - 1 - i) * tr::kBlockN;
+        gemm_rn<T>(o, pa, kv_tile{v_base + stage * kv_tile::kElems}, 0, sb.sk - n0, lane);
+    };
+
     load_rows_async<kThreads>(sq_tile, q, p.q_row_stride, rows, p.head_dim, tid);
-    double_buffered(
-        n_end - n_begin, [&](int i, int stage) { load_kv(n_end - 1 - i, stage); },
-        [&](int i, int stage) {
-            const int n0 = (n_end - 1 - i) * tr::kBlockN;
-            const kv_tile k_tile{k_base + stage * kv_tile::kElems};
-            const kv_tile v_tile{v_base + stage * kv_tile::kElems};
-            float s[MT][NT][4];
-            fill(s, act.score_init());
-            gemm_nt<T, MT, NT, kHD>(s, sq_tile, wm0, k_tile, 0, p.head_dim, lane);
-
-            auto mask_fn = [&](float (&x)[MT][NT][4], float fill_value) {
-                mask_tile<false>(x, mask, m0 + wm0, n0, fill_value, lane);
-            };
-            if (mask.tile_full(m0, m0 + tr::kBlockM, n0, n0 + tr::kBlockN)) {
-                act.template apply<false>(st, s, o, mask_fn);
-            } else {
-                act.template apply<true>(st, s, o, mask_fn);
-            }
-
-            uint32_t pa[MT][NT / 2][4];
-            acc_to_a<T>(pa, s);
-            gemm_rn<T>(o, pa, v_tile, 0, sb.sk - n0, lane);
-        });
+    const int count = n_end - n_begin;
+    if constexpr (tr::kKvStages == 2) {
+        double_buffered(
+            count,
+            [&](int i, int stage) {
+                load_k(i, stage);
+                load_v(i, stage);
+            },
+            [&](int i, int stage) {
+                scores(i, stage);
+                finish(i, stage);
+            });
+    } else {
+        kv_single_buffered(
+            count, [&](int i) { load_k(i, 0); }, [&](int i) { load_v(i, 0); }, [&](int i) { scores(i, 0); },
+            [&](int i) { finish(i, 0); });
+    }
 
     float stat[MT][2];
     act.finalize(st, o, stat);
