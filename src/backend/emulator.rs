@@ -364,11 +364,13 @@ impl Emulator {
             dbias,
         } = outputs;
         let sizes = plan::backward_workspace(T::DTYPE, opts, &dims)?;
-        let scratch = |n: usize| HostBuffer::filled(n.max(1), 0.0f32);
+        // Only dq_accum must start at zero; the kernels write every element of the others, which
+        // start as NaN here so that one they miss shows in the gradients.
+        let scratch = |n: usize, fill: f32| HostBuffer::filled(n.max(1), fill);
         let (row_dot, dq_accum, dbias_partial) = (
-            scratch(sizes.row_dot),
-            scratch(sizes.dq_accum),
-            scratch(sizes.dbias_partial),
+            scratch(sizes.row_dot, f32::NAN),
+            scratch(sizes.dq_accum, 0.0),
+            scratch(sizes.dbias_partial, f32::NAN),
         );
         let cu_q = dims.q.cu.as_deref().map(HostBuffer::from_slice);
         let cu_k = dims.k.cu.as_deref().map(HostBuffer::from_slice);

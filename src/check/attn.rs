@@ -563,14 +563,19 @@ pub fn head_dim_cases() -> Vec<AttnCase> {
     cases
 }
 
-/// Seqlen 1 on either side and rows that see no key, for every activation.
+/// Seqlen 1 on either side and rows that see no key, for every activation; the last shape has
+/// whole query blocks that see no key, in both forward pipelines (double-buffered at hd 64,
+/// single-buffered at hd 128 and 256).
 pub fn edge_cases() -> Vec<AttnCase> {
     let mut cases = Vec::new();
-    for lengths in [
-        dense(1, 1, 1),
-        dense(3, 1, 9),
-        dense(1, 9, 1),
-        dense(2, 40, 3),
+    for (lengths, head_dim) in [
+        (dense(1, 1, 1), 64),
+        (dense(3, 1, 9), 64),
+        (dense(1, 9, 1), 64),
+        (dense(2, 40, 3), 64),
+        (dense(1, 300, 20), 64),
+        (dense(1, 300, 20), 128),
+        (dense(1, 300, 20), 256),
     ] {
         for activation in [
             Activation::Softmax { sink: false },
@@ -586,7 +591,7 @@ pub fn edge_cases() -> Vec<AttnCase> {
                 lengths: lengths.clone(),
                 heads_q: 2,
                 heads_kv: 2,
-                head_dim: 64,
+                head_dim,
                 opts: AttentionOptions::new(activation).with_mask(Mask::CAUSAL),
                 row_pad: 0,
                 qk_std: 1.0,
@@ -657,6 +662,15 @@ pub fn long_key_cases() -> Vec<AttnCase> {
         ),
         (Activation::Softmax { sink: false }, 128, Mask::CAUSAL, 2.5),
         (Activation::Softmax { sink: true }, 64, Mask::NONE, 2.5),
+        // all but the last key block unseen: their dK, dV and db partials are still written
+        (
+            Activation::Sigmoid {
+                bias: SigmoidBias::PerHead,
+            },
+            64,
+            Mask::sliding_window(9),
+            1.0,
+        ),
     ] {
         cases.push(AttnCase {
             lengths: dense(1, 24, 4096),
