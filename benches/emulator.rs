@@ -29,7 +29,7 @@ fn softmax_forward(c: &mut Criterion) {
     let emu = Emulator::new();
     c.bench_function("emulator softmax fwd bf16 hd128 b1 h4 s512", |b| {
         b.iter(|| {
-            case.forward_emulator(&emu, &x)
+            case.forward_on(&emu, &x)
                 .expect("the forward runs on the emulator")
         })
     });

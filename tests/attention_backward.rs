@@ -18,11 +18,11 @@ fn run_all(cases: Vec<AttnCase>, seed: u64) {
         };
         let s = seed + i as u64;
         bad.extend(failures(
-            &case.run_backward_emulator::<half::f16>(&emu, s).unwrap(),
+            &case.run_backward::<half::f16, _>(&emu, s).unwrap(),
         ));
         bad.extend(failures(
             &case
-                .run_backward_emulator::<half::bf16>(&emu, s ^ 0x5eed)
+                .run_backward::<half::bf16, _>(&emu, s ^ 0x5eed)
                 .unwrap(),
         ));
     }
@@ -119,10 +119,10 @@ fn deterministic_mode_is_bitwise_reproducible() {
         let x = case.inputs::<half::bf16>(i as u64);
         // Different fiber schedules and worker counts: a different order of every race.
         let a = case
-            .backward_emulator(&Emulator::new().with_seed(1).with_worker_threads(1), &x)
+            .backward_on(&Emulator::new().with_seed(1).with_worker_threads(1), &x)
             .unwrap();
         let b = case
-            .backward_emulator(&Emulator::new().with_seed(99).with_worker_threads(2), &x)
+            .backward_on(&Emulator::new().with_seed(99).with_worker_threads(2), &x)
             .unwrap();
         let bits = |v: &[half::bf16]| v.iter().map(|x| x.to_bits()).collect::<Vec<u16>>();
         assert_eq!(

@@ -14,12 +14,10 @@ fn run_all(cases: Vec<AttnCase>, seed: u64) {
     for (i, case) in cases.iter().enumerate() {
         let s = seed + i as u64;
         bad.extend(failures(
-            &case.run_forward_emulator::<half::f16>(&emu, s).unwrap(),
+            &case.run_forward::<half::f16, _>(&emu, s).unwrap(),
         ));
         bad.extend(failures(
-            &case
-                .run_forward_emulator::<half::bf16>(&emu, s ^ 0x5eed)
-                .unwrap(),
+            &case.run_forward::<half::bf16, _>(&emu, s ^ 0x5eed).unwrap(),
         ));
     }
     assert!(bad.is_empty(), "{}", bad.join("\n"));
@@ -178,8 +176,8 @@ proptest! {
             qk_std: 1.0,
         };
         let emu = Emulator::new().with_seed(seed);
-        let mut r = case.run_forward_emulator::<half::f16>(&emu, seed).unwrap();
-        r.extend(case.run_forward_emulator::<half::bf16>(&emu, seed ^ 1).unwrap());
+        let mut r = case.run_forward::<half::f16, _>(&emu, seed).unwrap();
+        r.extend(case.run_forward::<half::bf16, _>(&emu, seed ^ 1).unwrap());
         let bad = failures(&r);
         prop_assert!(bad.is_empty(), "{}", bad.join("\n"));
     }

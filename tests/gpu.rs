@@ -38,9 +38,9 @@ fn suite_on_the_gpu(
 fn forward_suite_on_the_gpu() {
     suite_on_the_gpu(5000, |case, gpu, seed, bf16| {
         if bf16 {
-            case.run_forward_cuda::<half::bf16>(gpu, seed)
+            case.run_forward::<half::bf16, _>(gpu, seed)
         } else {
-            case.run_forward_cuda::<half::f16>(gpu, seed)
+            case.run_forward::<half::f16, _>(gpu, seed)
         }
     });
 }
@@ -49,9 +49,9 @@ fn forward_suite_on_the_gpu() {
 fn backward_suite_on_the_gpu() {
     suite_on_the_gpu(7000, |case, gpu, seed, bf16| {
         if bf16 {
-            case.run_backward_cuda::<half::bf16>(gpu, seed)
+            case.run_backward::<half::bf16, _>(gpu, seed)
         } else {
-            case.run_backward_cuda::<half::f16>(gpu, seed)
+            case.run_backward::<half::f16, _>(gpu, seed)
         }
     });
 }
@@ -65,8 +65,8 @@ fn deterministic_backward_is_bitwise_reproducible_on_the_gpu() {
             ..case
         };
         let x = case.inputs::<half::bf16>(3);
-        let a = case.backward_cuda(&gpu, &x).unwrap();
-        let b = case.backward_cuda(&gpu, &x).unwrap();
+        let a = case.backward_on(&gpu, &x).unwrap();
+        let b = case.backward_on(&gpu, &x).unwrap();
         let bits = |g: &check::AttnGrads<half::bf16>| {
             let mut v: Vec<u32> =
                 g.dq.iter()

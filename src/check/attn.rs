@@ -9,6 +9,7 @@ use crate::error::Result;
 use crate::reference::{self, Precision, Problem};
 use crate::tensor::{Seqlens, Shape, Strides, TensorMut, TensorRef};
 use crate::CudaBackend;
+use cudarc::driver::{CudaSlice, DeviceRepr};
 
 /// Sequence lengths of an [`AttnCase`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -307,70 +308,6 @@ impl AttnCase {
         }
         results
     }
-
-    /// Runs the forward on the emulator with poisoned outputs; returns `o` and the row statistic.
-    ///
-    /// # Errors
-    /// Whatever the backend reports.
-    pub fn forward_emulator<T: Element>(
-        &self,
-        emu: &Emulator,
-        x: &AttnInputs<T>,
-    ) -> Result<(Vec<T>, Option<Vec<f32>>)> {
-        let host = HostBuffer::from_slice;
-        let (q, k, v) = (host(&x.q), host(&x.k), host(&x.v));
-        let sink = x.sink.as_deref().map(HostBuffer::from_slice);
-        let bias = x.bias.as_deref().map(HostBuffer::from_slice);
-        let mut o = HostBuffer::filled(x.q.len(), T::from_f64(f64::NAN));
-        let mut stat = self
-            .opts
-            .activation
-            .has_row_stat()
-            .then(|| HostBuffer::filled(self.row_stat_len(), f32::NAN));
-        let (qs, ks) = (self.q_strides(), self.k_strides());
-        emu.forward(
-            &self.shape(),
-            &self.opts,
-            ForwardInputs {
-                q: TensorRef {
-                    data: &q,
-                    strides: qs,
-                },
-                k: TensorRef {
-                    data: &k,
-                    strides: ks,
-                },
-                v: TensorRef {
-                    data: &v,
-                    strides: ks,
-                },
-                sink: sink.as_ref(),
-                bias: bias.as_ref(),
-            },
-            ForwardOutputs {
-                o: TensorMut {
-                    data: &mut o,
-                    strides: qs,
-                },
-                row_stat: stat.as_mut(),
-            },
-        )?;
-        Ok((o.to_vec(), stat.map(|s| s.to_vec())))
-    }
-
-    /// Runs the forward on the emulator and judges it against the reference.
-    ///
-    /// # Errors
-    /// Whatever the backend reports.
-    pub fn run_forward_emulator<T: Element>(
-        &self,
-        emu: &Emulator,
-        seed: u64,
-    ) -> Result<Vec<CaseResult>> {
-        let x = self.inputs::<T>(seed);
-        let (o, stat) = self.forward_emulator(emu, &x)?;
-        Ok(self.judge_forward("emulator", &x, &o, stat.as_deref()))
-    }
 }
 
 /// The tolerance floor: one unit in the last place of `T` at the largest reference magnitude.
@@ -395,79 +332,6 @@ fn precision<T: Element>() -> Precision {
     match T::DTYPE {
         crate::DType::F16 => Precision::F16,
         crate::DType::BF16 => Precision::Bf16,
-    }
-}
-
-impl AttnCase {
-    /// Runs the forward on a GPU with poisoned outputs; returns `o` and the row statistic.
-    ///
-    /// # Errors
-    /// Whatever the backend reports.
-    pub fn forward_cuda<T: Element + cudarc::driver::DeviceRepr>(
-        &self,
-        gpu: &CudaBackend,
-        x: &AttnInputs<T>,
-    ) -> Result<(Vec<T>, Option<Vec<f32>>)> {
-        let st = gpu.stream();
-        let up = |v: &[T]| st.clone_htod(v).map_err(copy_err);
-        let up32 = |v: &[f32]| st.clone_htod(v).map_err(copy_err);
-        let (q, k, v) = (up(&x.q)?, up(&x.k)?, up(&x.v)?);
-        let sink = x.sink.as_deref().map(up32).transpose()?;
-        let bias = x.bias.as_deref().map(up32).transpose()?;
-        let mut o = up(&vec![T::from_f64(f64::NAN); x.q.len()])?;
-        let mut stat = self
-            .opts
-            .activation
-            .has_row_stat()
-            .then(|| up32(&vec![f32::NAN; self.row_stat_len()]))
-            .transpose()?;
-        let (qs, ks) = (self.q_strides(), self.k_strides());
-        gpu.forward(
-            &self.shape(),
-            &self.opts,
-            ForwardInputs {
-                q: TensorRef {
-                    data: &q,
-                    strides: qs,
-                },
-                k: TensorRef {
-                    data: &k,
-                    strides: ks,
-                },
-                v: TensorRef {
-                    data: &v,
-                    strides: ks,
-                },
-                sink: sink.as_ref(),
-                bias: bias.as_ref(),
-            },
-            ForwardOutputs {
-                o: TensorMut {
-                    data: &mut o,
-                    strides: qs,
-                },
-                row_stat: stat.as_mut(),
-            },
-        )?;
-        let o = st.clone_dtoh(&o).map_err(copy_err)?;
-        let stat = stat
-            .map(|s| st.clone_dtoh(&s).map_err(copy_err))
-            .transpose()?;
-        Ok((o, stat))
-    }
-
-    /// Runs the forward on a GPU and judges it against the reference.
-    ///
-    /// # Errors
-    /// Whatever the backend reports.
-    pub fn run_forward_cuda<T: Element + cudarc::driver::DeviceRepr>(
-        &self,
-        gpu: &CudaBackend,
-        seed: u64,
-    ) -> Result<Vec<CaseResult>> {
-        let x = self.inputs::<T>(seed);
-        let (o, stat) = self.forward_cuda(gpu, &x)?;
-        Ok(self.judge_forward("cuda", &x, &o, stat.as_deref()))
     }
 }
 
@@ -848,39 +712,97 @@ impl AttnCase {
         out
     }
 
-    /// Runs the forward and then the backward on the emulator, outputs poisoned, and returns the
+    /// Runs the forward on `backend` with poisoned outputs; returns `o` and the row statistic.
+    ///
+    /// # Errors
+    /// Whatever the backend reports.
+    pub fn forward_on<T: Element, B: CheckBackend<T>>(
+        &self,
+        backend: &B,
+        x: &AttnInputs<T>,
+    ) -> Result<(Vec<T>, Option<Vec<f32>>)> {
+        let (q, k, v) = (backend.up(&x.q)?, backend.up(&x.k)?, backend.up(&x.v)?);
+        let sink = x.sink.as_deref().map(|s| backend.up32(s)).transpose()?;
+        let bias = x.bias.as_deref().map(|b| backend.up32(b)).transpose()?;
+        let mut o = backend.up(&vec![T::from_f64(f64::NAN); x.q.len()])?;
+        let mut stat = self
+            .opts
+            .activation
+            .has_row_stat()
+            .then(|| backend.up32(&vec![f32::NAN; self.row_stat_len()]))
+            .transpose()?;
+        let (qs, ks) = (self.q_strides(), self.k_strides());
+        let t = |data, strides| TensorRef { data, strides };
+        backend.forward(
+            &self.shape(),
+            &self.opts,
+            ForwardInputs {
+                q: t(&q, qs),
+                k: t(&k, ks),
+                v: t(&v, ks),
+                sink: sink.as_ref(),
+                bias: bias.as_ref(),
+            },
+            ForwardOutputs {
+                o: TensorMut {
+                    data: &mut o,
+                    strides: qs,
+                },
+                row_stat: stat.as_mut(),
+            },
+        )?;
+        Ok((
+            backend.down(&o)?,
+            stat.as_ref().map(|s| backend.down32(s)).transpose()?,
+        ))
+    }
+
+    /// Runs the forward on `backend` and judges it against the reference.
+    ///
+    /// # Errors
+    /// Whatever the backend reports.
+    pub fn run_forward<T: Element, B: CheckBackend<T>>(
+        &self,
+        backend: &B,
+        seed: u64,
+    ) -> Result<Vec<CaseResult>> {
+        let x = self.inputs::<T>(seed);
+        let (o, stat) = self.forward_on(backend, &x)?;
+        Ok(self.judge_forward(B::NAME, &x, &o, stat.as_deref()))
+    }
+
+    /// Runs the forward and then the backward on `backend`, outputs poisoned, and returns the
     /// gradients.
     ///
     /// # Errors
     /// Whatever the backend reports.
-    pub fn backward_emulator<T: Element>(
+    pub fn backward_on<T: Element, B: CheckBackend<T>>(
         &self,
-        emu: &Emulator,
+        backend: &B,
         x: &AttnInputs<T>,
     ) -> Result<AttnGrads<T>> {
-        let (o, stat) = self.forward_emulator(emu, x)?;
-        let host = HostBuffer::from_slice;
-        let (q, k, v, d_o, o) = (host(&x.q), host(&x.k), host(&x.v), host(&x.d_o), host(&o));
-        let stat = stat.as_deref().map(HostBuffer::from_slice);
-        let sink = x.sink.as_deref().map(HostBuffer::from_slice);
-        let bias = x.bias.as_deref().map(HostBuffer::from_slice);
+        let (o, stat) = self.forward_on(backend, x)?;
+        let up = |v: &[T]| backend.up(v);
+        let up32 = |v: &[f32]| backend.up32(v);
+        let (q, k, v, d_o, o) = (up(&x.q)?, up(&x.k)?, up(&x.v)?, up(&x.d_o)?, up(&o)?);
+        let stat = stat.as_deref().map(up32).transpose()?;
+        let sink = x.sink.as_deref().map(up32).transpose()?;
+        let bias = x.bias.as_deref().map(up32).transpose()?;
         let nan = T::from_f64(f64::NAN);
+        let (mut dq, mut dk, mut dv) = (
+            up(&vec![nan; x.q.len()])?,
+            up(&vec![nan; x.k.len()])?,
+            up(&vec![nan; x.v.len()])?,
+        );
+        let poisoned32 = |p: &Option<Vec<f32>>| {
+            p.as_ref()
+                .map(|p| up32(&vec![f32::NAN; p.len()]))
+                .transpose()
+        };
+        let (mut dsink, mut dbias) = (poisoned32(&x.sink)?, poisoned32(&x.bias)?);
         let (qs, ks) = (self.q_strides(), self.k_strides());
         let t = |data, strides| TensorRef { data, strides };
-        let (mut dq, mut dk, mut dv) = (
-            HostBuffer::filled(x.q.len(), nan),
-            HostBuffer::filled(x.k.len(), nan),
-            HostBuffer::filled(x.v.len(), nan),
-        );
-        let mut dsink = x
-            .sink
-            .as_ref()
-            .map(|s| HostBuffer::filled(s.len(), f32::NAN));
-        let mut dbias = x
-            .bias
-            .as_ref()
-            .map(|b| HostBuffer::filled(b.len(), f32::NAN));
-        emu.backward(
+        backend.backward(
             &self.shape(),
             &self.opts,
             BackwardInputs {
@@ -910,133 +832,153 @@ impl AttnCase {
                 dbias: dbias.as_mut(),
             },
         )?;
+        let down32 = |b: &B::F32| backend.down32(b);
         Ok(AttnGrads {
-            dq: dq.to_vec(),
-            dk: dk.to_vec(),
-            dv: dv.to_vec(),
-            dsink: dsink.map(|d| d.to_vec()),
-            dbias: dbias.map(|d| d.to_vec()),
-        })
-    }
-
-    /// Forward and backward on the emulator, judged against the reference.
-    ///
-    /// # Errors
-    /// Whatever the backend reports.
-    pub fn run_backward_emulator<T: Element>(
-        &self,
-        emu: &Emulator,
-        seed: u64,
-    ) -> Result<Vec<CaseResult>> {
-        let x = self.inputs::<T>(seed);
-        let g = self.backward_emulator(emu, &x)?;
-        Ok(self.judge_backward("emulator", &x, &g))
-    }
-}
-
-impl AttnCase {
-    /// Runs the forward and then the backward on a GPU, outputs poisoned, and returns the
-    /// gradients.
-    ///
-    /// # Errors
-    /// Whatever the backend reports.
-    pub fn backward_cuda<T: Element + cudarc::driver::DeviceRepr>(
-        &self,
-        gpu: &CudaBackend,
-        x: &AttnInputs<T>,
-    ) -> Result<AttnGrads<T>> {
-        let (o, stat) = self.forward_cuda(gpu, x)?;
-        let st = gpu.stream();
-        let up = |v: &[T]| st.clone_htod(v).map_err(copy_err);
-        let up32 = |v: &[f32]| st.clone_htod(v).map_err(copy_err);
-        let (q, k, v, d_o, o) = (up(&x.q)?, up(&x.k)?, up(&x.v)?, up(&x.d_o)?, up(&o)?);
-        let stat = stat.as_deref().map(up32).transpose()?;
-        let sink = x.sink.as_deref().map(up32).transpose()?;
-        let bias = x.bias.as_deref().map(up32).transpose()?;
-        let nan = T::from_f64(f64::NAN);
-        let (qs, ks) = (self.q_strides(), self.k_strides());
-        let (mut dq, mut dk, mut dv) = (
-            up(&vec![nan; x.q.len()])?,
-            up(&vec![nan; x.k.len()])?,
-            up(&vec![nan; x.v.len()])?,
-        );
-        let mut dsink = x
-            .sink
-            .as_ref()
-            .map(|s| up32(&vec![f32::NAN; s.len()]))
-            .transpose()?;
-        let mut dbias = x
-            .bias
-            .as_ref()
-            .map(|b| up32(&vec![f32::NAN; b.len()]))
-            .transpose()?;
-        gpu.backward(
-            &self.shape(),
-            &self.opts,
-            BackwardInputs {
-                q: TensorRef {
-                    data: &q,
-                    strides: qs,
-                },
-                k: TensorRef {
-                    data: &k,
-                    strides: ks,
-                },
-                v: TensorRef {
-                    data: &v,
-                    strides: ks,
-                },
-                o: TensorRef {
-                    data: &o,
-                    strides: qs,
-                },
-                d_o: TensorRef {
-                    data: &d_o,
-                    strides: qs,
-                },
-                row_stat: stat.as_ref(),
-                sink: sink.as_ref(),
-                bias: bias.as_ref(),
-            },
-            BackwardOutputs {
-                dq: TensorMut {
-                    data: &mut dq,
-                    strides: qs,
-                },
-                dk: TensorMut {
-                    data: &mut dk,
-                    strides: ks,
-                },
-                dv: TensorMut {
-                    data: &mut dv,
-                    strides: ks,
-                },
-                dsink: dsink.as_mut(),
-                dbias: dbias.as_mut(),
-            },
-        )?;
-        let down = |b: &cudarc::driver::CudaSlice<T>| st.clone_dtoh(b).map_err(copy_err);
-        let down32 = |b: &cudarc::driver::CudaSlice<f32>| st.clone_dtoh(b).map_err(copy_err);
-        Ok(AttnGrads {
-            dq: down(&dq)?,
-            dk: down(&dk)?,
-            dv: down(&dv)?,
+            dq: backend.down(&dq)?,
+            dk: backend.down(&dk)?,
+            dv: backend.down(&dv)?,
             dsink: dsink.as_ref().map(down32).transpose()?,
             dbias: dbias.as_ref().map(down32).transpose()?,
         })
     }
 
-    /// Forward and backward on a GPU, judged against the reference.
+    /// Forward and backward on `backend`, judged against the reference.
     ///
     /// # Errors
     /// Whatever the backend reports.
-    pub fn run_backward_cuda<T: Element + cudarc::driver::DeviceRepr>(
+    pub fn run_backward<T: Element, B: CheckBackend<T>>(
         &self,
-        gpu: &CudaBackend,
+        backend: &B,
         seed: u64,
     ) -> Result<Vec<CaseResult>> {
         let x = self.inputs::<T>(seed);
-        let g = self.backward_cuda(gpu, &x)?;
-        Ok(self.judge_backward("cuda", &x, &g))
+        let g = self.backward_on(backend, &x)?;
+        Ok(self.judge_backward(B::NAME, &x, &g))
+    }
+}
+
+/// What the suites need of a backend for element type `T`: buffers made from host data and read
+/// back, and the two passes. One runner ([`AttnCase::run_forward`], [`AttnCase::run_backward`])
+/// then serves the emulator and the GPU alike.
+pub trait CheckBackend<T: Element> {
+    /// Its name in [`CaseResult`]s.
+    const NAME: &'static str;
+    /// A buffer of `T`.
+    type Buf;
+    /// A buffer of `f32`.
+    type F32;
+    /// A buffer holding `data`.
+    ///
+    /// # Errors
+    /// A failed copy.
+    fn up(&self, data: &[T]) -> Result<Self::Buf>;
+    /// An `f32` buffer holding `data`.
+    ///
+    /// # Errors
+    /// A failed copy.
+    fn up32(&self, data: &[f32]) -> Result<Self::F32>;
+    /// The contents of `buf`.
+    ///
+    /// # Errors
+    /// A failed copy.
+    fn down(&self, buf: &Self::Buf) -> Result<Vec<T>>;
+    /// The contents of an `f32` buffer.
+    ///
+    /// # Errors
+    /// A failed copy.
+    fn down32(&self, buf: &Self::F32) -> Result<Vec<f32>>;
+    /// The backend's forward.
+    ///
+    /// # Errors
+    /// Whatever the backend reports.
+    fn forward(
+        &self,
+        shape: &Shape<'_>,
+        opts: &AttentionOptions,
+        inputs: ForwardInputs<'_, Self::Buf, Self::F32>,
+        outputs: ForwardOutputs<'_, Self::Buf, Self::F32>,
+    ) -> Result<()>;
+    /// The backend's backward.
+    ///
+    /// # Errors
+    /// Whatever the backend reports.
+    fn backward(
+        &self,
+        shape: &Shape<'_>,
+        opts: &AttentionOptions,
+        inputs: BackwardInputs<'_, Self::Buf, Self::F32>,
+        outputs: BackwardOutputs<'_, Self::Buf, Self::F32>,
+    ) -> Result<()>;
+}
+
+impl<T: Element> CheckBackend<T> for Emulator {
+    const NAME: &'static str = "emulator";
+    type Buf = HostBuffer<T>;
+    type F32 = HostBuffer<f32>;
+    fn up(&self, data: &[T]) -> Result<Self::Buf> {
+        Ok(HostBuffer::from_slice(data))
+    }
+    fn up32(&self, data: &[f32]) -> Result<Self::F32> {
+        Ok(HostBuffer::from_slice(data))
+    }
+    fn down(&self, buf: &Self::Buf) -> Result<Vec<T>> {
+        Ok(buf.to_vec())
+    }
+    fn down32(&self, buf: &Self::F32) -> Result<Vec<f32>> {
+        Ok(buf.to_vec())
+    }
+    fn forward(
+        &self,
+        shape: &Shape<'_>,
+        opts: &AttentionOptions,
+        inputs: ForwardInputs<'_, Self::Buf, Self::F32>,
+        outputs: ForwardOutputs<'_, Self::Buf, Self::F32>,
+    ) -> Result<()> {
+        Emulator::forward(self, shape, opts, inputs, outputs)
+    }
+    fn backward(
+        &self,
+        shape: &Shape<'_>,
+        opts: &AttentionOptions,
+        inputs: BackwardInputs<'_, Self::Buf, Self::F32>,
+        outputs: BackwardOutputs<'_, Self::Buf, Self::F32>,
+    ) -> Result<()> {
+        Emulator::backward(self, shape, opts, inputs, outputs)
+    }
+}
+
+impl<T: Element + DeviceRepr> CheckBackend<T> for CudaBackend {
+    const NAME: &'static str = "cuda";
+    type Buf = CudaSlice<T>;
+    type F32 = CudaSlice<f32>;
+    fn up(&self, data: &[T]) -> Result<Self::Buf> {
+        self.stream().clone_htod(data).map_err(copy_err)
+    }
+    fn up32(&self, data: &[f32]) -> Result<Self::F32> {
+        self.stream().clone_htod(data).map_err(copy_err)
+    }
+    fn down(&self, buf: &Self::Buf) -> Result<Vec<T>> {
+        self.stream().clone_dtoh(buf).map_err(copy_err)
+    }
+    fn down32(&self, buf: &Self::F32) -> Result<Vec<f32>> {
+        self.stream().clone_dtoh(buf).map_err(copy_err)
+    }
+    fn forward(
+        &self,
+        shape: &Shape<'_>,
+        opts: &AttentionOptions,
+        inputs: ForwardInputs<'_, Self::Buf, Self::F32>,
+        outputs: ForwardOutputs<'_, Self::Buf, Self::F32>,
+    ) -> Result<()> {
+        CudaBackend::forward(self, shape, opts, inputs, outputs)
+    }
+    fn backward(
+        &self,
+        shape: &Shape<'_>,
+        opts: &AttentionOptions,
+        inputs: BackwardInputs<'_, Self::Buf, Self::F32>,
+        outputs: BackwardOutputs<'_, Self::Buf, Self::F32>,
+    ) -> Result<()> {
+        CudaBackend::backward(self, shape, opts, inputs, outputs)
     }
 }

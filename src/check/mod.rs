@@ -15,7 +15,7 @@ use crate::CudaBackend;
 mod attn;
 pub use attn::{
     edge_cases, extreme_cases, head_dim_cases, long_key_cases, matrix, suite, ulp_floor, AttnCase,
-    AttnGrads, AttnInputs, Lengths, MASKS,
+    AttnGrads, AttnInputs, CheckBackend, Lengths, MASKS,
 };
 
 /// A small, seedable generator (SplitMix64) for reproducible test inputs.
@@ -375,15 +375,15 @@ pub fn run_all(emu: &Emulator, gpu: Option<&CudaBackend>, small: bool) -> Vec<Re
             opts: case.opts.with_deterministic(i % 2 == 1),
             ..case.clone()
         };
-        flatten(case.run_forward_emulator::<half::f16>(emu, seed));
-        flatten(case.run_forward_emulator::<half::bf16>(emu, seed));
-        flatten(case.run_backward_emulator::<half::f16>(emu, seed));
-        flatten(case.run_backward_emulator::<half::bf16>(emu, seed));
+        flatten(case.run_forward::<half::f16, _>(emu, seed));
+        flatten(case.run_forward::<half::bf16, _>(emu, seed));
+        flatten(case.run_backward::<half::f16, _>(emu, seed));
+        flatten(case.run_backward::<half::bf16, _>(emu, seed));
         if let Some(gpu) = gpu {
-            flatten(case.run_forward_cuda::<half::f16>(gpu, seed));
-            flatten(case.run_forward_cuda::<half::bf16>(gpu, seed));
-            flatten(case.run_backward_cuda::<half::f16>(gpu, seed));
-            flatten(case.run_backward_cuda::<half::bf16>(gpu, seed));
+            flatten(case.run_forward::<half::f16, _>(gpu, seed));
+            flatten(case.run_forward::<half::bf16, _>(gpu, seed));
+            flatten(case.run_backward::<half::f16, _>(gpu, seed));
+            flatten(case.run_backward::<half::bf16, _>(gpu, seed));
         }
     }
     results
