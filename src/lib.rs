@@ -9,7 +9,7 @@
 //! trains to the same quality with no sink. Comparing the two needs fast kernels for both.
 //!
 //! ## Layers
-//! - [`reference`]: the float64 forward and backward of everything, the executable spec.
+//! - [`reference`](mod@crate::reference): the float64 forward and backward of everything, the executable spec.
 //! - [`AttentionOptions`], [`Shape`], [`TensorRef`]: what to compute, on which tensors, checked
 //!   before any launch; every failure is an [`Error`] variant carrying the offending values.
 //! - Backends running the same launch plans: [`CudaBackend`] on a GPU, [`Emulator`] on the CPU

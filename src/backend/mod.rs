@@ -1,5 +1,5 @@
 //! Where kernels run: on a GPU through cudarc, or on the CPU through the SIMT emulator. Both
-//! launch the same [`plan`](crate::plan) output.
+//! run the same launch sequences (`src/plan.rs`).
 
 pub mod cuda;
 pub mod emulator;

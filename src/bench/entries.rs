@@ -24,7 +24,7 @@
 //!
 //! A backward entry sets `setup` to the forward, so that `o` and the row statistic it reads are
 //! real (setup runs once per shape, untimed). Errors are recorded, not fatal:
-//! [`Error::Unsupported`](crate::Error::Unsupported) and the unsupported head-dim and dtype
+//! [`Error::Unsupported`] and the unsupported head-dim and dtype
 //! errors become "unsupported" cells of the table, anything else "failed".
 
 use super::timer::{time_wall, CudaTimer, Timing};
