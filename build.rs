@@ -110,7 +110,9 @@ fn instance_source(inst: &instances::Instance) -> String {
          #endif\n",
         family = inst.family,
         threads = match &inst.traits {
-            Some(t) => format!("{t}::kThreads"),
+            // parenthesised: the traits' template arguments hold commas, and nvcc's
+            // __launch_bounds__ is a variadic macro
+            Some(t) => format!("({t}::kThreads)"),
             None => inst.threads.to_string(),
         },
         name = inst.name,

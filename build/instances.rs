@@ -38,6 +38,67 @@ const ACTIVATIONS: [(&str, &str); 3] = [
     ("nsigmoid", "sinkless::sigmoid_policy<true>"),
 ];
 
+/// A forward variant, bf16 only: an alternative to the default choices that the benchmark times
+/// beside them (src/config.rs, `ForwardVariant`, whose names match `suffix`).
+struct FwdVariant {
+    /// The kernel name's suffix.
+    suffix: &'static str,
+    /// The activation's part of the kernel name.
+    act: &'static str,
+    /// Its policy type.
+    policy: &'static str,
+    /// Head-dim buckets it is compiled for.
+    head_dims: &'static [usize],
+    /// Key tile and K/V stages (0: the default of `fwd_traits`).
+    block_n: u32,
+    stages: u32,
+    /// SASS it must hold.
+    expect_sass: &'static [&'static str],
+}
+
+const fn variant(
+    suffix: &'static str,
+    act: &'static str,
+    policy: &'static str,
+    head_dims: &'static [usize],
+    (block_n, stages): (u32, u32),
+    expect_sass: &'static [&'static str],
+) -> FwdVariant {
+    FwdVariant {
+        suffix,
+        act,
+        policy,
+        head_dims,
+        block_n,
+        stages,
+        expect_sass,
+    }
+}
+
+const SOFTMAX: &str = "sinkless::softmax_policy";
+const SIGMOID: &str = "sinkless::sigmoid_policy<false>";
+const RCP1: &str = "sinkless::sigmoid_policy<false, 1>";
+const RCP2: &str = "sinkless::sigmoid_policy<false, 2>";
+const RCP4: &str = "sinkless::sigmoid_policy<false, 4>";
+const MMA: &[&str] = &["HMMA"];
+const MMA_RCP: &[&str] = &["HMMA", "MUFU.RCP"];
+
+const FWD_VARIANTS: [FwdVariant; 8] = [
+    // the sigmoid through rcp.approx in every n-tile, every second, every fourth (default tiles)
+    variant("rcp", "sigmoid", RCP1, &[64, 128], (0, 0), MMA_RCP),
+    variant("rcp2", "sigmoid", RCP2, &[64, 128], (0, 0), MMA_RCP),
+    variant("rcp4", "sigmoid", RCP4, &[64, 128], (0, 0), MMA_RCP),
+    // 128 x 32 tiles with double-buffered K/V at hd 128 (the shape before 128 x 64)
+    variant("n32", "softmax", SOFTMAX, &[128], (32, 2), MMA),
+    variant("n32", "sigmoid", SIGMOID, &[128], (32, 2), MMA),
+    // 128 x 64 tiles with double-buffered K/V at hd 128 (96 KiB of shared memory)
+    variant("kv2", "softmax", SOFTMAX, &[128], (0, 2), MMA),
+    variant("kv2", "sigmoid", SIGMOID, &[128], (0, 2), MMA),
+    // 128 x 128 tiles at hd 64 (FA2's forward shape there), double-buffered (80 KiB); the
+    // sigmoid spills there (52 bytes)
+    variant("n128", "softmax", SOFTMAX, &[64], (128, 2), MMA),
+];
+
 /// Head-dimension buckets (src/plan.rs picks the smallest that holds the head dim).
 const HEAD_DIMS: [usize; 6] = [32, 64, 96, 128, 192, 256];
 
@@ -104,6 +165,27 @@ const CONFORMANCE: [(&str, &str, &str, u32, &[&str]); 10] = [
     ),
 ];
 
+/// A forward instantiation: element type `ty`, activation `policy`, head-dim bucket `hd`, tiles
+/// from the `fwd_traits` type `traits`.
+fn forward(
+    name: String,
+    ty: &str,
+    policy: &str,
+    hd: usize,
+    traits: String,
+    expect_sass: &'static [&'static str],
+) -> Instance {
+    Instance {
+        name,
+        family: "attn_fwd.cu",
+        body: format!("sinkless::attn_fwd<{ty}, {policy}, {hd}, {traits}>(p)"),
+        params: "sinkless_attn_fwd_params",
+        threads: 0,
+        expect_sass,
+        traits: Some(traits),
+    }
+}
+
 /// Every instantiation the crate ships.
 pub fn all() -> Vec<Instance> {
     let mut v = Vec::new();
@@ -134,16 +216,14 @@ pub fn all() -> Vec<Instance> {
     for (act, policy) in ACTIVATIONS {
         for (dt, ty) in DTYPES {
             for hd in HEAD_DIMS {
-                let traits = format!("sinkless::fwd_traits<{hd}, {policy}>");
-                v.push(Instance {
-                    name: format!("sinkless_attn_fwd_{act}_{dt}_hd{hd}"),
-                    family: "attn_fwd.cu",
-                    body: format!("sinkless::attn_fwd<{ty}, {policy}, {hd}>(p)"),
-                    params: "sinkless_attn_fwd_params",
-                    threads: 0,
-                    expect_sass: &["HMMA"],
-                    traits: Some(traits),
-                });
+                v.push(forward(
+                    format!("sinkless_attn_fwd_{act}_{dt}_hd{hd}"),
+                    ty,
+                    policy,
+                    hd,
+                    format!("sinkless::fwd_traits<{hd}, {policy}>"),
+                    &["HMMA"],
+                ));
                 for (kind, traits) in [("bwd", "bwd_traits"), ("bwd_dq", "bwd_dq_traits")] {
                     v.push(Instance {
                         name: format!("sinkless_attn_{kind}_{act}_{dt}_hd{hd}"),
@@ -166,6 +246,20 @@ pub fn all() -> Vec<Instance> {
             expect_sass: &[],
             traits: Some("sinkless::bwd_head_reduce_traits".into()),
         });
+    }
+    let (dt, ty) = DTYPES[1];
+    for fv in &FWD_VARIANTS {
+        let (act, policy, block_n, stages) = (fv.act, fv.policy, fv.block_n, fv.stages);
+        for &hd in fv.head_dims {
+            v.push(forward(
+                format!("sinkless_attn_fwd_{act}_{dt}_hd{hd}_{}", fv.suffix),
+                ty,
+                policy,
+                hd,
+                format!("sinkless::fwd_traits<{hd}, {policy}, {block_n}, {stages}>"),
+                fv.expect_sass,
+            ));
+        }
     }
     for (dt, ty) in DTYPES {
         v.push(Instance {

@@ -236,7 +236,9 @@ struct Row {
 }
 
 /// The SASS instruction classes the report counts.
-const CLASSES: [&str; 6] = ["HMMA", "HGMMA", "LDSM", "LDGSTS", "LDL", "STL"];
+const CLASSES: [&str; 8] = [
+    "HMMA", "HGMMA", "LDSM", "LDGSTS", "MUFU.EX2", "MUFU.RCP", "LDL", "STL",
+];
 
 fn numbers_before(line: &str, unit: &str) -> Option<u64> {
     let idx = line.find(unit)?;

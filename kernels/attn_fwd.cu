@@ -40,7 +40,8 @@ namespace sinkless {
 // the 255-register limit and with no spill (ptxas -v, every bucket, both dtypes, sm_80/sm_90a):
 //   hd 32:       128 x 128 (O 32 + S 128): FA2's shape; wide key tiles halve the softmax
 //                rescales and barriers per key.
-//   hd 64, 96:   128 x 64 (O 64/96 + S 64). 128 x 128 at hd64 spilled with the sigmoids.
+//   hd 64, 96:   128 x 64 (O 64/96 + S 64). 128 x 128 at hd64 spills with the sigmoid; softmax
+//                fits it in 252-254 registers, and the benchmark times that as a variant.
 //   hd 128:      128 x 64 (O 128 + S 64), FA2's shape: two m-tiles per warp keep each K/V
 //                fragment read from shared memory used twice (one m-tile per warp makes the
 //                loop bound by shared memory bandwidth rather than by the tensor cores), and
@@ -57,27 +58,32 @@ namespace sinkless {
 // 128/192/256 instead of 96/120/160, so two CTAs (8 warps) fit an SM at hd 128 and 192 on an
 // A100 (164 KiB) and at every hd on an H100 (228 KiB), where double buffers left one at hd 192
 // and 256 everywhere and at hd 128 on the A100. Registers allow two CTAs in every case.
-template <int kHD_, class Act>
+//
+// kBlockN_ and kKvStages_, when not 0, override the key tile and the K/V stages: the forward
+// variants the benchmark measures against these choices (config.rs, ForwardVariant).
+template <int kHD_, class Act, int kBlockN_ = 0, int kKvStages_ = 0>
 struct fwd_traits {
     static constexpr int kHD = kHD_;
     static_assert(kHD == 32 || kHD == 64 || kHD == 96 || kHD == 128 || kHD == 192 || kHD == 256,
                   "head-dim bucket");
+    static_assert(kBlockN_ == 0 || kBlockN_ == 32 || kBlockN_ == 64 || kBlockN_ == 128, "key tile");
+    static_assert(kKvStages_ == 0 || kKvStages_ == 1 || kKvStages_ == 2, "K/V stages");
     static constexpr int kWarps = 4;
     static constexpr int kThreads = 32 * kWarps;
     static constexpr bool kTall = kHD <= 96 || (kHD == 128 && Act::kTallTilesAtHd128);
     static constexpr int kMTiles = kTall ? 2 : 1;
     static constexpr int kBlockM = 16 * kMTiles * kWarps;
-    static constexpr int kBlockN = kHD == 32 ? 128 : 64;
-    static constexpr int kKvStages = kHD >= 128 ? 1 : 2;
+    static constexpr int kBlockN = kBlockN_ != 0 ? kBlockN_ : kHD == 32 ? 128 : 64;
+    static constexpr int kKvStages = kKvStages_ != 0 ? kKvStages_ : kHD >= 128 ? 1 : 2;
     using q_tile = smem_tile<kBlockM, kHD>;
     using kv_tile = smem_tile<kBlockN, kHD>;
     // Q, then K[kKvStages], then V[kKvStages]
     static constexpr int kSmemBytes = q_tile::kBytes + 2 * kKvStages * kv_tile::kBytes;
 };
 
-template <class T, class Act, int kHD>
+template <class T, class Act, int kHD, class tr = fwd_traits<kHD, Act>>
 __device__ __forceinline__ void attn_fwd(const sinkless_attn_fwd_params& p) {
-    using tr = fwd_traits<kHD, Act>;
+    static_assert(tr::kHD == kHD, "traits of another head dim");
     constexpr int MT = tr::kMTiles;
     constexpr int NT = tr::kBlockN / 8;  // score n-tiles
     constexpr int NO = kHD / 8;          // output n-tiles

@@ -13,7 +13,8 @@
 #      --small`, and one run of each registered benchmark entry on the tiny grid); where the
 #      runtime refuses it (gVisor), the summary says so
 #   5. the benchmark: `sinkless bench --grid full`, then bench/torch_baselines.py (SDPA flash,
-#      cuDNN, efficient; eager sigmoid; copy bandwidth and a bf16 matmul) on the same shapes
+#      cuDNN, efficient; eager sigmoid; copy bandwidth and a bf16 matmul) on the same shapes,
+#      then the forward variants beside the default forward (`sinkless bench --variants`)
 #   6. the table and the plot
 # Files back from $OUT (at most 8 come back): summary.md, results.jsonl, tflops.svg and
 # logs.tar.gz (every step's full log). The summary is printed last, since the device tool
@@ -182,6 +183,8 @@ else
         step "sanitizer-$tool-check" 150 compute-sanitizer --tool "$tool" --error-exitcode 9 "$bin" check --small
         note "one run of every registered benchmark entry, tiny grid"
         step "sanitizer-$tool-bench" 120 compute-sanitizer --tool "$tool" --error-exitcode 9 "$bin" bench --grid tiny --once --no-flush --no-throughput
+        note "one run of every forward variant, tiny grid"
+        step "sanitizer-$tool-variants" 60 compute-sanitizer --tool "$tool" --error-exitcode 9 "$bin" bench --grid tiny --once --no-flush --no-throughput --variants
     done
     if grep -qE "Device not supported|CUDA_ERROR_UNKNOWN|error 999|Unable to find injection" "$logs"/sanitizer-*.log 2>/dev/null; then
         sanitizer_note="REFUSED by this runtime (\"Device not supported\" or error 999: a gVisor machine); no memcheck/racecheck result"
@@ -198,20 +201,25 @@ if [[ $dry == 1 ]]; then
     "$bin" bench --print-grid --grid tiny >"$work/shapes.jsonl"
     note "grid and FLOP formula only (no PyTorch in a dry run)"
     step torch 60 python3 "$here/torch_baselines.py" --shapes "$work/shapes.jsonl" --dry-run
+    note "the forward variants under the emulator, tiny grid"
+    step bench-variants 120 "$bin" bench --emulator --variants --no-throughput --out "$work/variants.jsonl"
 else
     note "full grid, CUDA events, L2 flushed"
     step bench 200 "$bin" bench --grid full --out "$work/sinkless.jsonl"
     "$bin" bench --print-grid --grid full >"$work/shapes.jsonl"
-    left=$(($(limit 330) - 20))
+    # 70 s of the torch step's share stay for the forward variants
+    left=$(($(limit 330) - 70))
     note "SDPA flash/cuDNN/efficient, eager sigmoid, copy, matmul"
     step torch 330 env PYTHONUNBUFFERED=1 python3 "$here/torch_baselines.py" --shapes "$work/shapes.jsonl" \
         --out "$work/torch.jsonl" --budget-s "$((left > 30 ? left : 30))"
+    note "the forward variants beside the default forward, full grid"
+    step bench-variants 120 "$bin" bench --grid full --variants --no-throughput --out "$work/variants.jsonl"
 fi
 sm_after=$(nvidia-smi --query-gpu=clocks.sm --format=csv,noheader,nounits -i 0 2>/dev/null | head -n 1)
 
 # 6. Results, table, plot, summary.
 run_record "$sm_after" >"$OUT/results.jsonl"
-cat "$work/sinkless.jsonl" "$work/torch.jsonl" 2>/dev/null >>"$OUT/results.jsonl"
+cat "$work/sinkless.jsonl" "$work/torch.jsonl" "$work/variants.jsonl" 2>/dev/null >>"$OUT/results.jsonl"
 "$bin" table "$OUT/results.jsonl" >"$work/table.md" 2>"$logs/table.log" || echo "(no table: see logs/table.log)" >"$work/table.md"
 "$bin" plot "$OUT/results.jsonl" "$OUT" >"$logs/plot.log" 2>&1 || true
 {

@@ -170,7 +170,72 @@ impl Mask {
     }
 }
 
-/// The one options type: activation, mask, scale and determinism.
+/// An alternative forward kernel, compiled beside the default one so that the benchmark can time
+/// the two on the same GPU. Each exists for bf16 at the head-dim buckets and activations listed;
+/// elsewhere the forward returns [`Error::Unsupported`] naming it. Every variant computes the same
+/// function to the same tolerance (the emulator tests check each one); only speed differs. The
+/// backward ignores the variant.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ForwardVariant {
+    /// The tuned kernels.
+    #[default]
+    Default,
+    /// Sigmoid by `rcp.approx` (two MUFU and two FP32 operations per score) instead of a Newton
+    /// reciprocal (one MUFU and about eight FP32): sigmoid, head dims 64 and 128.
+    SigmoidRcp,
+    /// The `rcp.approx` sigmoid in every second score n-tile, the Newton one elsewhere: sigmoid,
+    /// head dims 64 and 128.
+    SigmoidRcpHalf,
+    /// The `rcp.approx` sigmoid in every fourth score n-tile: sigmoid, head dims 64 and 128.
+    SigmoidRcpQuarter,
+    /// 128 x 32 tiles with double-buffered K and V instead of 128 x 64 single-buffered: softmax
+    /// and sigmoid, head dim 128.
+    KeyTile32,
+    /// 128 x 64 tiles with double-buffered K and V: softmax and sigmoid, head dim 128.
+    DoubleBufferedKv,
+    /// 128 x 128 tiles (double-buffered) instead of 128 x 64: softmax, head dim 64 (the
+    /// sigmoid spills registers there).
+    KeyTile128,
+}
+
+impl ForwardVariant {
+    /// Every variant but the default.
+    pub const ALTERNATIVES: [ForwardVariant; 6] = [
+        ForwardVariant::SigmoidRcp,
+        ForwardVariant::SigmoidRcpHalf,
+        ForwardVariant::SigmoidRcpQuarter,
+        ForwardVariant::KeyTile32,
+        ForwardVariant::DoubleBufferedKv,
+        ForwardVariant::KeyTile128,
+    ];
+
+    /// The short name: the kernel name's suffix, and the label in benchmark results.
+    pub fn name(self) -> &'static str {
+        match self {
+            ForwardVariant::Default => "default",
+            ForwardVariant::SigmoidRcp => "rcp",
+            ForwardVariant::SigmoidRcpHalf => "rcp2",
+            ForwardVariant::SigmoidRcpQuarter => "rcp4",
+            ForwardVariant::KeyTile32 => "n32",
+            ForwardVariant::DoubleBufferedKv => "kv2",
+            ForwardVariant::KeyTile128 => "n128",
+        }
+    }
+
+    /// The variant called `name` (see [`ForwardVariant::name`]).
+    pub fn from_name(name: &str) -> Option<ForwardVariant> {
+        std::iter::once(ForwardVariant::Default)
+            .chain(ForwardVariant::ALTERNATIVES)
+            .find(|v| v.name() == name)
+    }
+
+    /// Whether the variant is compiled for this element type, activation and head dim.
+    pub fn exists_for(self, dtype: DType, activation: Activation, head_dim: usize) -> bool {
+        crate::plan::forward_kernel(dtype, activation, head_dim, self).is_ok()
+    }
+}
+
+/// The one options type: activation, mask, scale, determinism and the forward variant.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AttentionOptions {
     /// The activation and its parameters.
@@ -181,6 +246,8 @@ pub struct AttentionOptions {
     pub scale: Option<f32>,
     /// Bitwise-identical gradients run to run (no floating-point atomics in the backward).
     pub deterministic: bool,
+    /// Which forward kernel runs: [`ForwardVariant::Default`] unless timing an alternative.
+    pub variant: ForwardVariant,
 }
 
 impl AttentionOptions {
@@ -191,6 +258,7 @@ impl AttentionOptions {
             mask: Mask::NONE,
             scale: None,
             deterministic: false,
+            variant: ForwardVariant::Default,
         }
     }
 
@@ -209,6 +277,12 @@ impl AttentionOptions {
     /// Asks for a deterministic backward.
     pub fn with_deterministic(mut self, deterministic: bool) -> Self {
         self.deterministic = deterministic;
+        self
+    }
+
+    /// Picks a forward variant.
+    pub fn with_variant(mut self, variant: ForwardVariant) -> Self {
+        self.variant = variant;
         self
     }
 

@@ -4,7 +4,7 @@
 //! only in where the addresses point and how a [`Launch`] is issued, so everything here runs on
 //! every CI machine through the emulator.
 
-use crate::config::{Activation, AttentionOptions, DType, SigmoidBias};
+use crate::config::{Activation, AttentionOptions, DType, ForwardVariant, SigmoidBias};
 use crate::error::{to_i32, to_i64, to_u32, Error, Result, TensorName};
 use crate::ffi;
 use crate::kernels::{self, KernelSpec};
@@ -235,6 +235,36 @@ fn check_all_aligned(tensors: &[(TensorName, Addr)]) -> Result<()> {
 }
 
 /// The attention forward: one launch of `ceil(seqlen_q / block_m) x heads_q x batch` CTAs.
+/// The forward kernel of an element type, activation, head dim and variant.
+pub(crate) fn forward_kernel(
+    dtype: DType,
+    activation: Activation,
+    head_dim: usize,
+    variant: ForwardVariant,
+) -> Result<&'static KernelSpec> {
+    let bucket = HEAD_DIM_BUCKETS
+        .iter()
+        .find(|&&b| b >= head_dim)
+        .ok_or(Error::UnsupportedHeadDim { head_dim })?;
+    let name = format!(
+        "sinkless_attn_fwd_{}_{}_hd{bucket}",
+        activation_name(activation),
+        dtype.name(),
+    );
+    if variant == ForwardVariant::Default {
+        return kernel(name);
+    }
+    kernels::find(&format!("{name}_{}", variant.name())).ok_or(Error::Unsupported {
+        feature: format!(
+            "forward variant {variant:?} ({}) for {} {} at head dim {head_dim} (each variant is \
+             compiled for the cases its ForwardVariant documentation lists)",
+            variant.name(),
+            activation_name(activation),
+            dtype.name(),
+        ),
+    })
+}
+
 pub(crate) fn attn_forward(
     dtype: DType,
     opts: &AttentionOptions,
@@ -247,12 +277,7 @@ pub(crate) fn attn_forward(
         (TensorName::V, a.v),
         (TensorName::O, a.o),
     ])?;
-    let spec = kernel(format!(
-        "sinkless_attn_fwd_{}_{}_hd{}",
-        activation_name(opts.activation),
-        dtype.name(),
-        bucket(dims.head_dim)
-    ))?;
+    let spec = forward_kernel(dtype, opts.activation, dims.head_dim, opts.variant)?;
     let geo = spec.geometry().expect("attention kernels declare traits");
     let (bias_kind, bias_value) = bias_fields(opts.activation);
     let p = ffi::sinkless_attn_fwd_params {

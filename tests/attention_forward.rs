@@ -5,7 +5,7 @@
 
 use proptest::prelude::*;
 use sinkless::check::{self, failures, AttnCase, Lengths};
-use sinkless::{Activation, AttentionOptions, Emulator, Mask, SigmoidBias};
+use sinkless::{Activation, AttentionOptions, Emulator, Error, ForwardVariant, Mask, SigmoidBias};
 
 /// Runs every case in f16 and bf16 and asserts that all pass.
 fn run_all(cases: Vec<AttnCase>, seed: u64) {
@@ -180,5 +180,102 @@ proptest! {
         r.extend(case.run_forward::<half::bf16, _>(&emu, seed ^ 1).unwrap());
         let bad = failures(&r);
         prop_assert!(bad.is_empty(), "{}", bad.join("\n"));
+    }
+}
+
+/// Every forward variant (bf16, where compiled) against the reference.
+#[test]
+fn forward_variants() {
+    let emu = Emulator::new();
+    let cases = check::variant_cases();
+    for v in ForwardVariant::ALTERNATIVES {
+        assert!(
+            cases.iter().filter(|c| c.opts.variant == v).count() >= 5,
+            "{v:?} has too few cases"
+        );
+    }
+    let mut bad = Vec::new();
+    for (i, case) in cases.iter().enumerate() {
+        bad.extend(failures(
+            &case
+                .run_forward::<half::bf16, _>(&emu, 900 + i as u64)
+                .unwrap(),
+        ));
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
+
+/// Where each variant exists, as its documentation says; elsewhere the forward names it in an
+/// `Unsupported` error instead of running the default kernel.
+#[test]
+fn forward_variants_exist_where_documented() {
+    use sinkless::DType::{BF16, F16};
+    let sigmoid = Activation::Sigmoid {
+        bias: SigmoidBias::PerHead,
+    };
+    let nsigmoid = Activation::NormalizedSigmoid {
+        bias: SigmoidBias::PerHead,
+    };
+    let softmax = Activation::Softmax { sink: false };
+    for v in [
+        ForwardVariant::SigmoidRcp,
+        ForwardVariant::SigmoidRcpHalf,
+        ForwardVariant::SigmoidRcpQuarter,
+    ] {
+        for d in [33, 64, 104, 128] {
+            assert!(v.exists_for(BF16, sigmoid, d), "{v:?} {d}");
+        }
+        for (dt, a, d) in [
+            (F16, sigmoid, 64),
+            (BF16, softmax, 64),
+            (BF16, nsigmoid, 128),
+        ] {
+            assert!(!v.exists_for(dt, a, d), "{v:?} {dt:?} {a:?} {d}");
+        }
+        for d in [32, 96, 192, 256, 264] {
+            assert!(!v.exists_for(BF16, sigmoid, d), "{v:?} {d}");
+        }
+    }
+    for v in [ForwardVariant::KeyTile32, ForwardVariant::DoubleBufferedKv] {
+        for a in [sigmoid, softmax] {
+            assert!(
+                v.exists_for(BF16, a, 128) && v.exists_for(BF16, a, 104),
+                "{v:?}"
+            );
+            assert!(
+                !v.exists_for(BF16, a, 64) && !v.exists_for(F16, a, 128),
+                "{v:?}"
+            );
+        }
+        assert!(!v.exists_for(BF16, nsigmoid, 128), "{v:?}");
+    }
+    let v = ForwardVariant::KeyTile128;
+    assert!(v.exists_for(BF16, softmax, 64) && v.exists_for(BF16, softmax, 40));
+    assert!(!v.exists_for(BF16, softmax, 128) && !v.exists_for(F16, softmax, 64));
+    assert!(!v.exists_for(BF16, sigmoid, 64));
+    for v in ForwardVariant::ALTERNATIVES {
+        assert_eq!(ForwardVariant::from_name(v.name()), Some(v));
+        let case = AttnCase {
+            lengths: Lengths::Dense {
+                batch: 1,
+                seqlen_q: 5,
+                seqlen_k: 7,
+            },
+            heads_q: 1,
+            heads_kv: 1,
+            head_dim: 128,
+            opts: AttentionOptions::new(sigmoid).with_variant(v),
+            row_pad: 0,
+            qk_std: 1.0,
+        };
+        match case.run_forward::<half::f16, _>(&Emulator::new(), 1) {
+            Err(Error::Unsupported { feature }) => {
+                assert!(
+                    feature.contains(v.name()) && feature.contains("f16"),
+                    "{feature}"
+                )
+            }
+            other => panic!("{v:?} in f16: {other:?}"),
+        }
     }
 }

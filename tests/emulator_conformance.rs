@@ -1,7 +1,7 @@
 //! The emulator against the PTX ISA: every conformance kernel (`kernels/conformance.cu`) under
 //! the emulator, its whole output compared with values worked out from the ISA's tables; and,
 //! when a GPU is lent, the same launches on it, compared with the emulator's bit for bit
-//! (`ex2`/`tanh` within their documented error bounds).
+//! (`ex2`/`tanh`/`rcp` within their documented error bounds).
 
 use sinkless::conformance::{
     cases, check_against_isa, compare, run_all_cuda, run_all_emulator, run_emulator,
@@ -101,7 +101,7 @@ fn shuffles_of_every_flavour() {
 }
 
 #[test]
-fn ex2_tanh_and_narrowing_conversions() {
+fn ex2_tanh_rcp_and_narrowing_conversions() {
     check_on(
         &Emulator::new(),
         &suite_of(|k| matches!(k, Kernel::Math { .. })),

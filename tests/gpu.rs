@@ -57,6 +57,20 @@ fn backward_suite_on_the_gpu() {
 }
 
 #[test]
+fn forward_variants_on_the_gpu() {
+    let Some(gpu) = gpu() else { return };
+    let mut bad = Vec::new();
+    for (i, case) in check::variant_cases().iter().enumerate() {
+        bad.extend(failures(
+            &case
+                .run_forward::<half::bf16, _>(&gpu, 6000 + i as u64)
+                .unwrap(),
+        ));
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
+
+#[test]
 fn deterministic_backward_is_bitwise_reproducible_on_the_gpu() {
     let Some(gpu) = gpu() else { return };
     for case in check::suite().into_iter().step_by(17) {

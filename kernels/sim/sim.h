@@ -145,5 +145,14 @@ inline float tanh_approx(float x) {
     return fminf(1.0f, fmaxf(-1.0f, t * (1.0f + rel)));
 }
 
+// rcp.approx.ftz.f32: subnormal inputs flush to a zero of their sign (so 1/x is an infinity of
+// that sign), subnormal results flush to a signed zero. The ISA allows 1 ulp of error; this
+// returns the correctly rounded 1/x, within half an ulp.
+inline float rcp_approx(float x) {
+    if (fabsf(x) < 0x1p-126f) x = copysignf(0.f, x);
+    const float y = 1.0f / x;
+    return fabsf(y) < 0x1p-126f ? copysignf(0.f, y) : y;
+}
+
 }  // namespace sim
 }  // namespace sinkless

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! sinkless bench [--hd N] [--seqlen N] [--causal] [--grid single|full|tiny] [--emulator]
-//!                [--once] [--runs N] [--warmup N] [--no-flush] [--no-throughput]
+//!                [--variants] [--once] [--runs N] [--warmup N] [--no-flush] [--no-throughput]
 //!                [--baseline FILE]... [--out FILE]
 //! sinkless bench --print-grid [--grid ...]
 //! sinkless table [--headline] FILE...
@@ -13,6 +13,8 @@
 //! GPU 0, head dim 128 and seqlen 4096 unless told otherwise, and prints the same table as a
 //! full GPU run (with the baselines of any `--baseline` files merged in). `--emulator` runs on
 //! the CPU instead (the float64 reference and the emulator, tiny shapes): the dry run.
+//! `--variants` times the forward kernels' variants ([`ForwardVariant`](crate::ForwardVariant))
+//! beside the default forward instead, for the table's comparison of forward kernels.
 
 use super::entries;
 use super::table::{format_tflops, markdown, TableOptions};
@@ -32,6 +34,8 @@ pub struct BenchArgs {
     pub grid: Grid,
     /// CPU backends instead of the GPU.
     pub emulator: bool,
+    /// The forward variants instead of the registered entry points.
+    pub variants: bool,
     /// How many runs.
     pub timing: Timing,
     /// Flush L2 before each timed run.
@@ -70,6 +74,7 @@ impl BenchArgs {
         let mut a = BenchArgs {
             grid: Grid::tiny(),
             emulator: false,
+            variants: false,
             timing: Timing::GPU,
             flush: true,
             throughput: true,
@@ -85,6 +90,7 @@ impl BenchArgs {
                 "--causal" => causal = true,
                 "--grid" => grid_name = Some(value(args, &mut i, "--grid")?.to_owned()),
                 "--emulator" => a.emulator = true,
+                "--variants" => a.variants = true,
                 "--once" => a.timing = Timing::ONCE,
                 "--runs" => {
                     let n = number(args, &mut i, "--runs")?.max(1);
@@ -233,14 +239,22 @@ fn bench_inner(args: &BenchArgs) -> Result<Vec<Record>, BenchError> {
         }
         records.extend(entries::bench_host(
             &shapes,
-            &entries::host_entries(),
+            &if args.variants {
+                entries::host_variant_entries()
+            } else {
+                entries::host_entries()
+            },
             &args.timing,
             &mut progress,
         ));
     } else {
         let gpu = CudaBackend::new(0)?;
         let facts = gpu_facts(&gpu);
-        let cuda_entries = entries::cuda_entries();
+        let cuda_entries = if args.variants {
+            entries::cuda_variant_entries()
+        } else {
+            entries::cuda_entries()
+        };
         eprintln!(
             "sinkless bench: {} ({} entry point(s) registered), {} shape(s)",
             facts.str("gpu").unwrap_or("GPU 0"),

@@ -31,7 +31,7 @@ use super::timer::{time_wall, CudaTimer, Timing};
 use super::{AttnResult, AttnShape, BenchError, Pass, Record, Stats, Status, Throughput};
 use crate::attention::{BackwardInputs, BackwardOutputs, ForwardInputs, ForwardOutputs};
 use crate::check::Rng;
-use crate::config::{Activation, AttentionOptions, Mask, SigmoidBias};
+use crate::config::{Activation, AttentionOptions, DType, ForwardVariant, Mask, SigmoidBias};
 use crate::tensor::{Shape, Strides, TensorMut, TensorRef};
 use crate::{CpuReference, CudaBackend, Emulator, Error, HostBuffer};
 use cudarc::driver::CudaSlice;
@@ -351,6 +351,10 @@ pub type CudaRun = fn(&CudaBackend, &AttnProblem, &mut DeviceAttn) -> crate::Res
 /// One GPU entry point to time.
 #[derive(Clone, Copy, Debug)]
 pub struct CudaEntry {
+    /// `None` for the crate's registered entry points (labelled `sinkless`); a forward variant
+    /// (labelled `sinkless/NAME`, [`ForwardVariant::Default`] as `sinkless/default`) for the
+    /// comparison of forward kernels, which skips the shapes a variant is not compiled for.
+    pub variant: Option<ForwardVariant>,
     /// Activation.
     pub activation: BenchActivation,
     /// Pass.
@@ -377,12 +381,14 @@ pub fn cuda_entries() -> Vec<CudaEntry> {
     let mut v = Vec::new();
     for activation in [BenchActivation::Softmax, BenchActivation::Sigmoid] {
         v.push(CudaEntry {
+            variant: None,
             activation,
             pass: Pass::Forward,
             setup: None,
             run: cuda_forward,
         });
         v.push(CudaEntry {
+            variant: None,
             activation,
             pass: Pass::Backward,
             setup: Some(cuda_forward),
@@ -390,6 +396,50 @@ pub fn cuda_entries() -> Vec<CudaEntry> {
         });
     }
     v
+}
+
+/// The comparison of forward kernels (`sinkless bench --variants`): the default forward and
+/// every [`ForwardVariant`] of each activation, timed side by side (each only on the shapes it is
+/// compiled for).
+pub fn cuda_variant_entries() -> Vec<CudaEntry> {
+    let mut v = Vec::new();
+    for activation in [BenchActivation::Softmax, BenchActivation::Sigmoid] {
+        for variant in std::iter::once(ForwardVariant::Default).chain(ForwardVariant::ALTERNATIVES)
+        {
+            v.push(CudaEntry {
+                variant: Some(variant),
+                activation,
+                pass: Pass::Forward,
+                setup: None,
+                run: cuda_forward,
+            });
+        }
+    }
+    v
+}
+
+/// The label of an entry's records: the implementation, and `/NAME` for a forward variant.
+fn variant_label(implementation: &str, variant: Option<ForwardVariant>) -> String {
+    variant.map_or(implementation.into(), |v| {
+        format!("{implementation}/{}", v.name())
+    })
+}
+
+/// The problem an entry with `variant` runs on `shape`, or `None` where the variant is not
+/// compiled.
+fn variant_problem(
+    shape: AttnShape,
+    activation: BenchActivation,
+    variant: Option<ForwardVariant>,
+) -> Option<AttnProblem> {
+    let mut p = AttnProblem::new(shape, activation);
+    if let Some(v) = variant {
+        if !v.exists_for(DType::BF16, p.opts.activation, shape.head_dim) {
+            return None;
+        }
+        p.opts = p.opts.with_variant(v);
+    }
+    Some(p)
 }
 
 /// Runs one call on the CPU.
@@ -400,6 +450,8 @@ pub type HostRun = fn(&AttnProblem, &mut HostAttn) -> crate::Result<()>;
 pub struct HostEntry {
     /// The implementation's name in the results.
     pub implementation: &'static str,
+    /// A forward variant, as in [`CudaEntry::variant`] (labelled `IMPLEMENTATION/NAME`).
+    pub variant: Option<ForwardVariant>,
     /// Activation.
     pub activation: BenchActivation,
     /// Pass.
@@ -437,6 +489,7 @@ pub fn host_entries() -> Vec<HostEntry> {
     let mut v = Vec::new();
     for activation in [BenchActivation::Softmax, BenchActivation::Sigmoid] {
         v.push(HostEntry {
+            variant: None,
             implementation: "emulator",
             activation,
             pass: Pass::Forward,
@@ -444,6 +497,7 @@ pub fn host_entries() -> Vec<HostEntry> {
             run: emulator_forward,
         });
         v.push(HostEntry {
+            variant: None,
             implementation: "emulator",
             activation,
             pass: Pass::Backward,
@@ -451,6 +505,7 @@ pub fn host_entries() -> Vec<HostEntry> {
             run: emulator_backward,
         });
         v.push(HostEntry {
+            variant: None,
             implementation: "reference-f64",
             activation,
             pass: Pass::Forward,
@@ -458,12 +513,33 @@ pub fn host_entries() -> Vec<HostEntry> {
             run: reference_forward,
         });
         v.push(HostEntry {
+            variant: None,
             implementation: "reference-f64",
             activation,
             pass: Pass::Backward,
             setup: Some(reference_forward),
             run: reference_backward,
         });
+    }
+    v
+}
+
+/// The dry run's comparison of forward kernels (`sinkless bench --emulator --variants`): the
+/// default forward and every [`ForwardVariant`] of each activation under the emulator.
+pub fn host_variant_entries() -> Vec<HostEntry> {
+    let mut v = Vec::new();
+    for activation in [BenchActivation::Softmax, BenchActivation::Sigmoid] {
+        for variant in std::iter::once(ForwardVariant::Default).chain(ForwardVariant::ALTERNATIVES)
+        {
+            v.push(HostEntry {
+                implementation: "emulator",
+                variant: Some(variant),
+                activation,
+                pass: Pass::Forward,
+                setup: None,
+                run: emulator_forward,
+            });
+        }
     }
     v
 }
@@ -522,7 +598,9 @@ pub fn bench_cuda(
     for shape in shapes {
         let mut buffers = DeviceAttn::new(gpu, shape, &pool);
         for e in entries {
-            let p = AttnProblem::new(*shape, e.activation);
+            let Some(p) = variant_problem(*shape, e.activation, e.variant) else {
+                continue;
+            };
             let outcome = match buffers.as_mut() {
                 Err(err) => Err(status_of(err)),
                 Ok(b) => e
@@ -535,7 +613,13 @@ pub fn bench_cuda(
                         other => Status::Failed(other.to_string()),
                     }),
             };
-            let r = attention_record("sinkless", e.activation, e.pass, *shape, outcome);
+            let r = attention_record(
+                &variant_label("sinkless", e.variant),
+                e.activation,
+                e.pass,
+                *shape,
+                outcome,
+            );
             each(&r);
             out.push(r);
         }
@@ -556,13 +640,16 @@ pub fn bench_host(
     for shape in shapes {
         let mut b = HostAttn::new(shape, &pool);
         for e in entries {
-            let p = AttnProblem::new(*shape, e.activation);
+            let Some(p) = variant_problem(*shape, e.activation, e.variant) else {
+                continue;
+            };
             let outcome = e
                 .setup
                 .map_or(Ok(()), |setup| setup(&p, &mut b))
                 .and_then(|()| time_wall(timing, &mut || (e.run)(&p, &mut b)))
                 .map_err(|err| status_of(&err));
-            let r = attention_record(e.implementation, e.activation, e.pass, *shape, outcome);
+            let label = variant_label(e.implementation, e.variant);
+            let r = attention_record(&label, e.activation, e.pass, *shape, outcome);
             each(&r);
             out.push(r);
         }

@@ -171,7 +171,7 @@ impl Grid {
         Grid {
             tokens: 64,
             hidden: 128,
-            head_dims: vec![64],
+            head_dims: vec![64, 128],
             seqlens: vec![16, 32, 64],
             causal: vec![false, true],
         }

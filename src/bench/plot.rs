@@ -53,6 +53,10 @@ pub fn plot(records: &[Record], outdir: &Path) -> Result<PathBuf, BenchError> {
     let mut data: PanelData = BTreeMap::new();
     for r in records {
         let Record::Attention(a) = r else { continue };
+        // forward variants (`sinkless/rcp`, ...) have their own table, not lines here
+        if a.implementation.contains('/') {
+            continue;
+        }
         let Some(t) = a.tflops() else { continue };
         let AttnResult { shape, pass, .. } = a;
         data.entry((*pass, shape.head_dim, shape.causal))

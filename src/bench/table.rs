@@ -14,8 +14,8 @@ use std::fmt::Write as _;
 /// What to print.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TableOptions {
-    /// Only the longest sequence length of each (pass, head dim, causal) group: the README's
-    /// headline.
+    /// Only the longest sequence length of each (pass, head dim, causal) group, and no table of
+    /// forward variants: the README's headline.
     pub headline: bool,
 }
 
@@ -181,15 +181,23 @@ pub fn markdown(records: &[Record], opts: &TableOptions) -> String {
         }
     }
 
-    let attention: Vec<&AttnResult> = records
+    let (variants, attention): (Vec<&AttnResult>, Vec<&AttnResult>) = records
         .iter()
         .filter_map(|r| match r {
             Record::Attention(a) => Some(a),
             _ => None,
         })
-        .collect();
+        .partition(|a| variant_of(&a.implementation).is_some());
+    let variant_section = if variants.is_empty() || opts.headline {
+        String::new()
+    } else {
+        variant_table(&variants)
+    };
     if attention.is_empty() {
-        let _ = writeln!(out, "\nno attention measurements in these results");
+        if variants.is_empty() {
+            let _ = writeln!(out, "\nno attention measurements in these results");
+        }
+        out.push_str(&variant_section);
         return out;
     }
 
@@ -225,6 +233,17 @@ pub fn markdown(records: &[Record], opts: &TableOptions) -> String {
         })
         .collect();
 
+    // Each of ours: sigmoid over softmax on the same shape.
+    let activation_ratios: Vec<(Column, Column)> = columns
+        .iter()
+        .filter(|c| !is_baseline(&c.0) && c.1 == "sigmoid")
+        .filter_map(|sig| {
+            let soft = (sig.0.clone(), "softmax".to_string());
+            columns.contains(&soft).then(|| (sig.clone(), soft))
+        })
+        .collect();
+    let ratios: Vec<(Column, Column)> = ratios.into_iter().chain(activation_ratios).collect();
+
     let dtype = attention[0].dtype.as_str();
     let runs: Vec<usize> = attention
         .iter()
@@ -250,8 +269,12 @@ pub fn markdown(records: &[Record], opts: &TableOptions) -> String {
         let _ = write!(header, " {} {} |", short_name(i), a);
         rule.push_str("--:|");
     }
-    for ((o, _), (b, _)) in &ratios {
-        let _ = write!(header, " {}/{} |", short_name(o), short_name(b));
+    for ((o, oa), (b, ba)) in &ratios {
+        if o == b {
+            let _ = write!(header, " {} {oa}/{ba} |", short_name(o));
+        } else {
+            let _ = write!(header, " {}/{} |", short_name(o), short_name(b));
+        }
         rule.push_str("--:|");
     }
     let _ = writeln!(out, "{header}\n{rule}");
@@ -300,6 +323,80 @@ pub fn markdown(records: &[Record], opts: &TableOptions) -> String {
                 status_message(&a.status).unwrap_or("")
             );
         }
+    }
+    out.push_str(&variant_section);
+    out
+}
+
+/// The variant name of a forward-variant record's implementation (`sinkless/rcp` is `rcp` of
+/// `sinkless`), or `None` for a plain implementation.
+fn variant_of(implementation: &str) -> Option<(&str, &str)> {
+    implementation.split_once('/')
+}
+
+/// The comparison of forward kernels: per activation and shape, each variant's TFLOP/s and its
+/// rate over the default kernel timed in the same step (`sinkless bench --variants`).
+fn variant_table(records: &[&AttnResult]) -> String {
+    type Key = (String, (usize, String), usize, bool, usize);
+    let mut out = String::new();
+    let mut cells: BTreeMap<(Key, String), &AttnResult> = BTreeMap::new();
+    let mut names: Vec<&str> = Vec::new();
+    for a in records {
+        let Some((base, name)) = variant_of(&a.implementation) else {
+            continue;
+        };
+        let (rank, act) = activation_order(&a.activation);
+        let act = (rank, act.to_string());
+        let key = (
+            base.to_string(),
+            act,
+            a.shape.head_dim,
+            a.shape.causal,
+            a.shape.seqlen,
+        );
+        cells.insert((key, name.to_string()), a);
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    let rank = |n: &str| match crate::ForwardVariant::from_name(n) {
+        Some(v) => (0, Some(v)),
+        None => (1, None),
+    };
+    names.sort_by(|a, b| (rank(a), *a).cmp(&(rank(b), *b)));
+    let _ = writeln!(
+        out,
+        "
+Forward variants (`sinkless bench --variants`, see `ForwardVariant`): TFLOP/s, and in \
+         parentheses the rate over `default` on the same shape in the same step.\n"
+    );
+    let mut header = String::from("| by | activation | hd | causal | seqlen |");
+    let mut rule = String::from("|---|---|--:|---|--:|");
+    for n in &names {
+        let _ = write!(header, " {n} |");
+        rule.push_str("--:|");
+    }
+    let _ = writeln!(out, "{header}\n{rule}");
+    let mut keys: Vec<&Key> = cells.keys().map(|(k, _)| k).collect();
+    keys.dedup();
+    for key in keys {
+        let (base, (_, act), hd, causal, seqlen) = key;
+        let _ = write!(
+            out,
+            "| {base} | {act} | {hd} | {} | {seqlen} |",
+            if *causal { "yes" } else { "no" }
+        );
+        let get = |n: &str| cells.get(&(key.clone(), n.to_string())).copied();
+        let default = get("default").and_then(AttnResult::tflops);
+        for n in &names {
+            let c = get(n);
+            let rate = match (c.and_then(AttnResult::tflops), default) {
+                (Some(x), Some(d)) if *n != "default" && d > 0.0 => format!(" ({:.2})", x / d),
+                _ => String::new(),
+            };
+            let _ = write!(out, " {}{rate} |", cell(c));
+        }
+        out.push('\n');
     }
     out
 }
@@ -400,6 +497,61 @@ mod tests {
         for l in t.lines().filter(|l| l.starts_with("| fwd")) {
             assert_eq!(l.matches('|').count(), cols, "{l}");
         }
+    }
+
+    #[test]
+    fn sigmoid_over_softmax_and_the_variant_table() {
+        let mut r = sample();
+        for seqlen in [1024, 4096] {
+            r.push(attn("sinkless", "sigmoid", Pass::Forward, seqlen, 0.8));
+            r.push(attn(
+                "sinkless/default",
+                "sigmoid",
+                Pass::Forward,
+                seqlen,
+                1.0,
+            ));
+            r.push(attn("sinkless/rcp", "sigmoid", Pass::Forward, seqlen, 0.5));
+            r.push(attn(
+                "sinkless/default",
+                "softmax",
+                Pass::Forward,
+                seqlen,
+                2.0,
+            ));
+            r.push(attn("sinkless/n32", "softmax", Pass::Forward, seqlen, 2.5));
+        }
+        let t = markdown(&r, &TableOptions::default());
+        // the variants stay out of the main table, which gains sigmoid/softmax for ours
+        let header = t.lines().find(|l| l.starts_with("| pass")).unwrap();
+        assert!(
+            !header.contains("default") && !header.contains("rcp") && !header.contains("n32"),
+            "{header}"
+        );
+        assert!(header.ends_with("| sinkless sigmoid/softmax |"), "{header}");
+        let row = t
+            .lines()
+            .find(|l| l.starts_with("| fwd | 128 | no | 4096"))
+            .unwrap();
+        assert!(row.ends_with("| 1.25 |"), "{row}");
+        let vheader = t.lines().find(|l| l.starts_with("| by |")).unwrap();
+        assert_eq!(
+            vheader,
+            "| by | activation | hd | causal | seqlen | default | rcp | n32 |"
+        );
+        let rows: Vec<_> = t
+            .lines()
+            .filter(|l| l.starts_with("| sinkless |"))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                "| sinkless | softmax | 128 | no | 1024 | 68.7 | — | 55.0 (0.80) |",
+                "| sinkless | softmax | 128 | no | 4096 | 275 | — | 220 (0.80) |",
+                "| sinkless | sigmoid | 128 | no | 1024 | 137 | 275 (2.00) | — |",
+                "| sinkless | sigmoid | 128 | no | 4096 | 550 | 1100 (2.00) | — |",
+            ]
+        );
     }
 
     #[test]

@@ -4,7 +4,9 @@
 use super::{max_abs_diff, tolerance, CaseResult, Rng};
 use crate::attention::{BackwardInputs, BackwardOutputs, ForwardInputs, ForwardOutputs};
 use crate::backend::emulator::{Emulator, HostBuffer};
-use crate::config::{Activation, AttentionOptions, Element, Mask, SigmoidBias};
+use crate::config::{
+    Activation, AttentionOptions, DType, Element, ForwardVariant, Mask, SigmoidBias,
+};
 use crate::error::Result;
 use crate::reference::{self, Precision, Problem};
 use crate::tensor::{Seqlens, Shape, Strides, TensorMut, TensorRef};
@@ -545,6 +547,88 @@ pub fn long_key_cases() -> Vec<AttnCase> {
             row_pad: 0,
             qk_std,
         });
+    }
+    cases
+}
+
+/// The forward variants ([`ForwardVariant`]), bf16 only (where they are compiled): every
+/// variant on each activation and head-dim bucket it exists for, at the bucket and at a dim
+/// inside it, on a causal GQA shape, a two-sided window with MQA and varlen; plus, per variant
+/// and bucket, a long key sequence (where the sigmoid's accuracy shows and softmax's running
+/// maximum keeps growing) and logits near 1e4.
+pub fn variant_cases() -> Vec<AttnCase> {
+    let varlen = Lengths::Varlen {
+        cu_q: vec![0, 1, 18, 18, 131],
+        cu_k: vec![0, 5, 22, 39, 116],
+    };
+    let small = [
+        (dense(2, 113, 37), 4, 2, Mask::CAUSAL),
+        (
+            dense(1, 17, 140),
+            3,
+            1,
+            Mask {
+                left: Some(20),
+                right: Some(3),
+            },
+        ),
+        (varlen, 2, 2, Mask::NONE),
+    ];
+    let activations = [
+        Activation::Softmax { sink: true },
+        Activation::Sigmoid {
+            bias: SigmoidBias::NegLogSeqlenK,
+        },
+        Activation::Sigmoid {
+            bias: SigmoidBias::PerHead,
+        },
+    ];
+    let mut cases = Vec::new();
+    for variant in ForwardVariant::ALTERNATIVES {
+        for (bucket, inside) in [(64, 56), (128, 120)] {
+            let mut long_added = false;
+            for activation in activations {
+                if !variant.exists_for(DType::BF16, activation, bucket) {
+                    continue;
+                }
+                let opts = AttentionOptions::new(activation).with_variant(variant);
+                for (i, (lengths, heads_q, heads_kv, mask)) in small.iter().enumerate() {
+                    cases.push(AttnCase {
+                        lengths: lengths.clone(),
+                        heads_q: *heads_q,
+                        heads_kv: *heads_kv,
+                        head_dim: if i == 1 { inside } else { bucket },
+                        opts: opts.with_mask(*mask),
+                        row_pad: if i == 0 { 8 } else { 0 },
+                        qk_std: 1.0,
+                    });
+                }
+                // the long and extreme cases once per variant and bucket, on its first activation
+                if long_added {
+                    continue;
+                }
+                long_added = true;
+                let softmax = matches!(activation, Activation::Softmax { .. });
+                cases.push(AttnCase {
+                    lengths: dense(1, 24, 4096),
+                    heads_q: 2,
+                    heads_kv: 1,
+                    head_dim: bucket,
+                    opts: opts.with_mask(if softmax { Mask::CAUSAL } else { Mask::NONE }),
+                    row_pad: 0,
+                    qk_std: if softmax { 2.5 } else { 1.0 },
+                });
+                cases.push(AttnCase {
+                    lengths: dense(1, 33, 47),
+                    heads_q: 2,
+                    heads_kv: 2,
+                    head_dim: bucket,
+                    opts: opts.with_mask(Mask::sliding_window(11)),
+                    row_pad: 0,
+                    qk_std: 60.0,
+                });
+            }
+        }
     }
     cases
 }

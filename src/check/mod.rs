@@ -14,8 +14,8 @@ use crate::CudaBackend;
 
 mod attn;
 pub use attn::{
-    edge_cases, extreme_cases, head_dim_cases, long_key_cases, matrix, suite, ulp_floor, AttnCase,
-    AttnGrads, AttnInputs, CheckBackend, Lengths, MASKS,
+    edge_cases, extreme_cases, head_dim_cases, long_key_cases, matrix, suite, ulp_floor,
+    variant_cases, AttnCase, AttnGrads, AttnInputs, CheckBackend, Lengths, MASKS,
 };
 
 /// A small, seedable generator (SplitMix64) for reproducible test inputs.
@@ -347,8 +347,9 @@ pub fn row_dot_cases() -> Vec<RowDotCase> {
 }
 
 /// Runs every case on the emulator and, when `gpu` is given, on the GPU: `row_dot`, then the
-/// attention [`suite`], forward and backward, in f16 and bf16. `small` keeps every eleventh
-/// attention case (still every activation), for runs under compute-sanitizer.
+/// attention [`suite`], forward and backward, in f16 and bf16, then the forward
+/// [`variant_cases`] in bf16. `small` keeps every eleventh attention case (still every
+/// activation) and every seventh variant case, for runs under compute-sanitizer.
 pub fn run_all(emu: &Emulator, gpu: Option<&CudaBackend>, small: bool) -> Vec<Result<CaseResult>> {
     let mut results = Vec::new();
     for (i, case) in row_dot_cases().iter().enumerate() {
@@ -384,6 +385,18 @@ pub fn run_all(emu: &Emulator, gpu: Option<&CudaBackend>, small: bool) -> Vec<Re
             flatten(case.run_forward::<half::bf16, _>(gpu, seed));
             flatten(case.run_backward::<half::f16, _>(gpu, seed));
             flatten(case.run_backward::<half::bf16, _>(gpu, seed));
+        }
+    }
+    // The forward variants, bf16 only (where they are compiled).
+    for (i, case) in variant_cases()
+        .iter()
+        .enumerate()
+        .step_by(if small { 7 } else { 1 })
+    {
+        let seed = 3000 + i as u64;
+        flatten(case.run_forward::<half::bf16, _>(emu, seed));
+        if let Some(gpu) = gpu {
+            flatten(case.run_forward::<half::bf16, _>(gpu, seed));
         }
     }
     results

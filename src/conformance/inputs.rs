@@ -1,6 +1,6 @@
 //! The conformance kernels' inputs: seeded, and chosen so that the right answer is exact on
 //! every backend (small integers for `mma`, distinct values for the data movers) except where
-//! the ISA itself allows an error (`ex2`, `tanh`).
+//! the ISA itself allows an error (`ex2`, `tanh`, `rcp`).
 
 use super::isa;
 use crate::check::Rng;
@@ -73,7 +73,7 @@ pub(super) fn shfl() -> Vec<u32> {
         .collect()
 }
 
-/// Inputs every rounding rule of `cvt` and every special case of `ex2`/`tanh` meets: signed
+/// Inputs every rounding rule of `cvt` and every special case of `ex2`/`tanh`/`rcp` meets: signed
 /// zeros, infinities, NaNs with payloads, the f16 overflow point, subnormal results and exact
 /// ties of both element types, `f32` subnormals and extremes.
 fn math_specials() -> Vec<f32> {

@@ -186,6 +186,44 @@ pub(super) fn tanh_close(got: f32, exact: f64, rel: f64) -> bool {
     (f64::from(got) - exact).abs() <= rel * exact.abs()
 }
 
+/// Largest error of `rcp.approx.ftz.f32`, in units in the last place of the exact result: the
+/// PTX ISA documents a maximum of 1 ulp over the full range.
+pub(super) const RCP_ULPS: f64 = 1.0;
+
+/// The exact `1/x` that `rcp.approx.ftz.f32` approximates: a subnormal input is flushed to a
+/// zero of its sign first (so the answer is an infinity of that sign). The output flush is left
+/// to [`rcp_close`].
+pub(super) fn rcp_exact(x: f32) -> f64 {
+    let x = if x.abs() < f32::MIN_POSITIVE {
+        0.0f32.copysign(x)
+    } else {
+        x
+    };
+    1.0 / f64::from(x)
+}
+
+/// Whether `got` is a valid `rcp.approx.ftz.f32` result for the exact value `exact`, allowing
+/// `ulps` units in the last place: NaN for NaN; the sign always matches (zeros and infinities
+/// included); an infinity or a zero is exact; a signed zero is valid where a result within the
+/// bound would be subnormal (and so flushed).
+pub(super) fn rcp_close(got: f32, exact: f64, ulps: f64) -> bool {
+    if exact.is_nan() || got.is_nan() {
+        return exact.is_nan() && got.is_nan();
+    }
+    if got.is_sign_negative() != exact.is_sign_negative() {
+        return false;
+    }
+    let (g, e) = (f64::from(got).abs(), exact.abs());
+    if e.is_infinite() || e == 0.0 {
+        return g == e;
+    }
+    let ulp = pow2(exponent(e.max(f64::from(f32::MIN_POSITIVE))) - 23);
+    if g == 0.0 {
+        return e < f64::from(f32::MIN_POSITIVE) + ulps * ulp;
+    }
+    (g - e).abs() <= ulps * ulp
+}
+
 /// `conf_index`: per thread, in linear block then linear thread order (x fastest), the words
 /// threadIdx.xyz, blockIdx.xyz, threads per block, blocks per grid.
 pub(super) fn index(grid: [u32; 3], block: [u32; 3]) -> Vec<u32> {

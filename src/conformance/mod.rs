@@ -4,10 +4,10 @@
 //!
 //! Two checks tie the emulator to the hardware:
 //! - [`check_against_isa`] compares outputs with values worked out from the PTX ISA in plain Rust
-//!   (fragment layouts, shuffle segments, `cvt` rounding, `ex2`/`tanh` within the ISA's error
+//!   (fragment layouts, shuffle segments, `cvt` rounding, `ex2`/`tanh`/`rcp` within the ISA's error
 //!   bounds). On the emulator this is what CI runs; a GPU's outputs can be checked the same way.
 //! - [`compare`] compares a GPU's outputs with the emulator's for the same launches, bit for bit
-//!   except `ex2`/`tanh`, which may differ by the two sides' documented errors.
+//!   except `ex2`/`tanh`/`rcp`, which may differ by the two sides' documented errors.
 //!
 //! Planted bugs ([`Plant`]) prove the emulator turns the mistakes it exists to catch (a missing
 //! `__syncthreads` or `cp.async` wait, a deadlocked barrier, an access past a buffer's end, too
@@ -81,7 +81,7 @@ pub enum Kernel {
     },
     /// `sinkless_conf_shfl`: the thirteen shuffle and three vote cases on two warps.
     Shfl,
-    /// `sinkless_conf_math`: `ex2`, `tanh` and the narrowing conversions of `n` inputs.
+    /// `sinkless_conf_math`: `ex2`, `tanh`, `rcp` and the narrowing conversions of `n` inputs.
     Math {
         /// Inputs.
         n: u32,
@@ -381,6 +381,9 @@ pub enum Tolerance {
     /// `tanh.approx.f32`: within the ISA's relative error 2^-10.987 of the exact `tanh(x)`; two
     /// backends within twice that of each other.
     Tanh,
+    /// `rcp.approx.ftz.f32`: within the ISA's 1 ulp of the exact `1/x`; two backends within
+    /// twice that of each other.
+    Rcp,
 }
 
 /// The contents of one output buffer.
@@ -464,6 +467,14 @@ impl Output {
             name,
             values: Values::F32(values),
             tolerance: Tolerance::Tanh,
+        }
+    }
+
+    fn rcp(name: &'static str, values: Vec<f32>) -> Self {
+        Output {
+            name,
+            values: Values::F32(values),
+            tolerance: Tolerance::Rcp,
         }
     }
 }
@@ -576,6 +587,8 @@ enum Want {
     Ex2(Vec<f64>),
     /// The exact `tanh(x)`.
     Tanh(Vec<f64>),
+    /// The exact `1/x` (input flushed, output not).
+    Rcp(Vec<f64>),
 }
 
 /// The ISA's answer for every output buffer of `case`, in params-struct order.
@@ -613,6 +626,7 @@ fn expected(case: &ConformanceCase) -> Vec<Want> {
             vec![
                 Want::Ex2(x.iter().map(|&v| isa::ex2_exact(v)).collect()),
                 Want::Tanh(x.iter().map(|&v| isa::tanh_exact(v)).collect()),
+                Want::Rcp(x.iter().map(|&v| isa::rcp_exact(v)).collect()),
                 Want::Exact(map16(isa::f32_to_f16)),
                 Want::Exact(map16(isa::f32_to_bf16)),
                 Want::Exact(pairs(isa::f32_to_f16)),
@@ -675,7 +689,7 @@ pub fn check_against_isa(outputs: &[ConformanceOutput]) -> Vec<Mismatch> {
         for (got, want) in out.outputs.iter().zip(&wants) {
             let want_len = match want {
                 Want::Exact(v) => v.len(),
-                Want::Ex2(v) | Want::Tanh(v) => v.len(),
+                Want::Ex2(v) | Want::Tanh(v) | Want::Rcp(v) => v.len(),
             };
             if let Some(m) = shape_mismatch(&case, got, got.name, want_len) {
                 mismatches.push(m);
@@ -686,12 +700,15 @@ pub fn check_against_isa(outputs: &[ConformanceOutput]) -> Vec<Mismatch> {
                     (Want::Exact(w), g) => w.bits(i) == g.bits(i),
                     (Want::Ex2(w), Values::F32(g)) => isa::ex2_close(g[i], w[i], isa::EX2_ULPS),
                     (Want::Tanh(w), Values::F32(g)) => isa::tanh_close(g[i], w[i], isa::TANH_REL),
+                    (Want::Rcp(w), Values::F32(g)) => isa::rcp_close(g[i], w[i], isa::RCP_ULPS),
                     _ => false,
                 };
                 if !ok {
                     let want = match want {
                         Want::Exact(w) => w.show(i),
-                        Want::Ex2(w) | Want::Tanh(w) => format!("{:e} (exact)", w[i]),
+                        Want::Ex2(w) | Want::Tanh(w) | Want::Rcp(w) => {
+                            format!("{:e} (exact)", w[i])
+                        }
                     };
                     mismatches.push(Mismatch {
                         case: case.clone(),
@@ -713,6 +730,7 @@ fn approx_agree(tolerance: Tolerance, a: f32, b: f32) -> bool {
     let close = |x: f32, y: f32| match tolerance {
         Tolerance::Ex2 => isa::ex2_close(x, f64::from(y), 2.0 * isa::EX2_ULPS),
         Tolerance::Tanh => isa::tanh_close(x, f64::from(y), 2.0 * isa::TANH_REL),
+        Tolerance::Rcp => isa::rcp_close(x, f64::from(y), 2.0 * isa::RCP_ULPS),
         Tolerance::Exact => x.to_bits() == y.to_bits(),
     };
     close(a, b) || close(b, a)

@@ -198,7 +198,13 @@ struct softmax_policy {
     }
 };
 
-template <bool kNormalized>
+// kRcpEvery picks how the forward evaluates the sigmoid, per score n-tile: 0 (the default)
+// everywhere by sigmoid() below, one MUFU op and about eight FP32 ones; k > 0 by sigmoid_rcp() in
+// every k-th n-tile, two MUFU ops and two FP32 ones. The MUFU pipe does 16 results per SM and
+// clock on sm_80 and sm_90, the FP32 pipe 64 (sm_80) or 128 (sm_90), so which mix keeps both
+// pipes and the tensor cores busy depends on the GPU and the head dim: the benchmark measures
+// k = 1, 2, 4 as forward variants (config.rs, ForwardVariant); the backward always uses 0.
+template <bool kNormalized, int kRcpEvery = 0>
 struct sigmoid_policy {
     static constexpr bool kRowStat = kNormalized;  // forward writes L = sum_j p
     static constexpr bool kRowDot = kNormalized;
@@ -241,6 +247,16 @@ struct sigmoid_policy {
         const float inv = 0.5f * r;
         return acc >= 0.f ? inv : e * inv;
     }
+    // sigmoid(x) = 1 / (1 + 2^(-x log2 e)) with rcp.approx: within a few f32 ulp for every x;
+    // 2^(-x log2 e) overflows to +inf for very negative x, and rcp.approx(inf) is 0.
+    __device__ __forceinline__ float sigmoid_rcp(float acc) const {
+        return ptx::rcp_approx(1.f + ptx::ex2_approx(-acc * scale_log2));
+    }
+    // The forward's evaluation in score n-tile nt (a constant once the loops are unrolled).
+    __device__ __forceinline__ float sigmoid_in_tile(float acc, int nt) const {
+        constexpr int kEvery = kRcpEvery > 0 ? kRcpEvery : 1;
+        return kRcpEvery > 0 && nt % kEvery == 0 ? sigmoid_rcp(acc) : sigmoid(acc);
+    }
 
     template <int MT>
     struct state {
@@ -259,7 +275,7 @@ struct sigmoid_policy {
 #pragma unroll
             for (int nt = 0; nt < NT; ++nt)
 #pragma unroll
-                for (int e = 0; e < 4; ++e) s[mt][nt][e] = sigmoid(s[mt][nt][e]);
+                for (int e = 0; e < 4; ++e) s[mt][nt][e] = sigmoid_in_tile(s[mt][nt][e], nt);
         if (kMask) mask(s, 0.f);
         if (kNormalized) {
 #pragma unroll

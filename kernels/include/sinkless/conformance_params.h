@@ -76,6 +76,7 @@ typedef struct {
     const float* in;     /* [n] */
     float* ex2;          /* [n]: ex2_approx(in[i]) */
     float* tanh;         /* [n]: tanh_approx(in[i]) */
+    float* rcp;          /* [n]: rcp_approx(in[i]) */
     uint16_t* f16;       /* [n]: f32_to_f16(in[i]) */
     uint16_t* bf16;      /* [n]: f32_to_bf16(in[i]) */
     uint32_t* f16x2;     /* [n]: pack_f16x2(in[i], in[n - 1 - i]) */

@@ -90,6 +90,11 @@ __device__ __forceinline__ float tanh_approx(float x) {
     asm("tanh.approx.f32 %0, %1;\n" : "=f"(y) : "f"(x));
     return y;
 }
+__device__ __forceinline__ float rcp_approx(float x) {
+    float y;
+    asm("rcp.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+    return y;
+}
 
 // cvt.rn.f16x2.f32 d, a, b puts a in the upper half and b in the lower.
 __device__ __forceinline__ uint32_t pack_f16x2(float lo, float hi) {
@@ -149,6 +154,7 @@ __device__ __forceinline__ void mma_m16n8k16_bf16(float (&d)[4], const uint32_t 
 
 __device__ __forceinline__ float ex2_approx(float x) { return sim::ex2_approx(x); }
 __device__ __forceinline__ float tanh_approx(float x) { return sim::tanh_approx(x); }
+__device__ __forceinline__ float rcp_approx(float x) { return sim::rcp_approx(x); }
 
 __device__ __forceinline__ uint32_t pack_f16x2(float lo, float hi) {
     return uint32_t(sim::f32_to_f16(lo)) | uint32_t(sim::f32_to_f16(hi)) << 16;
