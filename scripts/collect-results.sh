@@ -11,6 +11,8 @@
 #   tflops.svg      TFLOP/s against seqlen, ours against each baseline (`sinkless plot`)
 #   summary.md      the run's step-by-step summary, as printed on the GPU machine
 #   logs.tar.gz     every step's full log
+# A second call's results for the same folder (same date, GPU, driver, commit) are appended to
+# results.jsonl, with its summary-2.md and logs-2.tar.gz beside the first's.
 # and, unless --no-readme, README.md's text between `<!-- perf:begin -->` and
 # `<!-- perf:end -->` becomes the headline table of this run, a link to it and the plot.
 # The `sinkless` binary used is $SINKLESS if set, else `cargo run --quiet --`.
@@ -49,9 +51,20 @@ EOF
 )
 out="$dest/$name"
 mkdir -p "$out"
-cp "$src/results.jsonl" "$out/results.jsonl"
+suffix=
+if [[ -s "$out/results.jsonl" ]] && ! cmp -s "$src/results.jsonl" "$out/results.jsonl"; then
+    # A later call with the same bundle on the same day (gpu-run.sh --only ...): its records join
+    # the folder's (the table keeps the later of two records of one cell), its summary and logs
+    # sit beside the first call's as summary-N.md and logs-N.tar.gz.
+    n=2
+    while [[ -e "$out/summary-$n.md" || -e "$out/logs-$n.tar.gz" ]]; do n=$((n + 1)); done
+    suffix=-$n
+    cat "$src/results.jsonl" >>"$out/results.jsonl"
+else
+    cp "$src/results.jsonl" "$out/results.jsonl"
+fi
 for f in summary.md logs.tar.gz; do
-    if [[ -f "$src/$f" ]]; then cp "$src/$f" "$out/$f"; fi
+    if [[ -f "$src/$f" ]]; then cp "$src/$f" "$out/${f%%.*}$suffix.${f#*.}"; fi
 done
 "${sinkless[@]}" table "$out/results.jsonl" >"$out/results.md"
 "${sinkless[@]}" plot "$out/results.jsonl" "$out" >/dev/null ||

@@ -26,15 +26,34 @@
 # the emulator and the float64 reference on tiny shapes (test binaries only listed, no PyTorch:
 # the baseline script only checks the grid and the FLOP formula), then files the results with
 # collect-results.sh into a temporary folder. CI runs it to prove the script works.
+#
+#   bash .bundle/gpu-run.sh --only bench,torch,variants
+#
+# runs only the named parts (check, tests, sanitizer, bench, torch, variants; the facts always):
+# for a second call when the first ran out of time before the end.
 set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 dry=0
-case "${1:-}" in
-    --dry-run) dry=1 ;;
-    "") ;;
-    *) echo "usage: bash gpu-run.sh [--dry-run]" >&2; exit 2 ;;
-esac
+only=check,tests,sanitizer,bench,torch,variants
+usage="usage: bash gpu-run.sh [--dry-run] [--only PART,...]   (parts: $only)"
+while (($#)); do
+    case "$1" in
+        --dry-run) dry=1 ;;
+        --only)
+            (($# >= 2)) || { echo "$usage" >&2; exit 2; }
+            only=$2
+            for p in ${only//,/ }; do
+                [[ ,check,tests,sanitizer,bench,torch,variants, == *",$p,"* ]] || { echo "$usage" >&2; exit 2; }
+            done
+            shift
+            ;;
+        *) echo "$usage" >&2; exit 2 ;;
+    esac
+    shift
+done
+# part NAME: whether this run includes that part.
+part() { [[ ,$only, == *",$1,"* ]]; }
 
 # From the repository (scripts/gpu-run.sh) the dry run bundles first, then runs the bundle's copy.
 if [[ ! -x "$here/bin/sinkless" ]]; then
@@ -49,12 +68,15 @@ if [[ ! -x "$here/bin/sinkless" ]]; then
     echo "== dry run: dev bundle into $tmp/bundle"
     bash "$repo/scripts/bundle.sh" --debug "$tmp/bundle" | tail -n 1
     rc=0
-    OUT="$tmp/out" bash "$tmp/bundle/gpu-run.sh" --dry-run || rc=$?
+    OUT="$tmp/out" bash "$tmp/bundle/gpu-run.sh" --dry-run --only "$only" || rc=$?
     echo
     echo "== dry run: collect-results.sh into $tmp/results"
     SINKLESS="$tmp/bundle/bin/sinkless" bash "$repo/scripts/collect-results.sh" "$tmp/out" \
         --dest "$tmp/results" --no-readme
-    for f in results.jsonl results.md tflops.svg logs.tar.gz summary.md; do
+    files="results.jsonl results.md logs.tar.gz summary.md"
+    # the plot needs the benchmark's records (variants are not plotted)
+    if part bench; then files+=" tflops.svg"; fi
+    for f in $files; do
         test -s "$tmp/results"/*/"$f" || { echo "dry run: $f missing from the collected results" >&2; exit 1; }
     done
     echo "dry run: ok (gpu-run.sh exit $rc)"
@@ -141,10 +163,14 @@ run_record() {
 record facts ok 0 "${gpu[name]:-no GPU} · driver ${gpu[driver_version]:-none} · commit ${commit:-unknown}"
 
 # 2. sinkless check.
-if [[ $dry == 1 ]]; then step check 150 "$bin" check --small; else step check 150 "$bin" check; fi
+if part check; then
+    if [[ $dry == 1 ]]; then step check 150 "$bin" check --small; else step check 150 "$bin" check; fi
+fi
 # 3. Test binaries (the dry run only lists them: CI's `cargo test` just ran them).
 conf_bins=
-for t in "$here"/tests/*; do
+tests=("$here"/tests/*)
+part tests || tests=()
+for t in "${tests[@]}"; do
     name=test-$(basename "$t")
     if [[ $dry == 1 ]]; then
         step "$name" 60 "$t" --list
@@ -158,10 +184,12 @@ for t in "$here"/tests/*; do
 done
 # The emulator-conformance kernels' GPU comparison lives in whichever test binaries name a test
 # after it; count those tests wherever they are.
-conf_ok=$(cat "$logs"/test-*.log | grep -c -E '^test .*conformance.* \.\.\. ok' || true)
-conf_bad=$(cat "$logs"/test-*.log | grep -c -E '^test .*conformance.* \.\.\. FAILED' || true)
-conf_listed=$(cat "$logs"/test-*.log | grep -c -E '^[^ ]*conformance[^ ]*: test$' || true)
-if [[ -n $conf_bins ]]; then
+conf_ok=$(cat "$logs"/test-*.log 2>/dev/null | grep -c -E '^test .*conformance.* \.\.\. ok' || true)
+conf_bad=$(cat "$logs"/test-*.log 2>/dev/null | grep -c -E '^test .*conformance.* \.\.\. FAILED' || true)
+conf_listed=$(cat "$logs"/test-*.log 2>/dev/null | grep -c -E '^[^ ]*conformance[^ ]*: test$' || true)
+if ! part tests; then
+    conformance="not run (--only $only)"
+elif [[ -n $conf_bins ]]; then
     conformance=$conf_bins
 elif ((conf_ok + conf_bad > 0)); then
     conformance="$conf_ok passed, $conf_bad failed (tests named *conformance*)"
@@ -173,7 +201,9 @@ fi
 
 # 4. compute-sanitizer on small shapes.
 sanitizer_note="not run"
-if [[ $dry == 1 ]]; then
+if ! part sanitizer; then
+    sanitizer_note="not run (--only $only)"
+elif [[ $dry == 1 ]]; then
     sanitizer_note="skipped: the dry run has no GPU"
 elif ! command -v compute-sanitizer >/dev/null 2>&1; then
     sanitizer_note="not available: compute-sanitizer is not on PATH"
@@ -194,27 +224,28 @@ else
 fi
 record sanitizer "-" 0 "$sanitizer_note"
 
-# 5. The benchmark: ours, then the baselines on the same grid.
+# 5. The benchmark: ours, then the baselines on the same grid, then the forward variants.
 if [[ $dry == 1 ]]; then
     note "emulator and float64 reference, tiny grid"
-    step bench 120 "$bin" bench --emulator --out "$work/sinkless.jsonl"
+    part bench && step bench 120 "$bin" bench --emulator --out "$work/sinkless.jsonl"
     "$bin" bench --print-grid --grid tiny >"$work/shapes.jsonl"
     note "grid and FLOP formula only (no PyTorch in a dry run)"
-    step torch 60 python3 "$here/torch_baselines.py" --shapes "$work/shapes.jsonl" --dry-run
+    part torch && step torch 60 python3 "$here/torch_baselines.py" --shapes "$work/shapes.jsonl" --dry-run
     note "the forward variants under the emulator, tiny grid"
-    step bench-variants 120 "$bin" bench --emulator --variants --no-throughput --out "$work/variants.jsonl"
+    part variants && step bench-variants 120 "$bin" bench --emulator --variants --no-throughput --out "$work/variants.jsonl"
 else
     note "full grid, CUDA events, L2 flushed"
-    step bench 200 "$bin" bench --grid full --out "$work/sinkless.jsonl"
+    part bench && step bench 200 "$bin" bench --grid full --out "$work/sinkless.jsonl"
     "$bin" bench --print-grid --grid full >"$work/shapes.jsonl"
-    # 70 s of the torch step's share stay for the forward variants
-    left=$(($(limit 330) - 70))
+    # 70 s of the torch step's share stay for the forward variants (when they run)
+    left=$(($(limit 330) - $(part variants && echo 70 || echo 20)))
     note "SDPA flash/cuDNN/efficient, eager sigmoid, copy, matmul"
-    step torch 330 env PYTHONUNBUFFERED=1 python3 "$here/torch_baselines.py" --shapes "$work/shapes.jsonl" \
+    part torch && step torch 330 env PYTHONUNBUFFERED=1 python3 "$here/torch_baselines.py" --shapes "$work/shapes.jsonl" \
         --out "$work/torch.jsonl" --budget-s "$((left > 30 ? left : 30))"
     note "the forward variants beside the default forward, full grid"
-    step bench-variants 120 "$bin" bench --grid full --variants --no-throughput --out "$work/variants.jsonl"
+    part variants && step bench-variants 120 "$bin" bench --grid full --variants --no-throughput --out "$work/variants.jsonl"
 fi
+NOTE=
 sm_after=$(nvidia-smi --query-gpu=clocks.sm --format=csv,noheader,nounits -i 0 2>/dev/null | head -n 1)
 
 # 6. Results, table, plot, summary.
