@@ -39,7 +39,7 @@ const ACTIVATIONS: [(&str, &str); 3] = [
 ];
 
 /// A forward variant, bf16 only: an alternative to the default choices that the benchmark times
-/// beside them (src/config.rs, `ForwardVariant`, whose names match `suffix`).
+/// beside them (src/config.rs, `KernelVariant`, whose names match `suffix`).
 struct FwdVariant {
     /// The kernel name's suffix.
     suffix: &'static str,
@@ -186,6 +186,26 @@ fn forward(
     }
 }
 
+/// The two backward instantiations (the main pass `bwd` and the deterministic dQ pass `bwd_dq`)
+/// of element type `ty`, activation `policy` and head-dim bucket `hd`, named by `name(kind)`.
+fn backward(
+    name: impl Fn(&str) -> String,
+    ty: &str,
+    policy: &str,
+    hd: usize,
+    expect_sass: &'static [&'static str],
+) -> [Instance; 2] {
+    [("bwd", "bwd_traits"), ("bwd_dq", "bwd_dq_traits")].map(|(kind, traits)| Instance {
+        name: name(kind),
+        family: "attn_bwd.cu",
+        body: format!("sinkless::attn_{kind}<{ty}, {policy}, {hd}>(p)"),
+        params: "sinkless_attn_bwd_params",
+        threads: 0,
+        expect_sass,
+        traits: Some(format!("sinkless::{traits}<{hd}>")),
+    })
+}
+
 /// Every instantiation the crate ships.
 pub fn all() -> Vec<Instance> {
     let mut v = Vec::new();
@@ -222,19 +242,15 @@ pub fn all() -> Vec<Instance> {
                     policy,
                     hd,
                     format!("sinkless::fwd_traits<{hd}, {policy}>"),
-                    &["HMMA"],
+                    MMA,
                 ));
-                for (kind, traits) in [("bwd", "bwd_traits"), ("bwd_dq", "bwd_dq_traits")] {
-                    v.push(Instance {
-                        name: format!("sinkless_attn_{kind}_{act}_{dt}_hd{hd}"),
-                        family: "attn_bwd.cu",
-                        body: format!("sinkless::attn_{kind}<{ty}, {policy}, {hd}>(p)"),
-                        params: "sinkless_attn_bwd_params",
-                        threads: 0,
-                        expect_sass: &["HMMA"],
-                        traits: Some(format!("sinkless::{traits}<{hd}>")),
-                    });
-                }
+                v.extend(backward(
+                    |kind| format!("sinkless_attn_{kind}_{act}_{dt}_hd{hd}"),
+                    ty,
+                    policy,
+                    hd,
+                    MMA,
+                ));
             }
         }
         v.push(Instance {
@@ -260,6 +276,16 @@ pub fn all() -> Vec<Instance> {
                 fv.expect_sass,
             ));
         }
+    }
+    // the sigmoid's backward through rcp.approx (KernelVariant::SigmoidRcp)
+    for hd in [64, 128] {
+        v.extend(backward(
+            |kind| format!("sinkless_attn_{kind}_sigmoid_{dt}_hd{hd}_rcp"),
+            ty,
+            RCP1,
+            hd,
+            MMA_RCP,
+        ));
     }
     for (dt, ty) in DTYPES {
         v.push(Instance {

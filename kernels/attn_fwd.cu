@@ -60,7 +60,7 @@ namespace sinkless {
 // and 256 everywhere and at hd 128 on the A100. Registers allow two CTAs in every case.
 //
 // kBlockN_ and kKvStages_, when not 0, override the key tile and the K/V stages: the forward
-// variants the benchmark measures against these choices (config.rs, ForwardVariant).
+// variants the benchmark measures against these choices (config.rs, KernelVariant).
 template <int kHD_, class Act, int kBlockN_ = 0, int kKvStages_ = 0>
 struct fwd_traits {
     static constexpr int kHD = kHD_;

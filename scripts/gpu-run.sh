@@ -14,7 +14,7 @@
 #      runtime refuses it (gVisor), the summary says so
 #   5. the benchmark: `sinkless bench --grid full`, then bench/torch_baselines.py (SDPA flash,
 #      cuDNN, efficient; eager sigmoid; copy bandwidth and a bf16 matmul) on the same shapes,
-#      then the forward variants beside the default forward (`sinkless bench --variants`)
+#      then the kernel variants beside the default kernels (`sinkless bench --variants`)
 #   6. the table and the plot
 # Files back from $OUT (at most 8 come back): summary.md, results.jsonl, tflops.svg and
 # logs.tar.gz (every step's full log). The summary is printed last, since the device tool
@@ -213,7 +213,7 @@ else
         step "sanitizer-$tool-check" 150 compute-sanitizer --tool "$tool" --error-exitcode 9 "$bin" check --small
         note "one run of every registered benchmark entry, tiny grid"
         step "sanitizer-$tool-bench" 120 compute-sanitizer --tool "$tool" --error-exitcode 9 "$bin" bench --grid tiny --once --no-flush --no-throughput
-        note "one run of every forward variant, tiny grid"
+        note "one run of every kernel variant, tiny grid"
         step "sanitizer-$tool-variants" 60 compute-sanitizer --tool "$tool" --error-exitcode 9 "$bin" bench --grid tiny --once --no-flush --no-throughput --variants
     done
     if grep -qE "Device not supported|CUDA_ERROR_UNKNOWN|error 999|Unable to find injection" "$logs"/sanitizer-*.log 2>/dev/null; then
@@ -224,26 +224,26 @@ else
 fi
 record sanitizer "-" 0 "$sanitizer_note"
 
-# 5. The benchmark: ours, then the baselines on the same grid, then the forward variants.
+# 5. The benchmark: ours, then the baselines on the same grid, then the kernel variants.
 if [[ $dry == 1 ]]; then
     note "emulator and float64 reference, tiny grid"
     part bench && step bench 120 "$bin" bench --emulator --out "$work/sinkless.jsonl"
     "$bin" bench --print-grid --grid tiny >"$work/shapes.jsonl"
     note "grid and FLOP formula only (no PyTorch in a dry run)"
     part torch && step torch 60 python3 "$here/torch_baselines.py" --shapes "$work/shapes.jsonl" --dry-run
-    note "the forward variants under the emulator, tiny grid"
+    note "the kernel variants under the emulator, tiny grid"
     part variants && step bench-variants 120 "$bin" bench --emulator --variants --no-throughput --out "$work/variants.jsonl"
 else
     note "full grid, CUDA events, L2 flushed"
     part bench && step bench 200 "$bin" bench --grid full --out "$work/sinkless.jsonl"
     "$bin" bench --print-grid --grid full >"$work/shapes.jsonl"
-    # 70 s of the torch step's share stay for the forward variants (when they run)
-    left=$(($(limit 330) - $(part variants && echo 70 || echo 20)))
+    # 100 s of the torch step's share stay for the kernel variants (when they run)
+    left=$(($(limit 330) - $(part variants && echo 100 || echo 20)))
     note "SDPA flash/cuDNN/efficient, eager sigmoid, copy, matmul"
     part torch && step torch 330 env PYTHONUNBUFFERED=1 python3 "$here/torch_baselines.py" --shapes "$work/shapes.jsonl" \
         --out "$work/torch.jsonl" --budget-s "$((left > 30 ? left : 30))"
-    note "the forward variants beside the default forward, full grid"
-    part variants && step bench-variants 120 "$bin" bench --grid full --variants --no-throughput --out "$work/variants.jsonl"
+    note "the kernel variants beside the default kernels, seqlen 1k/4k/16k"
+    part variants && step bench-variants 150 "$bin" bench --grid sparse --variants --no-throughput --out "$work/variants.jsonl"
 fi
 NOTE=
 sm_after=$(nvidia-smi --query-gpu=clocks.sm --format=csv,noheader,nounits -i 0 2>/dev/null | head -n 1)

@@ -170,18 +170,20 @@ impl Mask {
     }
 }
 
-/// An alternative forward kernel, compiled beside the default one so that the benchmark can time
-/// the two on the same GPU. Each exists for bf16 at the head-dim buckets and activations listed;
-/// elsewhere the forward returns [`Error::Unsupported`] naming it. Every variant computes the same
-/// function to the same tolerance (the emulator tests check each one); only speed differs. The
-/// backward ignores the variant.
+/// An alternative kernel, compiled beside the default one so that the benchmark can time the two
+/// on the same GPU. Each exists for bf16 at the head-dim buckets and activations listed;
+/// elsewhere the forward (and, for a variant with a backward of its own, the backward) returns
+/// [`Error::Unsupported`] naming it. Every variant computes the same function to the same
+/// tolerance (the emulator tests check each one); only speed differs. Variants without a
+/// backward of their own leave the backward to the default kernels.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum ForwardVariant {
+pub enum KernelVariant {
     /// The tuned kernels.
     #[default]
     Default,
     /// Sigmoid by `rcp.approx` (two MUFU and two FP32 operations per score) instead of a Newton
-    /// reciprocal (one MUFU and about eight FP32): sigmoid, head dims 64 and 128.
+    /// reciprocal (one MUFU and about eight FP32), forward and backward: sigmoid, head dims 64
+    /// and 128.
     SigmoidRcp,
     /// The `rcp.approx` sigmoid in every second score n-tile, the Newton one elsewhere: sigmoid,
     /// head dims 64 and 128.
@@ -198,35 +200,40 @@ pub enum ForwardVariant {
     KeyTile128,
 }
 
-impl ForwardVariant {
+impl KernelVariant {
     /// Every variant but the default.
-    pub const ALTERNATIVES: [ForwardVariant; 6] = [
-        ForwardVariant::SigmoidRcp,
-        ForwardVariant::SigmoidRcpHalf,
-        ForwardVariant::SigmoidRcpQuarter,
-        ForwardVariant::KeyTile32,
-        ForwardVariant::DoubleBufferedKv,
-        ForwardVariant::KeyTile128,
+    pub const ALTERNATIVES: [KernelVariant; 6] = [
+        KernelVariant::SigmoidRcp,
+        KernelVariant::SigmoidRcpHalf,
+        KernelVariant::SigmoidRcpQuarter,
+        KernelVariant::KeyTile32,
+        KernelVariant::DoubleBufferedKv,
+        KernelVariant::KeyTile128,
     ];
 
     /// The short name: the kernel name's suffix, and the label in benchmark results.
     pub fn name(self) -> &'static str {
         match self {
-            ForwardVariant::Default => "default",
-            ForwardVariant::SigmoidRcp => "rcp",
-            ForwardVariant::SigmoidRcpHalf => "rcp2",
-            ForwardVariant::SigmoidRcpQuarter => "rcp4",
-            ForwardVariant::KeyTile32 => "n32",
-            ForwardVariant::DoubleBufferedKv => "kv2",
-            ForwardVariant::KeyTile128 => "n128",
+            KernelVariant::Default => "default",
+            KernelVariant::SigmoidRcp => "rcp",
+            KernelVariant::SigmoidRcpHalf => "rcp2",
+            KernelVariant::SigmoidRcpQuarter => "rcp4",
+            KernelVariant::KeyTile32 => "n32",
+            KernelVariant::DoubleBufferedKv => "kv2",
+            KernelVariant::KeyTile128 => "n128",
         }
     }
 
-    /// The variant called `name` (see [`ForwardVariant::name`]).
-    pub fn from_name(name: &str) -> Option<ForwardVariant> {
-        std::iter::once(ForwardVariant::Default)
-            .chain(ForwardVariant::ALTERNATIVES)
+    /// The variant called `name` (see [`KernelVariant::name`]).
+    pub fn from_name(name: &str) -> Option<KernelVariant> {
+        std::iter::once(KernelVariant::Default)
+            .chain(KernelVariant::ALTERNATIVES)
             .find(|v| v.name() == name)
+    }
+
+    /// Whether the variant has a backward of its own (else the backward runs the default).
+    pub fn has_backward(self) -> bool {
+        self == KernelVariant::SigmoidRcp
     }
 
     /// Whether the variant is compiled for this element type, activation and head dim.
@@ -235,7 +242,7 @@ impl ForwardVariant {
     }
 }
 
-/// The one options type: activation, mask, scale, determinism and the forward variant.
+/// The one options type: activation, mask, scale, determinism and the kernel variant.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AttentionOptions {
     /// The activation and its parameters.
@@ -246,8 +253,8 @@ pub struct AttentionOptions {
     pub scale: Option<f32>,
     /// Bitwise-identical gradients run to run (no floating-point atomics in the backward).
     pub deterministic: bool,
-    /// Which forward kernel runs: [`ForwardVariant::Default`] unless timing an alternative.
-    pub variant: ForwardVariant,
+    /// Which kernels run: [`KernelVariant::Default`] unless timing an alternative.
+    pub variant: KernelVariant,
 }
 
 impl AttentionOptions {
@@ -258,7 +265,7 @@ impl AttentionOptions {
             mask: Mask::NONE,
             scale: None,
             deterministic: false,
-            variant: ForwardVariant::Default,
+            variant: KernelVariant::Default,
         }
     }
 
@@ -280,8 +287,8 @@ impl AttentionOptions {
         self
     }
 
-    /// Picks a forward variant.
-    pub fn with_variant(mut self, variant: ForwardVariant) -> Self {
+    /// Picks a kernel variant.
+    pub fn with_variant(mut self, variant: KernelVariant) -> Self {
         self.variant = variant;
         self
     }

@@ -39,7 +39,7 @@ pub mod tensor;
 pub use attention::{BackwardInputs, BackwardOutputs, CpuReference, ForwardInputs, ForwardOutputs};
 pub use backend::cuda::CudaBackend;
 pub use backend::emulator::{Emulator, HostBuffer, Target};
-pub use config::{Activation, AttentionOptions, DType, Element, ForwardVariant, Mask, SigmoidBias};
+pub use config::{Activation, AttentionOptions, DType, Element, KernelVariant, Mask, SigmoidBias};
 pub use error::{Error, Result, TensorName};
 pub use tensor::{Seqlens, Shape, Strides, TensorMut, TensorRef};
 

@@ -18,8 +18,9 @@ const USAGE: &str = "usage: sinkless <info|check|report|bench|table|plot>\n\
     \n  check    run every available backend against the float64 reference\
     \n           (--small: a sample of the cases, small enough for compute-sanitizer)\
     \n  report   print the kernel report; fail on spills, local memory or missing tensor-core code\
-    \n  bench    [--hd N] [--seqlen N] [--causal] [--grid single|full|tiny] [--emulator] [--once]\
-    \n           [--runs N] [--warmup N] [--no-flush] [--baseline FILE]... [--out FILE] [--print-grid]\
+    \n  bench    [--hd N] [--seqlen N] [--causal] [--grid single|full|sparse|tiny] [--emulator] [--once]\
+    \n           [--variants] [--runs N] [--warmup N] [--no-flush] [--no-throughput]\
+    \n           [--baseline FILE]... [--out FILE] [--print-grid]\
     \n  table    [--headline] RESULTS.jsonl...   the Markdown table of benchmark results\
     \n  plot     RESULTS.jsonl... OUTDIR        draw OUTDIR/tflops.svg\n";
 

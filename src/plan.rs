@@ -4,7 +4,7 @@
 //! only in where the addresses point and how a [`Launch`] is issued, so everything here runs on
 //! every CI machine through the emulator.
 
-use crate::config::{Activation, AttentionOptions, DType, ForwardVariant, SigmoidBias};
+use crate::config::{Activation, AttentionOptions, DType, KernelVariant, SigmoidBias};
 use crate::error::{to_i32, to_i64, to_u32, Error, Result, TensorName};
 use crate::ffi;
 use crate::kernels::{self, KernelSpec};
@@ -240,7 +240,7 @@ pub(crate) fn forward_kernel(
     dtype: DType,
     activation: Activation,
     head_dim: usize,
-    variant: ForwardVariant,
+    variant: KernelVariant,
 ) -> Result<&'static KernelSpec> {
     let bucket = HEAD_DIM_BUCKETS
         .iter()
@@ -251,18 +251,10 @@ pub(crate) fn forward_kernel(
         activation_name(activation),
         dtype.name(),
     );
-    if variant == ForwardVariant::Default {
+    if variant == KernelVariant::Default {
         return kernel(name);
     }
-    kernels::find(&format!("{name}_{}", variant.name())).ok_or(Error::Unsupported {
-        feature: format!(
-            "forward variant {variant:?} ({}) for {} {} at head dim {head_dim} (each variant is \
-             compiled for the cases its ForwardVariant documentation lists)",
-            variant.name(),
-            activation_name(activation),
-            dtype.name(),
-        ),
-    })
+    variant_kernel(&name, variant, activation, dtype, head_dim)
 }
 
 pub(crate) fn attn_forward(
@@ -379,18 +371,43 @@ pub(crate) struct WorkspaceSizes {
     pub dbias_partial: usize,
 }
 
+/// A backward kernel (`kind` is `bwd` or `bwd_dq`): the variant's where it has one of its own
+/// (`KernelVariant::has_backward`), else the default.
 fn bwd_kernel(
     kind: &str,
     opts: &AttentionOptions,
     dtype: DType,
     dims: &Dims,
 ) -> Result<&'static KernelSpec> {
-    kernel(format!(
+    let name = format!(
         "sinkless_attn_{kind}_{}_{}_hd{}",
         activation_name(opts.activation),
         dtype.name(),
         bucket(dims.head_dim)
-    ))
+    );
+    if !opts.variant.has_backward() {
+        return kernel(name);
+    }
+    variant_kernel(&name, opts.variant, opts.activation, dtype, dims.head_dim)
+}
+
+/// The kernel `name` with `variant`'s suffix, or an error naming the variant.
+fn variant_kernel(
+    name: &str,
+    variant: KernelVariant,
+    activation: Activation,
+    dtype: DType,
+    head_dim: usize,
+) -> Result<&'static KernelSpec> {
+    kernels::find(&format!("{name}_{}", variant.name())).ok_or(Error::Unsupported {
+        feature: format!(
+            "kernel variant {variant:?} ({}) for {} {} at head dim {head_dim} (each variant is \
+             compiled for the cases its KernelVariant documentation lists)",
+            variant.name(),
+            activation_name(activation),
+            dtype.name(),
+        ),
+    })
 }
 
 /// Keys per block of the backward's main pass.

@@ -141,3 +141,23 @@ fn deterministic_mode_is_bitwise_reproducible() {
         assert_eq!(fbits(&a.dbias), fbits(&b.dbias));
     }
 }
+
+/// The variants with a backward of their own (bf16, where compiled) against the reference.
+#[test]
+fn kernel_variants_with_a_backward() {
+    let emu = Emulator::new();
+    let cases: Vec<_> = check::variant_cases()
+        .into_iter()
+        .filter(|c| c.opts.variant.has_backward())
+        .collect();
+    assert!(cases.len() >= 5, "too few backward variant cases");
+    let mut bad = Vec::new();
+    for (i, case) in cases.iter().enumerate() {
+        bad.extend(failures(
+            &case
+                .run_backward::<half::bf16, _>(&emu, 700 + i as u64)
+                .unwrap(),
+        ));
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}

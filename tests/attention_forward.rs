@@ -5,7 +5,7 @@
 
 use proptest::prelude::*;
 use sinkless::check::{self, failures, AttnCase, Lengths};
-use sinkless::{Activation, AttentionOptions, Emulator, Error, ForwardVariant, Mask, SigmoidBias};
+use sinkless::{Activation, AttentionOptions, Emulator, Error, KernelVariant, Mask, SigmoidBias};
 
 /// Runs every case in f16 and bf16 and asserts that all pass.
 fn run_all(cases: Vec<AttnCase>, seed: u64) {
@@ -183,12 +183,12 @@ proptest! {
     }
 }
 
-/// Every forward variant (bf16, where compiled) against the reference.
+/// Every kernel variant's forward (bf16, where compiled) against the reference.
 #[test]
-fn forward_variants() {
+fn kernel_variants_forward() {
     let emu = Emulator::new();
     let cases = check::variant_cases();
-    for v in ForwardVariant::ALTERNATIVES {
+    for v in KernelVariant::ALTERNATIVES {
         assert!(
             cases.iter().filter(|c| c.opts.variant == v).count() >= 5,
             "{v:?} has too few cases"
@@ -208,7 +208,7 @@ fn forward_variants() {
 /// Where each variant exists, as its documentation says; elsewhere the forward names it in an
 /// `Unsupported` error instead of running the default kernel.
 #[test]
-fn forward_variants_exist_where_documented() {
+fn kernel_variants_exist_where_documented() {
     use sinkless::DType::{BF16, F16};
     let sigmoid = Activation::Sigmoid {
         bias: SigmoidBias::PerHead,
@@ -218,9 +218,9 @@ fn forward_variants_exist_where_documented() {
     };
     let softmax = Activation::Softmax { sink: false };
     for v in [
-        ForwardVariant::SigmoidRcp,
-        ForwardVariant::SigmoidRcpHalf,
-        ForwardVariant::SigmoidRcpQuarter,
+        KernelVariant::SigmoidRcp,
+        KernelVariant::SigmoidRcpHalf,
+        KernelVariant::SigmoidRcpQuarter,
     ] {
         for d in [33, 64, 104, 128] {
             assert!(v.exists_for(BF16, sigmoid, d), "{v:?} {d}");
@@ -236,7 +236,7 @@ fn forward_variants_exist_where_documented() {
             assert!(!v.exists_for(BF16, sigmoid, d), "{v:?} {d}");
         }
     }
-    for v in [ForwardVariant::KeyTile32, ForwardVariant::DoubleBufferedKv] {
+    for v in [KernelVariant::KeyTile32, KernelVariant::DoubleBufferedKv] {
         for a in [sigmoid, softmax] {
             assert!(
                 v.exists_for(BF16, a, 128) && v.exists_for(BF16, a, 104),
@@ -249,12 +249,12 @@ fn forward_variants_exist_where_documented() {
         }
         assert!(!v.exists_for(BF16, nsigmoid, 128), "{v:?}");
     }
-    let v = ForwardVariant::KeyTile128;
+    let v = KernelVariant::KeyTile128;
     assert!(v.exists_for(BF16, softmax, 64) && v.exists_for(BF16, softmax, 40));
     assert!(!v.exists_for(BF16, softmax, 128) && !v.exists_for(F16, softmax, 64));
     assert!(!v.exists_for(BF16, sigmoid, 64));
-    for v in ForwardVariant::ALTERNATIVES {
-        assert_eq!(ForwardVariant::from_name(v.name()), Some(v));
+    for v in KernelVariant::ALTERNATIVES {
+        assert_eq!(KernelVariant::from_name(v.name()), Some(v));
         let case = AttnCase {
             lengths: Lengths::Dense {
                 batch: 1,
@@ -276,6 +276,12 @@ fn forward_variants_exist_where_documented() {
                 )
             }
             other => panic!("{v:?} in f16: {other:?}"),
+        }
+        if v.has_backward() {
+            match case.run_backward::<half::f16, _>(&Emulator::new(), 1) {
+                Err(Error::Unsupported { feature }) => assert!(feature.contains(v.name())),
+                other => panic!("{v:?} backward in f16: {other:?}"),
+            }
         }
     }
 }

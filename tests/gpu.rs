@@ -57,15 +57,19 @@ fn backward_suite_on_the_gpu() {
 }
 
 #[test]
-fn forward_variants_on_the_gpu() {
+fn kernel_variants_on_the_gpu() {
     let Some(gpu) = gpu() else { return };
     let mut bad = Vec::new();
     for (i, case) in check::variant_cases().iter().enumerate() {
+        let seed = 6000 + i as u64;
         bad.extend(failures(
-            &case
-                .run_forward::<half::bf16, _>(&gpu, 6000 + i as u64)
-                .unwrap(),
+            &case.run_forward::<half::bf16, _>(&gpu, seed).unwrap(),
         ));
+        if case.opts.variant.has_backward() {
+            bad.extend(failures(
+                &case.run_backward::<half::bf16, _>(&gpu, seed).unwrap(),
+            ));
+        }
     }
     assert!(bad.is_empty(), "{}", bad.join("\n"));
 }

@@ -1,7 +1,7 @@
 //! The `bench`, `table` and `plot` subcommands of the `sinkless` binary.
 //!
 //! ```text
-//! sinkless bench [--hd N] [--seqlen N] [--causal] [--grid single|full|tiny] [--emulator]
+//! sinkless bench [--hd N] [--seqlen N] [--causal] [--grid single|full|sparse|tiny] [--emulator]
 //!                [--variants] [--once] [--runs N] [--warmup N] [--no-flush] [--no-throughput]
 //!                [--baseline FILE]... [--out FILE]
 //! sinkless bench --print-grid [--grid ...]
@@ -13,8 +13,8 @@
 //! GPU 0, head dim 128 and seqlen 4096 unless told otherwise, and prints the same table as a
 //! full GPU run (with the baselines of any `--baseline` files merged in). `--emulator` runs on
 //! the CPU instead (the float64 reference and the emulator, tiny shapes): the dry run.
-//! `--variants` times the forward kernels' variants ([`ForwardVariant`](crate::ForwardVariant))
-//! beside the default forward instead, for the table's comparison of forward kernels.
+//! `--variants` times the kernels' variants ([`KernelVariant`](crate::KernelVariant))
+//! beside the default kernels instead, for the table's comparison of kernel variants.
 
 use super::entries;
 use super::table::{format_tflops, markdown, TableOptions};
@@ -34,7 +34,7 @@ pub struct BenchArgs {
     pub grid: Grid,
     /// CPU backends instead of the GPU.
     pub emulator: bool,
-    /// The forward variants instead of the registered entry points.
+    /// The kernel variants instead of the registered entry points.
     pub variants: bool,
     /// How many runs.
     pub timing: Timing,
@@ -116,6 +116,7 @@ impl BenchArgs {
         }
         a.grid = match grid_name.as_deref() {
             Some("full") => Grid::full(),
+            Some("sparse") => Grid::sparse(),
             Some("tiny") => Grid::tiny(),
             Some("single") => Grid::single(hd, seqlen, causal),
             // The CPU backends cannot do a 4096-token problem in reasonable time.
@@ -123,7 +124,7 @@ impl BenchArgs {
             None => Grid::single(hd, seqlen, causal),
             Some(g) => {
                 return Err(BenchError::Usage(format!(
-                    "--grid is single, full or tiny, got {g:?}"
+                    "--grid is single, full, sparse or tiny, got {g:?}"
                 )))
             }
         };

@@ -31,7 +31,7 @@ use super::timer::{time_wall, CudaTimer, Timing};
 use super::{AttnResult, AttnShape, BenchError, Pass, Record, Stats, Status, Throughput};
 use crate::attention::{BackwardInputs, BackwardOutputs, ForwardInputs, ForwardOutputs};
 use crate::check::Rng;
-use crate::config::{Activation, AttentionOptions, DType, ForwardVariant, Mask, SigmoidBias};
+use crate::config::{Activation, AttentionOptions, DType, KernelVariant, Mask, SigmoidBias};
 use crate::tensor::{Shape, Strides, TensorMut, TensorRef};
 use crate::{CpuReference, CudaBackend, Emulator, Error, HostBuffer};
 use cudarc::driver::CudaSlice;
@@ -351,10 +351,10 @@ pub type CudaRun = fn(&CudaBackend, &AttnProblem, &mut DeviceAttn) -> crate::Res
 /// One GPU entry point to time.
 #[derive(Clone, Copy, Debug)]
 pub struct CudaEntry {
-    /// `None` for the crate's registered entry points (labelled `sinkless`); a forward variant
-    /// (labelled `sinkless/NAME`, [`ForwardVariant::Default`] as `sinkless/default`) for the
+    /// `None` for the crate's registered entry points (labelled `sinkless`); a kernel variant
+    /// (labelled `sinkless/NAME`, [`KernelVariant::Default`] as `sinkless/default`) for the
     /// comparison of forward kernels, which skips the shapes a variant is not compiled for.
-    pub variant: Option<ForwardVariant>,
+    pub variant: Option<KernelVariant>,
     /// Activation.
     pub activation: BenchActivation,
     /// Pass.
@@ -398,28 +398,43 @@ pub fn cuda_entries() -> Vec<CudaEntry> {
     v
 }
 
-/// The comparison of forward kernels (`sinkless bench --variants`): the default forward and
-/// every [`ForwardVariant`] of each activation, timed side by side (each only on the shapes it is
+/// The variants `sinkless bench --variants` times, with the passes: the default kernels and
+/// every [`KernelVariant`], forward, and backward where the variant has its own.
+fn variant_passes() -> impl Iterator<Item = (KernelVariant, Pass)> {
+    std::iter::once(KernelVariant::Default)
+        .chain(KernelVariant::ALTERNATIVES)
+        .flat_map(|v| {
+            let backward = v == KernelVariant::Default || v.has_backward();
+            std::iter::once((v, Pass::Forward)).chain(backward.then_some((v, Pass::Backward)))
+        })
+}
+
+/// The comparison of kernel variants (`sinkless bench --variants`): the default kernels and every
+/// [`KernelVariant`] of each activation, timed side by side (each only on the shapes it is
 /// compiled for).
 pub fn cuda_variant_entries() -> Vec<CudaEntry> {
     let mut v = Vec::new();
     for activation in [BenchActivation::Softmax, BenchActivation::Sigmoid] {
-        for variant in std::iter::once(ForwardVariant::Default).chain(ForwardVariant::ALTERNATIVES)
-        {
+        for (variant, pass) in variant_passes() {
+            let backward = pass == Pass::Backward;
             v.push(CudaEntry {
                 variant: Some(variant),
                 activation,
-                pass: Pass::Forward,
-                setup: None,
-                run: cuda_forward,
+                pass,
+                setup: backward.then_some(cuda_forward as CudaRun),
+                run: if backward {
+                    cuda_backward
+                } else {
+                    cuda_forward
+                },
             });
         }
     }
     v
 }
 
-/// The label of an entry's records: the implementation, and `/NAME` for a forward variant.
-fn variant_label(implementation: &str, variant: Option<ForwardVariant>) -> String {
+/// The label of an entry's records: the implementation, and `/NAME` for a kernel variant.
+fn variant_label(implementation: &str, variant: Option<KernelVariant>) -> String {
     variant.map_or(implementation.into(), |v| {
         format!("{implementation}/{}", v.name())
     })
@@ -430,7 +445,7 @@ fn variant_label(implementation: &str, variant: Option<ForwardVariant>) -> Strin
 fn variant_problem(
     shape: AttnShape,
     activation: BenchActivation,
-    variant: Option<ForwardVariant>,
+    variant: Option<KernelVariant>,
 ) -> Option<AttnProblem> {
     let mut p = AttnProblem::new(shape, activation);
     if let Some(v) = variant {
@@ -450,8 +465,8 @@ pub type HostRun = fn(&AttnProblem, &mut HostAttn) -> crate::Result<()>;
 pub struct HostEntry {
     /// The implementation's name in the results.
     pub implementation: &'static str,
-    /// A forward variant, as in [`CudaEntry::variant`] (labelled `IMPLEMENTATION/NAME`).
-    pub variant: Option<ForwardVariant>,
+    /// A kernel variant, as in [`CudaEntry::variant`] (labelled `IMPLEMENTATION/NAME`).
+    pub variant: Option<KernelVariant>,
     /// Activation.
     pub activation: BenchActivation,
     /// Pass.
@@ -524,20 +539,24 @@ pub fn host_entries() -> Vec<HostEntry> {
     v
 }
 
-/// The dry run's comparison of forward kernels (`sinkless bench --emulator --variants`): the
-/// default forward and every [`ForwardVariant`] of each activation under the emulator.
+/// The dry run's comparison of kernel variants (`sinkless bench --emulator --variants`): as
+/// [`cuda_variant_entries`], under the emulator.
 pub fn host_variant_entries() -> Vec<HostEntry> {
     let mut v = Vec::new();
     for activation in [BenchActivation::Softmax, BenchActivation::Sigmoid] {
-        for variant in std::iter::once(ForwardVariant::Default).chain(ForwardVariant::ALTERNATIVES)
-        {
+        for (variant, pass) in variant_passes() {
+            let backward = pass == Pass::Backward;
             v.push(HostEntry {
                 implementation: "emulator",
                 variant: Some(variant),
                 activation,
-                pass: Pass::Forward,
-                setup: None,
-                run: emulator_forward,
+                pass,
+                setup: backward.then_some(emulator_forward as HostRun),
+                run: if backward {
+                    emulator_backward
+                } else {
+                    emulator_forward
+                },
             });
         }
     }

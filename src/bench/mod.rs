@@ -165,6 +165,15 @@ impl Grid {
         }
     }
 
+    /// The full grid's head dims and causal flags at seqlen 1k, 4k and 16k only: the comparison
+    /// of kernel variants, in half the full grid's time.
+    pub fn sparse() -> Grid {
+        Grid {
+            seqlens: vec![1024, 4096, 16_384],
+            ..Grid::full()
+        }
+    }
+
     /// Shapes small enough for the emulator and the float64 reference (the dry run), and for
     /// compute-sanitizer on a GPU.
     pub fn tiny() -> Grid {

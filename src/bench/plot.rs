@@ -53,7 +53,7 @@ pub fn plot(records: &[Record], outdir: &Path) -> Result<PathBuf, BenchError> {
     let mut data: PanelData = BTreeMap::new();
     for r in records {
         let Record::Attention(a) = r else { continue };
-        // forward variants (`sinkless/rcp`, ...) have their own table, not lines here
+        // kernel variants (`sinkless/rcp`, ...) have their own table, not lines here
         if a.implementation.contains('/') {
             continue;
         }

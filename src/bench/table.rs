@@ -15,7 +15,7 @@ use std::fmt::Write as _;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TableOptions {
     /// Only the longest sequence length of each (pass, head dim, causal) group, and no table of
-    /// forward variants: the README's headline.
+    /// kernel variants: the README's headline.
     pub headline: bool,
 }
 
@@ -337,7 +337,7 @@ fn variant_of(implementation: &str) -> Option<(&str, &str)> {
 /// The comparison of forward kernels: per activation and shape, each variant's TFLOP/s and its
 /// rate over the default kernel timed in the same step (`sinkless bench --variants`).
 fn variant_table(records: &[&AttnResult]) -> String {
-    type Key = (String, (usize, String), usize, bool, usize);
+    type Key = (String, Pass, (usize, String), usize, bool, usize);
     let mut out = String::new();
     let mut cells: BTreeMap<(Key, String), &AttnResult> = BTreeMap::new();
     let mut names: Vec<&str> = Vec::new();
@@ -346,10 +346,10 @@ fn variant_table(records: &[&AttnResult]) -> String {
             continue;
         };
         let (rank, act) = activation_order(&a.activation);
-        let act = (rank, act.to_string());
         let key = (
             base.to_string(),
-            act,
+            a.pass,
+            (rank, act.to_string()),
             a.shape.head_dim,
             a.shape.causal,
             a.shape.seqlen,
@@ -359,19 +359,18 @@ fn variant_table(records: &[&AttnResult]) -> String {
             names.push(name);
         }
     }
-    let rank = |n: &str| match crate::ForwardVariant::from_name(n) {
+    let rank = |n: &str| match crate::KernelVariant::from_name(n) {
         Some(v) => (0, Some(v)),
         None => (1, None),
     };
     names.sort_by(|a, b| (rank(a), *a).cmp(&(rank(b), *b)));
     let _ = writeln!(
         out,
-        "
-Forward variants (`sinkless bench --variants`, see `ForwardVariant`): TFLOP/s, and in \
+        "\nKernel variants (`sinkless bench --variants`, see `KernelVariant`): TFLOP/s, and in \
          parentheses the rate over `default` on the same shape in the same step.\n"
     );
-    let mut header = String::from("| by | activation | hd | causal | seqlen |");
-    let mut rule = String::from("|---|---|--:|---|--:|");
+    let mut header = String::from("| by | pass | activation | hd | causal | seqlen |");
+    let mut rule = String::from("|---|---|---|--:|---|--:|");
     for n in &names {
         let _ = write!(header, " {n} |");
         rule.push_str("--:|");
@@ -380,10 +379,11 @@ Forward variants (`sinkless bench --variants`, see `ForwardVariant`): TFLOP/s, a
     let mut keys: Vec<&Key> = cells.keys().map(|(k, _)| k).collect();
     keys.dedup();
     for key in keys {
-        let (base, (_, act), hd, causal, seqlen) = key;
+        let (base, pass, (_, act), hd, causal, seqlen) = key;
         let _ = write!(
             out,
-            "| {base} | {act} | {hd} | {} | {seqlen} |",
+            "| {base} | {} | {act} | {hd} | {} | {seqlen} |",
+            pass.name(),
             if *causal { "yes" } else { "no" }
         );
         let get = |n: &str| cells.get(&(key.clone(), n.to_string())).copied();
@@ -537,7 +537,7 @@ mod tests {
         let vheader = t.lines().find(|l| l.starts_with("| by |")).unwrap();
         assert_eq!(
             vheader,
-            "| by | activation | hd | causal | seqlen | default | rcp | n32 |"
+            "| by | pass | activation | hd | causal | seqlen | default | rcp | n32 |"
         );
         let rows: Vec<_> = t
             .lines()
@@ -546,10 +546,10 @@ mod tests {
         assert_eq!(
             rows,
             [
-                "| sinkless | softmax | 128 | no | 1024 | 68.7 | — | 55.0 (0.80) |",
-                "| sinkless | softmax | 128 | no | 4096 | 275 | — | 220 (0.80) |",
-                "| sinkless | sigmoid | 128 | no | 1024 | 137 | 275 (2.00) | — |",
-                "| sinkless | sigmoid | 128 | no | 4096 | 550 | 1100 (2.00) | — |",
+                "| sinkless | fwd | softmax | 128 | no | 1024 | 68.7 | — | 55.0 (0.80) |",
+                "| sinkless | fwd | softmax | 128 | no | 4096 | 275 | — | 220 (0.80) |",
+                "| sinkless | fwd | sigmoid | 128 | no | 1024 | 137 | 275 (2.00) | — |",
+                "| sinkless | fwd | sigmoid | 128 | no | 4096 | 550 | 1100 (2.00) | — |",
             ]
         );
     }

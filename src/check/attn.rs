@@ -5,7 +5,7 @@ use super::{max_abs_diff, tolerance, CaseResult, Rng};
 use crate::attention::{BackwardInputs, BackwardOutputs, ForwardInputs, ForwardOutputs};
 use crate::backend::emulator::{Emulator, HostBuffer};
 use crate::config::{
-    Activation, AttentionOptions, DType, Element, ForwardVariant, Mask, SigmoidBias,
+    Activation, AttentionOptions, DType, Element, KernelVariant, Mask, SigmoidBias,
 };
 use crate::error::Result;
 use crate::reference::{self, Precision, Problem};
@@ -551,7 +551,7 @@ pub fn long_key_cases() -> Vec<AttnCase> {
     cases
 }
 
-/// The forward variants ([`ForwardVariant`]), bf16 only (where they are compiled): every
+/// The kernel variants ([`KernelVariant`]), bf16 only (where they are compiled): every
 /// variant on each activation and head-dim bucket it exists for, at the bucket and at a dim
 /// inside it, on a causal GQA shape, a two-sided window with MQA and varlen; plus, per variant
 /// and bucket, a long key sequence (where the sigmoid's accuracy shows and softmax's running
@@ -584,7 +584,7 @@ pub fn variant_cases() -> Vec<AttnCase> {
         },
     ];
     let mut cases = Vec::new();
-    for variant in ForwardVariant::ALTERNATIVES {
+    for variant in KernelVariant::ALTERNATIVES {
         for (bucket, inside) in [(64, 56), (128, 120)] {
             let mut long_added = false;
             for activation in activations {

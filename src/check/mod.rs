@@ -347,8 +347,8 @@ pub fn row_dot_cases() -> Vec<RowDotCase> {
 }
 
 /// Runs every case on the emulator and, when `gpu` is given, on the GPU: `row_dot`, then the
-/// attention [`suite`], forward and backward, in f16 and bf16, then the forward
-/// [`variant_cases`] in bf16. `small` keeps every eleventh attention case (still every
+/// attention [`suite`], forward and backward, in f16 and bf16, then the [`variant_cases`] in
+/// bf16 (the backward of the variants that have their own). `small` keeps every eleventh attention case (still every
 /// activation) and every seventh variant case, for runs under compute-sanitizer.
 pub fn run_all(emu: &Emulator, gpu: Option<&CudaBackend>, small: bool) -> Vec<Result<CaseResult>> {
     let mut results = Vec::new();
@@ -387,16 +387,23 @@ pub fn run_all(emu: &Emulator, gpu: Option<&CudaBackend>, small: bool) -> Vec<Re
             flatten(case.run_backward::<half::bf16, _>(gpu, seed));
         }
     }
-    // The forward variants, bf16 only (where they are compiled).
+    // The kernel variants, bf16 only (where they are compiled), backward where they have one.
     for (i, case) in variant_cases()
         .iter()
         .enumerate()
         .step_by(if small { 7 } else { 1 })
     {
         let seed = 3000 + i as u64;
+        let backward = case.opts.variant.has_backward();
         flatten(case.run_forward::<half::bf16, _>(emu, seed));
+        if backward {
+            flatten(case.run_backward::<half::bf16, _>(emu, seed));
+        }
         if let Some(gpu) = gpu {
             flatten(case.run_forward::<half::bf16, _>(gpu, seed));
+            if backward {
+                flatten(case.run_backward::<half::bf16, _>(gpu, seed));
+            }
         }
     }
     results

@@ -203,7 +203,8 @@ struct softmax_policy {
 // every k-th n-tile, two MUFU ops and two FP32 ones. The MUFU pipe does 16 results per SM and
 // clock on sm_80 and sm_90, the FP32 pipe 64 (sm_80) or 128 (sm_90), so which mix keeps both
 // pipes and the tensor cores busy depends on the GPU and the head dim: the benchmark measures
-// k = 1, 2, 4 as forward variants (config.rs, ForwardVariant); the backward always uses 0.
+// k = 1, 2, 4 as forward variants (config.rs, KernelVariant), and k = 1 in the backward, whose
+// recomputed p then comes from sigmoid_rcp() everywhere.
 template <bool kNormalized, int kRcpEvery = 0>
 struct sigmoid_policy {
     static constexpr bool kRowStat = kNormalized;  // forward writes L = sum_j p
@@ -310,7 +311,9 @@ struct sigmoid_policy {
     __device__ __forceinline__ float prep_stat(float l) const {
         return kNormalized ? (l > 0.f ? reciprocal(l) : 0.f) : 0.f;
     }
-    __device__ __forceinline__ float act(float s, float /*stat*/) const { return sigmoid(s); }
+    __device__ __forceinline__ float act(float s, float /*stat*/) const {
+        return kRcpEvery > 0 ? sigmoid_rcp(s) : sigmoid(s);
+    }
     __device__ __forceinline__ float dv_weight(float a, float stat) const { return kNormalized ? a * stat : a; }
     __device__ __forceinline__ float grad(float a, float dp, float d, float stat) const {
         return kNormalized ? a * (1.f - a) * (dp - d) * stat : a * (1.f - a) * dp;
