@@ -80,7 +80,7 @@ pub fn build_fatbin(
     files: &[PathBuf],
 ) -> Result<String, String> {
     let (archs, ptx_arch) = targets();
-    let cache = out.join("nvcc");
+    let cache = shared_cache(out);
     std::fs::create_dir_all(&cache).map_err(|e| e.to_string())?;
     let mut flags = common_flags(root);
     for a in &archs {
@@ -109,7 +109,7 @@ pub fn build_fatbin(
             let mut h = Fnv::new();
             h.bytes(base.hex().as_bytes())
                 .file(&root.join("kernels").join(inst.family))
-                .file(file);
+                .bytes(&read(file));
             let stem = format!("{}-{}", inst.name, h.hex());
             (
                 i,
@@ -131,15 +131,23 @@ pub fn build_fatbin(
                 if obj.is_file() && log.is_file() {
                     continue;
                 }
+                // Written under a name of this process and renamed: another build script of the
+                // same checkout may be compiling the same object into the shared cache.
+                let tmp = temporary(obj);
                 let result = run(Command::new(nvcc)
                     .args(&flags)
                     .args(["-rdc=true", "-c", "-Xptxas=-v", "-o"])
-                    .arg(obj)
+                    .arg(&tmp)
                     .arg(src));
                 match result {
-                    Ok(text) => std::fs::write(log, text).expect("write ptxas log"),
+                    Ok(text) => {
+                        let tmp_log = temporary(log);
+                        std::fs::write(&tmp_log, text).expect("write ptxas log");
+                        std::fs::rename(&tmp_log, log).expect("rename ptxas log");
+                        std::fs::rename(&tmp, obj).expect("rename object");
+                    }
                     Err(e) => {
-                        let _ = std::fs::remove_file(obj);
+                        let _ = std::fs::remove_file(&tmp);
                         errors.lock().unwrap().push(e);
                     }
                 }
@@ -174,22 +182,22 @@ pub fn build_fatbin(
         writeln!(src, "#include \"{}\"", f.display()).unwrap();
     }
     crate::write_if_changed(&all, &src);
-    let ptx = out.join(format!("sinkless_compute_{ptx_arch}.ptx"));
     let mut h = base;
     for f in files {
-        h.file(f);
+        h.bytes(&read(f));
     }
     for inst in table {
         h.file(&root.join("kernels").join(inst.family));
     }
-    let ptx_stamp = out.join("ptx.hash");
-    if std::fs::read_to_string(&ptx_stamp).ok().as_deref() != Some(&h.hex()) || !ptx.is_file() {
+    let ptx = cache.join(format!("sinkless_compute_{ptx_arch}-{}.ptx", h.hex()));
+    if !ptx.is_file() {
+        let tmp = temporary(&ptx);
         run(Command::new(nvcc)
             .args(common_flags(root))
             .args(["-ptx", &format!("-arch=compute_{ptx_arch}"), "-o"])
-            .arg(&ptx)
+            .arg(&tmp)
             .arg(&all))?;
-        std::fs::write(&ptx_stamp, h.hex()).map_err(|e| e.to_string())?;
+        std::fs::rename(&tmp, &ptx).map_err(|e| e.to_string())?;
     }
     images.push(format!(
         "--image3=kind=ptx,sm={},file={}",
@@ -222,6 +230,32 @@ pub fn build_fatbin(
         }
     };
     Ok(report(table, &archs, &logs, sass.as_deref()))
+}
+
+/// Where compiled objects are kept, by content hash: `target/<profile>/sinkless-nvcc-cache`,
+/// shared by every build-script run of the checkout (`cargo clippy`, `cargo test` and `cargo
+/// run` each get an `OUT_DIR` of their own, and would otherwise compile every kernel again), or
+/// `OUT_DIR/nvcc` where `OUT_DIR` is not laid out as `<profile>/build/<unit>/out`.
+fn shared_cache(out: &Path) -> PathBuf {
+    match out.ancestors().nth(3) {
+        Some(profile)
+            if out.ancestors().nth(2).and_then(Path::file_name) == Some("build".as_ref()) =>
+        {
+            profile.join("sinkless-nvcc-cache")
+        }
+        _ => out.join("nvcc"),
+    }
+}
+
+/// A file name for writing `path` before renaming it into place, unique to this process, with
+/// the same extension (nvcc goes by it).
+fn temporary(path: &Path) -> PathBuf {
+    let ext = path.extension().unwrap_or_default().to_string_lossy();
+    path.with_extension(format!("tmp{}.{ext}", std::process::id()))
+}
+
+fn read(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
 }
 
 /// Per (kernel, target): ptxas numbers and SASS instruction-class counts.
