@@ -174,12 +174,14 @@ pub(crate) fn row_dot(
 /// smallest bucket that holds it, zero-padded inside the kernel.
 pub(crate) const HEAD_DIM_BUCKETS: [usize; 6] = [32, 64, 96, 128, 192, 256];
 
+/// The bucket for `head_dim`, or `None` above 256.
+fn bucket_of(head_dim: usize) -> Option<usize> {
+    HEAD_DIM_BUCKETS.iter().copied().find(|&b| b >= head_dim)
+}
+
 /// The bucket for `head_dim` (validated to be at most 256).
 pub(crate) fn bucket(head_dim: usize) -> usize {
-    *HEAD_DIM_BUCKETS
-        .iter()
-        .find(|&&b| b >= head_dim)
-        .expect("head_dim checked to be <= 256")
+    bucket_of(head_dim).expect("head_dim checked to be <= 256")
 }
 
 /// The activation's part of a kernel name.
@@ -234,7 +236,6 @@ fn check_all_aligned(tensors: &[(TensorName, Addr)]) -> Result<()> {
         .try_for_each(|(n, a)| check_aligned(*n, a.addr))
 }
 
-/// The attention forward: one launch of `ceil(seqlen_q / block_m) x heads_q x batch` CTAs.
 /// The forward kernel of an element type, activation, head dim and variant.
 pub(crate) fn forward_kernel(
     dtype: DType,
@@ -242,10 +243,7 @@ pub(crate) fn forward_kernel(
     head_dim: usize,
     variant: KernelVariant,
 ) -> Result<&'static KernelSpec> {
-    let bucket = HEAD_DIM_BUCKETS
-        .iter()
-        .find(|&&b| b >= head_dim)
-        .ok_or(Error::UnsupportedHeadDim { head_dim })?;
+    let bucket = bucket_of(head_dim).ok_or(Error::UnsupportedHeadDim { head_dim })?;
     let name = format!(
         "sinkless_attn_fwd_{}_{}_hd{bucket}",
         activation_name(activation),
@@ -257,6 +255,7 @@ pub(crate) fn forward_kernel(
     variant_kernel(&name, variant, activation, dtype, head_dim)
 }
 
+/// The attention forward: one launch of `ceil(seqlen_q / block_m) x heads_q x batch` CTAs.
 pub(crate) fn attn_forward(
     dtype: DType,
     opts: &AttentionOptions,

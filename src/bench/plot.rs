@@ -54,7 +54,7 @@ pub fn plot(records: &[Record], outdir: &Path) -> Result<PathBuf, BenchError> {
     for r in records {
         let Record::Attention(a) = r else { continue };
         // kernel variants (`sinkless/rcp`, ...) have their own table, not lines here
-        if a.implementation.contains('/') {
+        if super::table::variant_of(&a.implementation).is_some() {
             continue;
         }
         let Some(t) = a.tflops() else { continue };

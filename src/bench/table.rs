@@ -328,14 +328,14 @@ pub fn markdown(records: &[Record], opts: &TableOptions) -> String {
     out
 }
 
-/// The variant name of a forward-variant record's implementation (`sinkless/rcp` is `rcp` of
+/// The implementation and variant name of a kernel-variant record (`sinkless/rcp` is `rcp` of
 /// `sinkless`), or `None` for a plain implementation.
-fn variant_of(implementation: &str) -> Option<(&str, &str)> {
+pub(crate) fn variant_of(implementation: &str) -> Option<(&str, &str)> {
     implementation.split_once('/')
 }
 
-/// The comparison of forward kernels: per activation and shape, each variant's TFLOP/s and its
-/// rate over the default kernel timed in the same step (`sinkless bench --variants`).
+/// The comparison of kernel variants: per pass, activation and shape, each variant's TFLOP/s and
+/// its rate over the default kernels timed in the same step (`sinkless bench --variants`).
 fn variant_table(records: &[&AttnResult]) -> String {
     type Key = (String, Pass, (usize, String), usize, bool, usize);
     let mut out = String::new();
@@ -359,11 +359,11 @@ fn variant_table(records: &[&AttnResult]) -> String {
             names.push(name);
         }
     }
-    let rank = |n: &str| match crate::KernelVariant::from_name(n) {
-        Some(v) => (0, Some(v)),
-        None => (1, None),
-    };
-    names.sort_by(|a, b| (rank(a), *a).cmp(&(rank(b), *b)));
+    // in `KernelVariant` order, names it does not know last
+    names.sort_by_key(|n| {
+        let v = crate::KernelVariant::from_name(n);
+        (v.is_none(), v, *n)
+    });
     let _ = writeln!(
         out,
         "\nKernel variants (`sinkless bench --variants`, see `KernelVariant`): TFLOP/s, and in \
