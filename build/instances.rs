@@ -18,6 +18,9 @@ pub struct Instance {
     /// Threads per block the kernel is compiled for (`__launch_bounds__`); 0 where `traits`
     /// gives it.
     pub threads: u32,
+    /// Runs only on sm_90 (wgmma): the other targets hold a stub that traps, which the CUDA
+    /// backend never launches, and `expect_sass` applies to sm_90a alone.
+    pub hopper_only: bool,
     /// SASS instruction classes the kernel must contain (the kernel report checks).
     pub expect_sass: &'static [&'static str],
     /// C++ traits type whose `kBlockM`, `kBlockN`, `kThreads` and `kSmemBytes` size the launch.
@@ -52,6 +55,8 @@ struct FwdVariant {
     /// Key tile and K/V stages (0: the default of `fwd_traits`).
     block_n: u32,
     stages: u32,
+    /// Products by wgmma (sm_90a only).
+    wgmma: bool,
     /// SASS it must hold.
     expect_sass: &'static [&'static str],
 }
@@ -61,7 +66,7 @@ const fn variant(
     act: &'static str,
     policy: &'static str,
     head_dims: &'static [usize],
-    (block_n, stages): (u32, u32),
+    (block_n, stages, wgmma): (u32, u32, bool),
     expect_sass: &'static [&'static str],
 ) -> FwdVariant {
     FwdVariant {
@@ -71,6 +76,7 @@ const fn variant(
         head_dims,
         block_n,
         stages,
+        wgmma,
         expect_sass,
     }
 }
@@ -82,21 +88,25 @@ const RCP2: &str = "sinkless::sigmoid_policy<false, 2>";
 const RCP4: &str = "sinkless::sigmoid_policy<false, 4>";
 const MMA: &[&str] = &["HMMA"];
 const MMA_RCP: &[&str] = &["HMMA", "MUFU.RCP"];
+const WGMMA: &[&str] = &["HGMMA"];
 
-const FWD_VARIANTS: [FwdVariant; 8] = [
+const FWD_VARIANTS: [FwdVariant; 10] = [
     // the sigmoid through rcp.approx in every n-tile, every second, every fourth (default tiles)
-    variant("rcp", "sigmoid", RCP1, &[64, 128], (0, 0), MMA_RCP),
-    variant("rcp2", "sigmoid", RCP2, &[64, 128], (0, 0), MMA_RCP),
-    variant("rcp4", "sigmoid", RCP4, &[64, 128], (0, 0), MMA_RCP),
+    variant("rcp", "sigmoid", RCP1, &[64, 128], (0, 0, false), MMA_RCP),
+    variant("rcp2", "sigmoid", RCP2, &[64, 128], (0, 0, false), MMA_RCP),
+    variant("rcp4", "sigmoid", RCP4, &[64, 128], (0, 0, false), MMA_RCP),
     // 128 x 32 tiles with double-buffered K/V at hd 128 (the shape before 128 x 64)
-    variant("n32", "softmax", SOFTMAX, &[128], (32, 2), MMA),
-    variant("n32", "sigmoid", SIGMOID, &[128], (32, 2), MMA),
+    variant("n32", "softmax", SOFTMAX, &[128], (32, 2, false), MMA),
+    variant("n32", "sigmoid", SIGMOID, &[128], (32, 2, false), MMA),
     // 128 x 64 tiles with double-buffered K/V at hd 128 (96 KiB of shared memory)
-    variant("kv2", "softmax", SOFTMAX, &[128], (0, 2), MMA),
-    variant("kv2", "sigmoid", SIGMOID, &[128], (0, 2), MMA),
+    variant("kv2", "softmax", SOFTMAX, &[128], (0, 2, false), MMA),
+    variant("kv2", "sigmoid", SIGMOID, &[128], (0, 2, false), MMA),
     // 128 x 128 tiles at hd 64 (FA2's forward shape there), double-buffered (80 KiB); the
     // sigmoid spills there (52 bytes)
-    variant("n128", "softmax", SOFTMAX, &[64], (128, 2), MMA),
+    variant("n128", "softmax", SOFTMAX, &[64], (128, 2, false), MMA),
+    // both products by wgmma on sm_90a: 128 x 128 tiles, two warpgroups, double-buffered K/V
+    variant("wgmma", "softmax", SOFTMAX, &[64, 128], (0, 0, true), WGMMA),
+    variant("wgmma", "sigmoid", SIGMOID, &[64, 128], (0, 0, true), WGMMA),
 ];
 
 /// Head-dimension buckets (src/plan.rs picks the smallest that holds the head dim).
@@ -181,6 +191,7 @@ fn forward(
         body: format!("sinkless::attn_fwd<{ty}, {policy}, {hd}, {traits}>(p)"),
         params: "sinkless_attn_fwd_params",
         threads: 0,
+        hopper_only: false,
         expect_sass,
         traits: Some(traits),
     }
@@ -201,6 +212,7 @@ fn backward(
         body: format!("sinkless::attn_{kind}<{ty}, {policy}, {hd}>(p)"),
         params: "sinkless_attn_bwd_params",
         threads: 0,
+        hopper_only: false,
         expect_sass,
         traits: Some(format!("sinkless::{traits}<{hd}>")),
     })
@@ -216,6 +228,7 @@ pub fn all() -> Vec<Instance> {
             body: format!("sinkless::rowdot<{ty}>(p)"),
             params: "sinkless_rowdot_params",
             threads: 128,
+            hopper_only: false,
             expect_sass: &[],
             traits: None,
         });
@@ -229,6 +242,7 @@ pub fn all() -> Vec<Instance> {
             body: format!("sinkless::{body}(p)"),
             params,
             threads,
+            hopper_only: false,
             expect_sass,
             traits: None,
         });
@@ -259,22 +273,26 @@ pub fn all() -> Vec<Instance> {
             body: format!("sinkless::attn_bwd_head_reduce<{policy}>(p)"),
             params: "sinkless_attn_bwd_params",
             threads: 0,
+            hopper_only: false,
             expect_sass: &[],
             traits: Some("sinkless::bwd_head_reduce_traits".into()),
         });
     }
     let (dt, ty) = DTYPES[1];
     for fv in &FWD_VARIANTS {
-        let (act, policy, block_n, stages) = (fv.act, fv.policy, fv.block_n, fv.stages);
+        let (act, policy, block_n, stages, wgmma) =
+            (fv.act, fv.policy, fv.block_n, fv.stages, fv.wgmma);
         for &hd in fv.head_dims {
-            v.push(forward(
+            let mut inst = forward(
                 format!("sinkless_attn_fwd_{act}_{dt}_hd{hd}_{}", fv.suffix),
                 ty,
                 policy,
                 hd,
-                format!("sinkless::fwd_traits<{hd}, {policy}, {block_n}, {stages}>"),
+                format!("sinkless::fwd_traits<{hd}, {policy}, {block_n}, {stages}, {wgmma}>"),
                 fv.expect_sass,
-            ));
+            );
+            inst.hopper_only = wgmma;
+            v.push(inst);
         }
     }
     // the sigmoid's backward through rcp.approx (KernelVariant::SigmoidRcp)
@@ -294,6 +312,7 @@ pub fn all() -> Vec<Instance> {
             body: format!("sinkless::attn_bwd_dq_convert<{ty}>(p)"),
             params: "sinkless_attn_bwd_params",
             threads: 0,
+            hopper_only: false,
             expect_sass: &[],
             traits: Some("sinkless::bwd_rows_traits".into()),
         });

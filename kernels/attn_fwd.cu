@@ -32,6 +32,7 @@
 #include "sinkless/activation.cuh"
 #include "sinkless/problem.cuh"
 #include "sinkless/pipeline.cuh"
+#include "sinkless/wgmma.cuh"
 
 namespace sinkless {
 
@@ -61,28 +62,40 @@ namespace sinkless {
 //
 // kBlockN_ and kKvStages_, when not 0, override the key tile and the K/V stages: the forward
 // variants the benchmark measures against these choices (config.rs, KernelVariant).
-template <int kHD_, class Act, int kBlockN_ = 0, int kKvStages_ = 0>
+//
+// kWgmma_ (sm_90a only, hd 64 and 128): both products by wgmma.mma_async (wgmma.cuh) instead of
+// mma.sync. Two warpgroups of 64 query rows each (8 warps, one m-tile per warp, in the same
+// accumulator layout, so the activations, masks and epilogue are shared) over 128 x 128 tiles
+// with double-buffered K/V: Q's 64 rows and K's 128 each come out of shared memory once per
+// key tile per warpgroup instead of once per warp, and P V takes P from registers. 16/32 KiB
+// per tile at hd 64/128: 80 KiB (two CTAs an SM) or 160 KiB (one), plus 1 KiB to align the
+// tiles on the 1024-byte boundary the 128-byte swizzle needs. Registers per thread at hd 128:
+// S 64 + O 64 + P 32.
+template <int kHD_, class Act, int kBlockN_ = 0, int kKvStages_ = 0, bool kWgmma_ = false>
 struct fwd_traits {
     static constexpr int kHD = kHD_;
     static_assert(kHD == 32 || kHD == 64 || kHD == 96 || kHD == 128 || kHD == 192 || kHD == 256,
                   "head-dim bucket");
     static_assert(kBlockN_ == 0 || kBlockN_ == 32 || kBlockN_ == 64 || kBlockN_ == 128, "key tile");
     static_assert(kKvStages_ == 0 || kKvStages_ == 1 || kKvStages_ == 2, "K/V stages");
-    static constexpr int kWarps = 4;
+    static constexpr bool kWgmma = kWgmma_;
+    static_assert(!kWgmma || kHD == 64 || kHD == 128, "wgmma path: hd 64 and 128");
+    static constexpr int kWarps = kWgmma ? 8 : 4;
     static constexpr int kThreads = 32 * kWarps;
-    static constexpr bool kTall = kHD <= 96 || (kHD == 128 && Act::kTallTilesAtHd128);
+    static constexpr bool kTall = !kWgmma && (kHD <= 96 || (kHD == 128 && Act::kTallTilesAtHd128));
     static constexpr int kMTiles = kTall ? 2 : 1;
     static constexpr int kBlockM = 16 * kMTiles * kWarps;
-    static constexpr int kBlockN = kBlockN_ != 0 ? kBlockN_ : kHD == 32 ? 128 : 64;
-    static constexpr int kKvStages = kKvStages_ != 0 ? kKvStages_ : kHD >= 128 ? 1 : 2;
+    static constexpr int kBlockN = kBlockN_ != 0 ? kBlockN_ : kWgmma ? 128 : kHD == 32 ? 128 : 64;
+    static constexpr int kKvStages = kKvStages_ != 0 ? kKvStages_ : kWgmma ? 2 : kHD >= 128 ? 1 : 2;
     using q_tile = smem_tile<kBlockM, kHD>;
     using kv_tile = smem_tile<kBlockN, kHD>;
+    static constexpr int kAlignSlack = kWgmma ? 1024 : 0;
     // Q, then K[kKvStages], then V[kKvStages]
-    static constexpr int kSmemBytes = q_tile::kBytes + 2 * kKvStages * kv_tile::kBytes;
+    static constexpr int kSmemBytes = kAlignSlack + q_tile::kBytes + 2 * kKvStages * kv_tile::kBytes;
 };
 
-template <class T, class Act, int kHD, class tr = fwd_traits<kHD, Act>>
-__device__ __forceinline__ void attn_fwd(const sinkless_attn_fwd_params& p) {
+template <class T, class Act, int kHD, class tr>
+__device__ __forceinline__ void attn_fwd_body(const sinkless_attn_fwd_params& p) {
     static_assert(tr::kHD == kHD, "traits of another head dim");
     constexpr int MT = tr::kMTiles;
     constexpr int NT = tr::kBlockN / 8;  // score n-tiles
@@ -107,6 +120,7 @@ __device__ __forceinline__ void attn_fwd(const sinkless_attn_fwd_params& p) {
                         row_offset(p, b, p.v_batch_stride, p.v_row_stride, p.v_head_stride, sb.k_start, 0, hk);
 
     uint16_t* smem = dynamic_smem<uint16_t>();
+    if constexpr (tr::kWgmma) smem += ((1024u - (ptx::smem_addr(smem) & 1023u)) & 1023u) / 2;
     const q_tile sq_tile{smem};
     // stage s of K at k_base + s * kElems, of V at v_base + s * kElems
     uint16_t* const k_base = smem + q_tile::kElems;
@@ -146,7 +160,12 @@ __device__ __forceinline__ void attn_fwd(const sinkless_attn_fwd_params& p) {
         const int n0 = (n_end - 1 - i) * tr::kBlockN;
         score_tile s;
         fill(s, act.score_init());
-        gemm_nt<T, MT, NT, kHD>(s, sq_tile, wm0, kv_tile{k_base + stage * kv_tile::kElems}, 0, p.head_dim, lane);
+        const kv_tile k_tile{k_base + stage * kv_tile::kElems};
+        if constexpr (tr::kWgmma) {
+            wg_gemm_nt<T, NT, kHD>(s[0], sq_tile, 64 * (warp / 4), k_tile);
+        } else {
+            gemm_nt<T, MT, NT, kHD>(s, sq_tile, wm0, k_tile, 0, p.head_dim, lane);
+        }
         auto mask_fn = [&](score_tile& x, float fill_value) { mask_tile<false>(x, mask, m0 + wm0, n0, fill_value, lane); };
         if (mask.tile_full(m0, m0 + tr::kBlockM, n0, n0 + tr::kBlockN)) {
             act.template apply<false>(st, s, o, mask_fn);
@@ -157,13 +176,18 @@ __device__ __forceinline__ void attn_fwd(const sinkless_attn_fwd_params& p) {
     };
     auto finish = [&](int i, int stage) {
         const int n0 = (n_end - 1 - i) * tr::kBlockN;
-        gemm_rn<T>(o, pa, kv_tile{v_base + stage * kv_tile::kElems}, 0, sb.sk - n0, lane);
+        const kv_tile v_tile{v_base + stage * kv_tile::kElems};
+        if constexpr (tr::kWgmma) {
+            wg_gemm_rn<T>(o[0], pa[0], v_tile);
+        } else {
+            gemm_rn<T>(o, pa, v_tile, 0, sb.sk - n0, lane);
+        }
     };
 
     load_rows_async<kThreads>(sq_tile, q, p.q_row_stride, rows, p.head_dim, tid);
     const int count = n_end - n_begin;
     if constexpr (tr::kKvStages == 2) {
-        double_buffered(
+        double_buffered<tr::kWgmma>(
             count,
             [&](int i, int stage) {
                 load_k(i, stage);
@@ -174,7 +198,7 @@ __device__ __forceinline__ void attn_fwd(const sinkless_attn_fwd_params& p) {
                 finish(i, stage);
             });
     } else {
-        kv_single_buffered(
+        kv_single_buffered<tr::kWgmma>(
             count, [&](int i) { load_k(i, 0); }, [&](int i) { load_v(i, 0); }, [&](int i) { scores(i, 0); },
             [&](int i) { finish(i, 0); });
     }
@@ -199,6 +223,16 @@ __device__ __forceinline__ void attn_fwd(const sinkless_attn_fwd_params& p) {
                 const int i = wm0 + acc_row(mt, 2 * hh, lane);
                 if (i < rows) p.row_stat[stat_index(p, b, h, sb.q_start, m0 + i)] = stat[mt][hh];
             }
+    }
+}
+
+template <class T, class Act, int kHD, class tr = fwd_traits<kHD, Act>>
+__device__ __forceinline__ void attn_fwd(const sinkless_attn_fwd_params& p) {
+    if constexpr (tr::kWgmma && !ptx::kHasWgmma) {
+        // the wgmma kernels' copies for other targets (the host plans them on sm_90 only)
+        ptx::trap();
+    } else {
+        attn_fwd_body<T, Act, kHD, tr>(p);
     }
 }
 

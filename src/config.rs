@@ -198,17 +198,23 @@ pub enum KernelVariant {
     /// 128 x 128 tiles (double-buffered) instead of 128 x 64: softmax, head dim 64 (the
     /// sigmoid spills registers there).
     KeyTile128,
+    /// Both products by Hopper's `wgmma.mma_async` instead of `mma.sync`, 128 x 128 tiles over
+    /// two warpgroups: softmax and sigmoid, head dims 64 and 128, on sm_90 GPUs only (elsewhere
+    /// the CUDA backend returns [`Error::Unsupported`](crate::Error::Unsupported); the emulator
+    /// runs it everywhere).
+    Wgmma,
 }
 
 impl KernelVariant {
     /// Every variant but the default.
-    pub const ALTERNATIVES: [KernelVariant; 6] = [
+    pub const ALTERNATIVES: [KernelVariant; 7] = [
         KernelVariant::SigmoidRcp,
         KernelVariant::SigmoidRcpHalf,
         KernelVariant::SigmoidRcpQuarter,
         KernelVariant::KeyTile32,
         KernelVariant::DoubleBufferedKv,
         KernelVariant::KeyTile128,
+        KernelVariant::Wgmma,
     ];
 
     /// The short name: the kernel name's suffix, and the label in benchmark results.
@@ -221,6 +227,7 @@ impl KernelVariant {
             KernelVariant::KeyTile32 => "n32",
             KernelVariant::DoubleBufferedKv => "kv2",
             KernelVariant::KeyTile128 => "n128",
+            KernelVariant::Wgmma => "wgmma",
         }
     }
 

@@ -61,6 +61,19 @@ void ldmatrix(uint32_t* r, int count, bool trans, const void* smem_row);
 // mma.sync.m16n8k16.row.col, f32 accumulators; bf16 selects the input type.
 void mma_m16n8k16(float* d, const uint32_t* a, const uint32_t* b, bool bf16);
 
+// Hopper's warpgroup MMA (sim_wgmma.cpp). smem_address is the "shared-window address" of a
+// pointer into dynamic shared memory: its offset from the block's base, which the emulator
+// places on a 1024-byte boundary like the GPU's window, so the descriptors' swizzle (a function
+// of address bits) comes out the same on both sides.
+uint32_t smem_address(const void* p);
+void wgmma_fence();
+void wgmma_commit();
+void wgmma_wait(int pending_groups);
+void fence_proxy_async();
+// wgmma.mma_async.m64nNk16, f32 accumulators: d[N / 2] per thread; A from registers a[4] when a
+// is not null (B then N-major), else from shared memory by desc_a (B K-major).
+void wgmma(float* d, int n, const uint32_t* a, uint64_t desc_a, uint64_t desc_b, bool b_n_major, bool bf16);
+
 inline uint32_t float_bits(float f) {
     uint32_t u;
     memcpy(&u, &f, sizeof u);

@@ -89,6 +89,8 @@ struct Fiber {
     int barrier_line;
     std::vector<PendingCopy> copies;  // issued cp.async not yet landed, in issue order
     uint64_t open_group;              // cp.async groups committed so far (= the open group's number)
+    uint64_t wg_open_group;           // wgmma groups committed so far
+    bool wg_fenced;                   // a wgmma.fence since the last wgmma.wait_group
 };
 
 // One lane's operands and results for the warp collective in progress.
@@ -108,6 +110,24 @@ enum WarpOp : int {
     kOpBallot = 18,
 };
 const char* warp_op_name(int op);
+
+// One wgmma.mma_async of a warpgroup, issued and not yet retired by a wgmma.wait_group.
+struct WgmmaOp {
+    uint64_t group;  // the wgmma group it belongs to
+    int n;
+    bool reg_a, bf16;
+    uint64_t desc_a, desc_b;
+    uint32_t a[128][4];  // register A, taken at issue
+    float* d[128];       // each thread's accumulators, written when the op retires
+};
+
+// The wgmma rendezvous of a warpgroup (4 warps) and its products in flight.
+struct Warpgroup {
+    uint32_t arrived;  // threads waiting at the wgmma in progress
+    WgmmaOp issuing;   // its operands, filled in as threads arrive
+    Fiber* threads[128];
+    std::vector<WgmmaOp> pending;
+};
 
 struct Warp {
     uint32_t existing;  // lanes that exist in this block (the last warp may be partial)
@@ -135,6 +155,7 @@ struct Worker {
     BlockView view;
     std::vector<Fiber> fibers;
     std::vector<Warp> warps;
+    std::vector<Warpgroup> warpgroups;  // whole warpgroups only (threads / 128)
     std::vector<Fiber*> queue;  // ring buffer; a fiber is queued at most once
     size_t q_head = 0, q_len = 0;
     Context sched;

@@ -132,6 +132,12 @@ void describe_deadlock(Worker& w) {
             warp_op_name(wp.op), wp.mask, missing);
         break;
     }
+    for (const Warpgroup& g : w.warpgroups) {
+        if (g.arrived == 0) continue;
+        add("warpgroup %zu waits at wgmma.mma_async with %u of 128 threads; ", size_t(&g - w.warpgroups.data()),
+            g.arrived);
+        break;
+    }
     if (first_exited) {
         format_thread(*first_exited, t, sizeof t);
         add("%zu threads exited (first %s)", exited, t);
@@ -153,6 +159,8 @@ int run_block(Worker& w, uint64_t block) {
         f.state = FiberState::kRunnable;
         f.copies.clear();
         f.open_group = 0;
+        f.wg_open_group = 0;
+        f.wg_fenced = false;
         // Stack tops 192 KiB apart would all fall in the same L1 sets; staggering them by a
         // different multiple of 64 bytes per fiber keeps the block's hot frames from evicting
         // each other on every switch.
@@ -160,6 +168,10 @@ int run_block(Worker& w, uint64_t block) {
         context_init(&f.ctx, w.stacks->stack_lo(i), kStackBytes - stagger, &fiber_main, &f);
     }
     for (Warp& wp : w.warps) wp.arrived = 0;
+    for (Warpgroup& g : w.warpgroups) {
+        g.arrived = 0;
+        g.pending.clear();
+    }
     tls_block = &w.view;
     shuffle_into_queue(w);
     for (;;) {
@@ -253,6 +265,7 @@ bool worker_setup(Worker& w, const Launch& L) {
     w.fibers.resize(w.threads);
     w.queue.assign(w.threads, nullptr);
     w.warps.assign((w.threads + 31) / 32, Warp{});
+    w.warpgroups.resize(w.threads / 128);
     for (uint32_t i = 0; i < w.threads; ++i) {
         Fiber& f = w.fibers[i];
         f.view.thread_idx = uint3{i % bd.x, i / bd.x % bd.y, i / bd.x / bd.y};

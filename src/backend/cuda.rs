@@ -22,7 +22,7 @@ use crate::attention::{
     check_backward, check_forward, BackwardInputs, BackwardOutputs, ForwardInputs, ForwardOutputs,
     Lens,
 };
-use crate::config::{AttentionOptions, Element};
+use crate::config::{AttentionOptions, Element, KernelVariant};
 use crate::error::{Error, Result, TensorName};
 use crate::plan::{self, Addr, BackwardAddrs, ForwardAddrs, Launch, WorkspaceAddrs};
 use crate::tensor::{check_shape, Shape, TensorRef};
@@ -151,6 +151,12 @@ impl CudaBackend {
         self.compute_capability
     }
 
+    /// Whether this device runs `variant`'s kernels: [`KernelVariant::Wgmma`] needs sm_90 (its
+    /// kernels are compiled for sm_90a alone), every other variant runs on sm_80 and up.
+    pub fn runs_variant(&self, variant: KernelVariant) -> bool {
+        variant != KernelVariant::Wgmma || self.compute_capability == (9, 0)
+    }
+
     fn function(&self, name: &'static str) -> Result<CudaFunction> {
         let mut cache = self.functions.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(f) = cache.get(name) {
@@ -183,6 +189,15 @@ impl CudaBackend {
                 kernel: l.kernel.name.into(),
                 requested: l.smem,
                 limit: self.max_smem_optin,
+            });
+        }
+        if l.kernel.hopper_only && self.compute_capability != (9, 0) {
+            let (major, minor) = self.compute_capability;
+            return Err(Error::Unsupported {
+                feature: format!(
+                    "kernel {} on this GPU (sm_{major}{minor}): it is compiled for sm_90a (Hopper) alone",
+                    l.kernel.name
+                ),
             });
         }
         let f = self.function(l.kernel.name)?;

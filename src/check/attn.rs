@@ -170,8 +170,12 @@ impl AttnCase {
             (None, Some(0)) => " causal".into(),
             (l, r) => format!(" window({l:?},{r:?})"),
         };
+        let variant = match self.opts.variant {
+            KernelVariant::Default => String::new(),
+            v => format!(" [{}]", v.name()),
+        };
         format!(
-            "{} {act}{mask} {lengths} h={}/{} d={}{}{}",
+            "{} {act}{variant}{mask} {lengths} h={}/{} d={}{}{}",
             T::DTYPE.name(),
             self.heads_q,
             self.heads_kv,

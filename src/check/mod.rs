@@ -7,7 +7,7 @@
 //! plus a tiny absolute floor. NaN never passes.
 
 use crate::backend::emulator::{Emulator, HostBuffer};
-use crate::config::Element;
+use crate::config::{Element, KernelVariant};
 use crate::error::Result;
 use crate::tensor::{Seqlens, Shape, Strides, TensorRef};
 use crate::CudaBackend;
@@ -387,7 +387,19 @@ pub fn run_all(emu: &Emulator, gpu: Option<&CudaBackend>, small: bool) -> Vec<Re
             flatten(case.run_backward::<half::bf16, _>(gpu, seed));
         }
     }
-    // The kernel variants, bf16 only (where they are compiled), backward where they have one.
+    // The kernel variants, bf16 only (where they are compiled), backward where they have one;
+    // on the GPU those it can run (wgmma needs sm_90).
+    if let Some(gpu) = gpu {
+        for v in KernelVariant::ALTERNATIVES {
+            if !gpu.runs_variant(v) {
+                let (major, minor) = gpu.compute_capability();
+                eprintln!(
+                    "check: skipping kernel variant {} on the GPU: it needs sm_90, this is sm_{major}{minor}",
+                    v.name()
+                );
+            }
+        }
+    }
     for (i, case) in variant_cases()
         .iter()
         .enumerate()
@@ -399,7 +411,7 @@ pub fn run_all(emu: &Emulator, gpu: Option<&CudaBackend>, small: bool) -> Vec<Re
         if backward {
             flatten(case.run_backward::<half::bf16, _>(emu, seed));
         }
-        if let Some(gpu) = gpu {
+        if let Some(gpu) = gpu.filter(|g| g.runs_variant(case.opts.variant)) {
             flatten(case.run_forward::<half::bf16, _>(gpu, seed));
             if backward {
                 flatten(case.run_backward::<half::bf16, _>(gpu, seed));

@@ -10,6 +10,7 @@ namespace sinkless {
 
 struct f16_traits {
     using storage = uint16_t;
+    static constexpr bool kBf16 = false;
     static __device__ __forceinline__ float to_f32(uint16_t x) { return ptx::f16_to_f32(x); }
     static __device__ __forceinline__ uint16_t from_f32(float x) { return ptx::f32_to_f16(x); }
     static __device__ __forceinline__ uint32_t pack2(float lo, float hi) { return ptx::pack_f16x2(lo, hi); }
@@ -21,6 +22,7 @@ struct f16_traits {
 
 struct bf16_traits {
     using storage = uint16_t;
+    static constexpr bool kBf16 = true;
     static __device__ __forceinline__ float to_f32(uint16_t x) { return ptx::bf16_to_f32(x); }
     static __device__ __forceinline__ uint16_t from_f32(float x) { return ptx::f32_to_bf16(x); }
     static __device__ __forceinline__ uint32_t pack2(float lo, float hi) { return ptx::pack_bf16x2(lo, hi); }

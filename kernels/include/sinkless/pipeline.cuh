@@ -8,6 +8,8 @@
 //   body(i, stage): computes on `stage`.
 // Copies the caller issued before the call join step 0's group. On return no copy is pending
 // from the loop (count == 0 still commits one empty group; wait_all before reusing memory).
+// kAsyncProxy: the body reads the stage through the async proxy (wgmma), so each thread fences
+// its landed copies into that proxy before the barrier that publishes them (both loops).
 #pragma once
 
 #include "sinkless/compat.cuh"
@@ -15,7 +17,7 @@
 
 namespace sinkless {
 
-template <class Load, class Body>
+template <bool kAsyncProxy = false, class Load, class Body>
 __device__ __forceinline__ void double_buffered(int count, Load&& load, Body&& body) {
     if (count > 0) load(0, 0);
     ptx::cp_async_commit();
@@ -28,6 +30,7 @@ __device__ __forceinline__ void double_buffered(int count, Load&& load, Body&& b
         } else {
             ptx::cp_async_wait<0>();
         }
+        if constexpr (kAsyncProxy) ptx::fence_proxy_async();
         __syncthreads();
         body(i, stage);
         // the next step's copies overwrite this stage
@@ -45,19 +48,21 @@ __device__ __forceinline__ void double_buffered(int count, Load&& load, Body&& b
 // registers), which is what keeps the copy's address arithmetic from spilling O.
 // Copies the caller issued before the call join K's first group. Two barriers per step, as
 // double_buffered: each frees the buffer that the copy issued right after it overwrites.
-template <class LoadK, class LoadV, class Scores, class Finish>
+template <bool kAsyncProxy = false, class LoadK, class LoadV, class Scores, class Finish>
 __device__ __forceinline__ void kv_single_buffered(int count, LoadK&& load_k, LoadV&& load_v, Scores&& scores,
                                                    Finish&& finish) {
     if (count > 0) load_k(0);
     ptx::cp_async_commit();
     for (int i = 0; i < count; ++i) {
         ptx::cp_async_wait<0>();
+        if constexpr (kAsyncProxy) ptx::fence_proxy_async();
         // K's tile i has landed, and every warp is past finish(i - 1): V's buffer is free
         __syncthreads();
         load_v(i);
         ptx::cp_async_commit();
         scores(i);
         ptx::cp_async_wait<0>();
+        if constexpr (kAsyncProxy) ptx::fence_proxy_async();
         // V's tile i has landed, and every warp is past scores(i): K's buffer is free
         __syncthreads();
         if (i + 1 < count) load_k(i + 1);

@@ -125,6 +125,92 @@ __device__ __forceinline__ float f16_to_f32(uint16_t h) {
 // bf16 is the upper half of an f32: widening is a shift, the same on both sides.
 __device__ __forceinline__ float bf16_to_f32(uint16_t h) { return __uint_as_float(uint32_t(h) << 16); }
 
+// ---- warpgroup MMA (sm_90a) -----------------------------------------------------------------
+// wgmma.mma_async: a warpgroup (4 consecutive warps, the first a multiple of 4) computes
+// D[64 x N] += A[64 x 16] * B[16 x N] in f32. B always comes from shared memory through a matrix
+// descriptor (wgmma.cuh); A either from shared memory too (_ss) or from registers (_rs), in the
+// mma.m16n8k16 A layout per warp (warp w of the group holds rows 16w..16w+15). D is d[N / 2] per
+// thread: d[4 nt + e] is element e of n-tile nt in the mma.m16n8k16 C layout, so a float[N/8][4]
+// accumulator of tile.cuh is exactly it. Issue order: wgmma_fence() (after any ordinary access
+// to d or a), the products, wgmma_commit(), wgmma_wait<0>() before reading d. Shared memory
+// written through the generic proxy (st.shared, cp.async) must be made visible to the products
+// by fence_proxy_async() of the writing thread before the barrier that publishes it.
+// The _ss form takes B K-major (imm-trans-b 0); the _rs form takes B N-major (imm-trans-b 1).
+// Only sm_90a has these instructions: elsewhere the wrappers trap, and kernels that use them
+// compile their bodies only where kHasWgmma holds.
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define SINKLESS_WGMMA_ASM(...) asm volatile(__VA_ARGS__)
+#else
+#define SINKLESS_WGMMA_ASM(...) __trap()
+#endif
+#if !defined(__CUDA_ARCH__) || defined(__CUDA_ARCH_FEAT_SM90_ALL)
+constexpr bool kHasWgmma = true;
+#else
+constexpr bool kHasWgmma = false;
+#endif
+__device__ __forceinline__ void trap() { __trap(); }
+
+__device__ __forceinline__ void wgmma_fence() { SINKLESS_WGMMA_ASM("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wgmma_commit() { SINKLESS_WGMMA_ASM("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void wgmma_wait() {
+    SINKLESS_WGMMA_ASM("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+}
+__device__ __forceinline__ void fence_proxy_async() { SINKLESS_WGMMA_ASM("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+
+#define SINKLESS_D8(i)                                                                                      \
+    "+f"(d[i]), "+f"(d[i + 1]), "+f"(d[i + 2]), "+f"(d[i + 3]), "+f"(d[i + 4]), "+f"(d[i + 5]), "+f"(d[i + 6]), \
+        "+f"(d[i + 7])
+#define SINKLESS_D32 SINKLESS_D8(0), SINKLESS_D8(8), SINKLESS_D8(16), SINKLESS_D8(24)
+#define SINKLESS_D64 SINKLESS_D32, SINKLESS_D8(32), SINKLESS_D8(40), SINKLESS_D8(48), SINKLESS_D8(56)
+#define SINKLESS_R32 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}"
+#define SINKLESS_R64 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}"
+// One product: SHAPE and TY name the instruction, R and D list the accumulators; the operand
+// numbers after them (A, B, P: the scale-d predicate's source) are given as strings. scale-d is
+// set from 1, so the products always accumulate onto d.
+#define SINKLESS_WGMMA_SS(SHAPE, TY, R, D, A, B, P)                                                        \
+    SINKLESS_WGMMA_ASM("{\n.reg .pred p;\nsetp.ne.b32 p, %" P ", 0;\nwgmma.mma_async.sync.aligned." SHAPE      \
+                       ".f32." TY "." TY " " R ", %" A ", %" B ", p, 1, 1, 0, 0;\n}\n"                          \
+                       : D                                                                                 \
+                       : "l"(desc_a), "l"(desc_b), "r"(1))
+#define SINKLESS_WGMMA_RS(SHAPE, TY, R, D, A0, A1, A2, A3, B, P)                                           \
+    SINKLESS_WGMMA_ASM("{\n.reg .pred p;\nsetp.ne.b32 p, %" P ", 0;\nwgmma.mma_async.sync.aligned." SHAPE      \
+                       ".f32." TY "." TY " " R ", {%" A0 ", %" A1 ", %" A2 ", %" A3 "}, %" B ", p, 1, 1, 1;\n}\n" \
+                       : D                                                                                 \
+                       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(1))
+#define SINKLESS_WGMMA_BOTH(TY)                                                                            \
+    if constexpr (N == 64 && !kRegA) {                                                                     \
+        SINKLESS_WGMMA_SS("m64n64k16", TY, SINKLESS_R32, SINKLESS_D32, "32", "33", "34");                 \
+    } else if constexpr (N == 128 && !kRegA) {                                                             \
+        SINKLESS_WGMMA_SS("m64n128k16", TY, SINKLESS_R64, SINKLESS_D64, "64", "65", "66");                \
+    } else if constexpr (N == 64) {                                                                        \
+        SINKLESS_WGMMA_RS("m64n64k16", TY, SINKLESS_R32, SINKLESS_D32, "32", "33", "34", "35", "36", "37"); \
+    } else {                                                                                               \
+        SINKLESS_WGMMA_RS("m64n128k16", TY, SINKLESS_R64, SINKLESS_D64, "64", "65", "66", "67", "68", "69"); \
+    }
+
+// d += A * B with A from shared memory (desc_a) or, kRegA, from registers (a); B from desc_b.
+template <bool kBf16, bool kRegA, int N>
+__device__ __forceinline__ void wgmma(float (&d)[N / 2], const uint32_t (&a)[4], uint64_t desc_a, uint64_t desc_b) {
+    static_assert(N == 64 || N == 128, "wgmma n: 64 or 128");
+    (void)a;
+    (void)desc_a;
+    if constexpr (kBf16) {
+        SINKLESS_WGMMA_BOTH("bf16")
+    } else {
+        SINKLESS_WGMMA_BOTH("f16")
+    }
+}
+#undef SINKLESS_D8
+#undef SINKLESS_D32
+#undef SINKLESS_D64
+#undef SINKLESS_R32
+#undef SINKLESS_R64
+#undef SINKLESS_WGMMA_SS
+#undef SINKLESS_WGMMA_RS
+#undef SINKLESS_WGMMA_BOTH
+#undef SINKLESS_WGMMA_ASM
+
 #else  // the CPU emulator
 
 __device__ __forceinline__ void cp_async_16(void* smem_dst, const void* gmem_src, bool full) {
@@ -166,6 +252,24 @@ __device__ __forceinline__ uint16_t f32_to_f16(float x) { return sim::f32_to_f16
 __device__ __forceinline__ uint16_t f32_to_bf16(float x) { return sim::f32_to_bf16(x); }
 __device__ __forceinline__ float f16_to_f32(uint16_t h) { return sim::f16_to_f32(h); }
 __device__ __forceinline__ float bf16_to_f32(uint16_t h) { return sim::bf16_to_f32(h); }
+
+__device__ __forceinline__ uint32_t smem_addr(const void* p) { return sim::smem_address(p); }
+
+constexpr bool kHasWgmma = true;
+__device__ __forceinline__ void trap() { __builtin_trap(); }
+__device__ __forceinline__ void wgmma_fence() { sim::wgmma_fence(); }
+__device__ __forceinline__ void wgmma_commit() { sim::wgmma_commit(); }
+template <int N>
+__device__ __forceinline__ void wgmma_wait() {
+    static_assert(N >= 0, "wgmma.wait_group takes a non-negative count");
+    sim::wgmma_wait(N);
+}
+__device__ __forceinline__ void fence_proxy_async() { sim::fence_proxy_async(); }
+template <bool kBf16, bool kRegA, int N>
+__device__ __forceinline__ void wgmma(float (&d)[N / 2], const uint32_t (&a)[4], uint64_t desc_a, uint64_t desc_b) {
+    static_assert(N == 64 || N == 128, "wgmma n: 64 or 128");
+    sim::wgmma(d, N, kRegA ? a : nullptr, desc_a, desc_b, kRegA, kBf16);
+}
 
 #endif
 

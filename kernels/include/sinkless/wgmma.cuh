@@ -1,0 +1,81 @@
+// Warpgroup products over the shared-memory tiles of tile.cuh (sm_90a, wgmma.mma_async).
+//
+// A tile whose columns come in blocks of 64 (kW == 8) is already in the layout wgmma reads with
+// the 128-byte swizzle: inside a column block, row r is 128 contiguous bytes whose 16-byte chunk
+// c sits at c ^ (r & 7), which is the swizzle's XOR of address bits 4-6 with bits 7-9 as long as
+// each column block starts on a 1024-byte boundary (the kernels align their shared memory so).
+// So the same tiles, filled by the same cp.async copies, feed both the mma.sync path and this one:
+//   K-major (rows of M or N, k contiguous): 8-row groups 1024 bytes apart (stride byte offset);
+//       the k-step of 16 inside a column block moves the start address by 32 bytes.
+//   N-major (B stored [k][n], V in P V): rows are k, 128-byte groups of 64 columns are the
+//       column blocks (leading byte offset kRows * 128), 8-row groups of k 1024 bytes apart.
+// Descriptor bits (PTX ISA, "Matrix Descriptor Format"): start address 0-13, leading byte
+// offset 16-29, stride byte offset 32-45 (each in 16-byte units), base offset 49-51 (0 here:
+// every start is 1024-aligned up to the k-step's 32-byte offset, which leaves bits 7-9 alone),
+// swizzle mode 62-63 (1: 128 bytes).
+#pragma once
+
+#include "sinkless/compat.cuh"
+#include "sinkless/ptx.cuh"
+#include "sinkless/tile.cuh"
+
+namespace sinkless {
+
+__device__ __forceinline__ uint64_t smem_desc(uint32_t addr, uint32_t lbo, uint32_t sbo) {
+    return uint64_t((addr & 0x3ffffu) >> 4) | uint64_t((lbo >> 4) & 0x3fffu) << 16 |
+           uint64_t((sbo >> 4) & 0x3fffu) << 32 | uint64_t(1) << 62;
+}
+
+// The K-major operand at rows r0.. (r0 % 8 == 0) and columns k0..k0+15 (k0 % 16 == 0). The
+// leading byte offset is unused with a swizzle (1, as CUTLASS writes it).
+template <class Tile>
+__device__ __forceinline__ uint64_t desc_k_major(const Tile& t, int r0, int k0) {
+    static_assert(Tile::kW == 8, "wgmma tiles have 64-column blocks");
+    const uint16_t* block = t.base + (k0 / 64) * (Tile::kRows * 64) + r0 * 64;
+    return smem_desc(ptx::smem_addr(block) + uint32_t(k0 % 64) * 2, 16, 1024);
+}
+
+// The N-major operand B over rows k0..k0+15 (k0 % 16 == 0) and every column of the tile.
+template <class Tile>
+__device__ __forceinline__ uint64_t desc_n_major(const Tile& t, int k0) {
+    static_assert(Tile::kW == 8, "wgmma tiles have 64-column blocks");
+    return smem_desc(ptx::smem_addr(t.base + k0 * 64), Tile::kRows * 128, 1024);
+}
+
+template <int NT>
+__device__ __forceinline__ float (&flat(float (&acc)[NT][4]))[NT * 4] {
+    return reinterpret_cast<float(&)[NT * 4]>(acc);
+}
+
+// Unlike the mma.sync products of tile.cuh, these skip no k-step past the valid data: a
+// condition between two wgmma.mma_async splits them into separate basic blocks, and ptxas then
+// waits for each before issuing the next. The padding they multiply is zero (gmem.cuh fills it).
+
+// acc[nt] += A[m0 .. m0 + 63, :] * B[8 nt .., :]^T over the first kK columns of both tiles (both
+// K-major), for the calling warpgroup (its warp w gets rows m0 + 16 w ..). Waits for the product.
+template <class T, int NT, int kK, class TA, class TB>
+__device__ __forceinline__ void wg_gemm_nt(float (&acc)[NT][4], const TA& ta, int m0, const TB& tb) {
+    static_assert(TB::kRows == NT * 8, "B holds the n-tiles");
+    constexpr uint32_t kNoA[4] = {0, 0, 0, 0};
+    ptx::wgmma_fence();
+#pragma unroll
+    for (int ks = 0; ks < kK / 16; ++ks) {
+        ptx::wgmma<T::kBf16, false, NT * 8>(flat(acc), kNoA, desc_k_major(ta, m0, ks * 16), desc_k_major(tb, 0, ks * 16));
+    }
+    ptx::wgmma_commit();
+    ptx::wgmma_wait<0>();
+}
+
+// acc[nt] += A(registers)[ks] * B[k 16 ks .., n 8 nt ..] with B stored [k][n] (N-major) over all
+// of its columns. Waits for the product.
+template <class T, int NT, int KS, class TB>
+__device__ __forceinline__ void wg_gemm_rn(float (&acc)[NT][4], const uint32_t (&a)[KS][4], const TB& tb) {
+    static_assert(TB::kCols == NT * 8, "B holds the n-tiles");
+    ptx::wgmma_fence();
+#pragma unroll
+    for (int ks = 0; ks < KS; ++ks) ptx::wgmma<T::kBf16, true, NT * 8>(flat(acc), a[ks], 0, desc_n_major(tb, ks * 16));
+    ptx::wgmma_commit();
+    ptx::wgmma_wait<0>();
+}
+
+}  // namespace sinkless

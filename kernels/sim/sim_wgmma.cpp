@@ -1,0 +1,210 @@
+// Hopper's warpgroup MMA in the emulator: wgmma.fence / mma_async / commit_group / wait_group,
+// shared-memory matrix descriptors, and fence.proxy.async.
+//
+// mma_async is a rendezvous of the 128 threads of a warpgroup (threads 128g .. 128g + 127, the
+// linear thread index as CUDA numbers warps), like the warp collectives of sim_warp.cpp: each
+// thread deposits its operands, the last to arrive queues the product on the warpgroup. The
+// product is asynchronous on the GPU, so here it is computed only when a wait_group retires its
+// group: it reads shared memory then (a tile overwritten before the wait gives a wrong answer,
+// as the hardware may), and writes every thread's accumulators then (reading d before the wait
+// sees the old values). Register A operands are taken at issue. Misuse that the GPU leaves
+// undefined fails the launch: a product without a wgmma.fence since the thread's last
+// wait_group, threads of a warpgroup disagreeing on the shape or the descriptors, a block that is
+// not made of whole warpgroups, a descriptor this emulator does not model (only the 128-byte
+// swizzle with base offset 0, which is what the kernels use) or that reaches outside dynamic
+// shared memory. fence.proxy.async is accepted and does nothing: the emulator has one view of
+// shared memory, so a missing proxy fence cannot show here (the GPU run is its test).
+//
+// Layouts (PTX ISA, "Shared Memory Matrix Layout"; CUTLASS's canonical GMMA layouts), for 16-bit
+// elements, a descriptor with start address s, leading byte offset LBO and stride byte offset
+// SBO, and byte address x swizzled to x ^ (((x >> 7) & 7) << 4):
+//   K-major (A, and B with imm-trans-b 0), element (row r of M or N, k):
+//       s + (r % 8) * 128 + (r / 8) * SBO + k * 2
+//   N-major (B with imm-trans-b 1), element (k, n):
+//       s + (n % 64) * 2 + (n / 64) * LBO + (k % 8) * 128 + (k / 8) * SBO
+// Register A (m64k16): warp w of the group holds rows 16w .. 16w + 15 in the mma.m16n8k16 A
+// layout. Accumulators: thread t, value i is row 16 (t / 32) + (t % 32) / 4 + 8 ((i >> 1) & 1),
+// column 8 (i >> 2) + 2 (t % 4) + (i & 1).
+// Numerics as mma.sync's emulation: each output is c plus the 16 products, summed in double and
+// rounded once to f32.
+#include "sim_internal.h"
+
+namespace sinkless {
+namespace sim {
+
+namespace {
+
+struct Descriptor {
+    uint32_t start, lbo, sbo;
+};
+
+Descriptor decode(uint64_t desc, const char* which) {
+    const uint32_t swizzle = uint32_t(desc >> 62);
+    const uint32_t base_offset = uint32_t(desc >> 49) & 7u;
+    if (swizzle != 1 || base_offset != 0) {
+        fail(SINKLESS_SIM_ERR_CONFIG,
+             "wgmma %s descriptor %016llx: swizzle mode %u and base offset %u; the emulator models the 128-byte "
+             "swizzle (mode 1) with base offset 0 only",
+             which, static_cast<unsigned long long>(desc), swizzle, base_offset);
+    }
+    return Descriptor{uint32_t(desc & 0x3fffu) << 4, (uint32_t(desc >> 16) & 0x3fffu) << 4,
+                      (uint32_t(desc >> 32) & 0x3fffu) << 4};
+}
+
+// The 16-bit element at shared-window byte address x, after the 128-byte swizzle.
+double element(uint32_t x, bool bf16, const char* which) {
+    x ^= ((x >> 7) & 7u) << 4;
+    const unsigned char* p = tls_block->smem + x;
+    if (uint64_t(x) + 2 > tls_worker->smem_bytes) {
+        fail(SINKLESS_SIM_ERR_SHARED_ADDRESS, "wgmma %s operand reads shared byte %u, past the %llu bytes of the block",
+             which, x, static_cast<unsigned long long>(tls_worker->smem_bytes));
+    }
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return double(bf16 ? bf16_to_f32(h) : f16_to_f32(h));
+}
+
+uint16_t half_of(uint32_t word, int hi) { return uint16_t(hi ? word >> 16 : word & 0xffffu); }
+
+void retire(const WgmmaOp& op) {
+    const int n = op.n;
+    static thread_local double a[64][16], b[16][256];
+    if (op.reg_a) {
+        for (int t = 0; t < 128; ++t) {
+            const int r0 = 16 * (t / 32) + (t % 32) / 4, c = 2 * (t % 4);
+            for (int e = 0; e < 2; ++e) {
+                auto widen = [&](uint32_t w) { return double(op.bf16 ? bf16_to_f32(half_of(w, e)) : f16_to_f32(half_of(w, e))); };
+                a[r0][c + e] = widen(op.a[t][0]);
+                a[r0 + 8][c + e] = widen(op.a[t][1]);
+                a[r0][c + 8 + e] = widen(op.a[t][2]);
+                a[r0 + 8][c + 8 + e] = widen(op.a[t][3]);
+            }
+        }
+    } else {
+        const Descriptor da = decode(op.desc_a, "A");
+        for (int r = 0; r < 64; ++r)
+            for (int k = 0; k < 16; ++k)
+                a[r][k] = element(da.start + uint32_t(r % 8) * 128 + uint32_t(r / 8) * da.sbo + uint32_t(k) * 2, op.bf16,
+                                  "A");
+    }
+    const Descriptor db = decode(op.desc_b, "B");
+    for (int k = 0; k < 16; ++k)
+        for (int c = 0; c < n; ++c) {
+            const uint32_t x = op.reg_a ? db.start + uint32_t(c % 64) * 2 + uint32_t(c / 64) * db.lbo +
+                                              uint32_t(k % 8) * 128 + uint32_t(k / 8) * db.sbo
+                                        : db.start + uint32_t(c % 8) * 128 + uint32_t(c / 8) * db.sbo + uint32_t(k) * 2;
+            b[k][c] = element(x, op.bf16, "B");
+        }
+    for (int t = 0; t < 128; ++t) {
+        float* d = op.d[t];
+        for (int i = 0; i < n / 2; ++i) {
+            const int r = 16 * (t / 32) + (t % 32) / 4 + 8 * ((i >> 1) & 1);
+            const int c = 8 * (i >> 2) + 2 * (t % 4) + (i & 1);
+            double acc = double(d[i]);
+            for (int k = 0; k < 16; ++k) acc += a[r][k] * b[k][c];
+            d[i] = float(acc);
+        }
+    }
+}
+
+Warpgroup& my_group(const char* what) {
+    Worker* w = tls_worker;
+    Fiber* f = tls_fiber;
+    if (w->threads % 128 != 0) {
+        fail(SINKLESS_SIM_ERR_CONFIG, "%s in a block of %u threads: warpgroup instructions need whole warpgroups", what,
+             w->threads);
+    }
+    return w->warpgroups[f->linear / 128];
+}
+
+}  // namespace
+
+uint32_t smem_address(const void* p) {
+    const uintptr_t a = uintptr_t(p), lo = uintptr_t(tls_block->smem);
+    if (a < lo || a > lo + tls_worker->smem_bytes) {
+        fail(SINKLESS_SIM_ERR_SHARED_ADDRESS, "shared address of %p, which is outside dynamic shared memory [%p, +%llu)", p,
+             static_cast<const void*>(tls_block->smem), static_cast<unsigned long long>(tls_worker->smem_bytes));
+    }
+    return uint32_t(a - lo);
+}
+
+void wgmma_fence() {
+    my_group("wgmma.fence");
+    tls_fiber->wg_fenced = true;
+}
+
+void wgmma_commit() {
+    my_group("wgmma.commit_group");
+    ++tls_fiber->wg_open_group;
+}
+
+void wgmma_wait(int pending_groups) {
+    Warpgroup& g = my_group("wgmma.wait_group");
+    Fiber* f = tls_fiber;
+    f->wg_fenced = false;
+    if (uint64_t(pending_groups) >= f->wg_open_group) return;
+    const uint64_t retire_below = f->wg_open_group - uint64_t(pending_groups);
+    size_t kept = 0;
+    for (size_t i = 0; i < g.pending.size(); ++i) {
+        if (g.pending[i].group < retire_below) {
+            retire(g.pending[i]);
+        } else {
+            if (kept != i) g.pending[kept] = g.pending[i];
+            ++kept;
+        }
+    }
+    g.pending.resize(kept);
+}
+
+void fence_proxy_async() {}
+
+void wgmma(float* d, int n, const uint32_t* a, uint64_t desc_a, uint64_t desc_b, bool b_n_major, bool bf16) {
+    Warpgroup& g = my_group("wgmma.mma_async");
+    Fiber* f = tls_fiber;
+    if (!f->wg_fenced) {
+        fail(SINKLESS_SIM_ERR_CONFIG, "wgmma.mma_async without a wgmma.fence since this thread's last wgmma.wait_group");
+    }
+    if (n < 8 || n > 256 || n % 8 != 0) fail(SINKLESS_SIM_ERR_CONFIG, "wgmma n = %d is not one of 8, 16, ..., 256", n);
+    const bool reg_a = a != nullptr;
+    if (reg_a != b_n_major) {
+        fail(SINKLESS_SIM_ERR_CONFIG, "wgmma: the emulator models B N-major with register A and K-major with shared A");
+    }
+    WgmmaOp& op = g.issuing;
+    const uint32_t t = f->linear % 128;
+    if (g.arrived == 0) {
+        op.group = f->wg_open_group;
+        op.n = n;
+        op.reg_a = reg_a;
+        op.bf16 = bf16;
+        op.desc_a = desc_a;
+        op.desc_b = desc_b;
+    } else if (op.group != f->wg_open_group || op.n != n || op.reg_a != reg_a || op.bf16 != bf16 ||
+               op.desc_b != desc_b || (!reg_a && op.desc_a != desc_a)) {
+        fail(SINKLESS_SIM_ERR_DEADLOCK,
+             "divergent wgmma.mma_async: thread %u issues n=%d desc_b=%016llx in group %llu, while %u threads of its "
+             "warpgroup wait at n=%d desc_b=%016llx in group %llu",
+             t, n, static_cast<unsigned long long>(desc_b), static_cast<unsigned long long>(f->wg_open_group),
+             g.arrived, op.n, static_cast<unsigned long long>(op.desc_b), static_cast<unsigned long long>(op.group));
+    }
+    if (reg_a) memcpy(op.a[t], a, sizeof op.a[t]);
+    op.d[t] = d;
+    g.threads[t] = f;
+    if (++g.arrived < 128) {
+        f->state = FiberState::kAtWarp;
+        suspend(f);
+        return;
+    }
+    g.pending.push_back(op);
+    g.arrived = 0;
+    const uint32_t start = uint32_t(tls_worker->next_random() % 128);
+    for (uint32_t k = 0; k < 128; ++k) {
+        const uint32_t i = (start + k) % 128;
+        if (i != t) {
+            g.threads[i]->state = FiberState::kRunnable;
+            tls_worker->push_front(g.threads[i]);
+        }
+    }
+}
+
+}  // namespace sim
+}  // namespace sinkless
