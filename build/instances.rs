@@ -247,6 +247,18 @@ pub fn all() -> Vec<Instance> {
             traits: None,
         });
     }
+    for (dt, bf16) in [("f16", false), ("bf16", true)] {
+        v.push(Instance {
+            name: format!("sinkless_conf_wgmma_{dt}"),
+            family: "conformance.cu",
+            body: format!("sinkless::conf_wgmma<{bf16}>(p)"),
+            params: "sinkless_conf_wgmma_params",
+            threads: 128,
+            hopper_only: true,
+            expect_sass: WGMMA,
+            traits: None,
+        });
+    }
     for (act, policy) in ACTIVATIONS {
         for (dt, ty) in DTYPES {
             for hd in HEAD_DIMS {

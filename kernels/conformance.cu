@@ -11,6 +11,8 @@
 //   conf_cp_async   cp.async with zero-fill, commit groups, wait_group 2/1/0, wait_all
 //   conf_ldmatrix   ldmatrix x1/x2/x4, with and without .trans
 //   conf_mma        mma.m16n8k16 f16/bf16, fragments by the table and by ldmatrix
+//   conf_wgmma      wgmma.mma_async.m64n64k16 f16/bf16 (sm_90a): A and B by descriptors (B
+//                   K-major), or A from registers and B N-major; the 128-byte swizzle of tile.cuh
 //   conf_shfl       __shfl_sync/_xor/_up/_down with widths and a partial mask, __syncwarp,
 //                   __ballot_sync, __any_sync, __all_sync
 //   conf_math       ex2.approx, tanh.approx, rcp.approx, f32 -> f16/bf16 and packed conversions
@@ -23,6 +25,8 @@
 #include "sinkless/compat.cuh"
 #include "sinkless/conformance_params.h"
 #include "sinkless/ptx.cuh"
+#include "sinkless/tile.cuh"
+#include "sinkless/wgmma.cuh"
 
 namespace sinkless {
 
@@ -223,6 +227,79 @@ __device__ __forceinline__ void conf_widen(const sinkless_conf_widen_params& p) 
 
 __device__ __forceinline__ void conf_atomic(const sinkless_conf_atomic_params& p) {
     atomicAdd(&p.sums[(blockIdx.x + threadIdx.x) % p.nsums], float(1 + threadIdx.x % 3));
+}
+
+// One warpgroup: A [64][k] and B staged in shared memory with plain stores (then the proxy
+// fence), D = A B + C by k / 16 wgmma steps, written row-major. The register-A form gathers its
+// fragments from global memory by the mma.m16n8k16 A table (warp w: rows 16w..), all of them
+// before the first product, so no register a product reads is rewritten while it runs.
+template <bool kBf16>
+__device__ __forceinline__ void conf_wgmma(const sinkless_conf_wgmma_params& p) {
+    if constexpr (!ptx::kHasWgmma) {
+        ptx::trap();
+    } else {
+        using a_tile_t = smem_tile<64, 128>;   // [m][k]
+        using bt_tile_t = smem_tile<64, 128>;  // B K-major: [n][k]
+        using b_tile_t = smem_tile<128, 64>;   // B N-major: [k][n]
+        const uint32_t t = threadIdx.x, k = p.k;
+        uint16_t* smem = dynamic_smem<uint16_t>();
+        smem += ((1024u - (ptx::smem_addr(smem) & 1023u)) & 1023u) / 2;
+        const a_tile_t sa{smem};
+        uint16_t* const sb = smem + a_tile_t::kElems;
+        for (uint32_t i = t; i < 64 * k; i += 128) {
+            const uint32_t r = i / k, c = i % k;
+            sa.chunk(int(r), int(c / 8))[c % 8] = p.a[i];
+        }
+        for (uint32_t i = t; i < k * 64; i += 128) {
+            const uint32_t kk = i / 64, n = i % 64;
+            if (p.reg_a) {
+                b_tile_t{sb}.chunk(int(kk), int(n / 8))[n % 8] = p.b[i];
+            } else {
+                bt_tile_t{sb}.chunk(int(n), int(kk / 8))[kk % 8] = p.b[i];
+            }
+        }
+        ptx::fence_proxy_async();
+        __syncthreads();
+        float d[32];
+#pragma unroll
+        for (int i = 0; i < 32; ++i) {
+            const uint32_t r = 16 * (t / 32) + (t % 32) / 4 + 8 * ((i >> 1) & 1);
+            const uint32_t c = 8 * (i >> 2) + 2 * (t % 4) + (i & 1);
+            d[i] = p.c[r * 64 + c];
+        }
+        uint32_t a[8][4] = {};
+        if (p.reg_a) {
+            const uint32_t r = 16 * (t / 32) + (t % 32) / 4, c = 2 * (t % 4);
+#pragma unroll
+            for (uint32_t ks = 0; ks < 8; ++ks) {
+                if (16 * ks >= k) break;
+                const uint16_t* ar = p.a + r * k + 16 * ks + c;
+                a[ks][0] = conf_pair(ar[0], ar[1]);
+                a[ks][1] = conf_pair(ar[8 * k], ar[8 * k + 1]);
+                a[ks][2] = conf_pair(ar[8], ar[9]);
+                a[ks][3] = conf_pair(ar[8 * k + 8], ar[8 * k + 9]);
+            }
+        }
+        ptx::wgmma_fence();
+#pragma unroll
+        for (uint32_t ks = 0; ks < 8; ++ks) {
+            if (16 * ks >= k) break;
+            if (p.reg_a) {
+                ptx::wgmma<kBf16, true, 64>(d, a[ks], 0, desc_n_major(b_tile_t{sb}, int(16 * ks)));
+            } else {
+                ptx::wgmma<kBf16, false, 64>(d, a[ks], desc_k_major(sa, 0, int(16 * ks)),
+                                             desc_k_major(bt_tile_t{sb}, 0, int(16 * ks)));
+            }
+        }
+        ptx::wgmma_commit();
+        ptx::wgmma_wait<0>();
+#pragma unroll
+        for (int i = 0; i < 32; ++i) {
+            const uint32_t r = 16 * (t / 32) + (t % 32) / 4 + 8 * ((i >> 1) & 1);
+            const uint32_t c = 8 * (i >> 2) + 2 * (t % 4) + (i & 1);
+            p.d[r * 64 + c] = d[i];
+        }
+    }
 }
 
 }  // namespace sinkless

@@ -64,6 +64,7 @@ params! {
     ConfCpAsync => sinkless_conf_cp_async_params,
     ConfLdmatrix => sinkless_conf_ldmatrix_params,
     ConfMma => sinkless_conf_mma_params,
+    ConfWgmma => sinkless_conf_wgmma_params,
     ConfShfl => sinkless_conf_shfl_params,
     ConfMath => sinkless_conf_math_params,
     ConfWiden => sinkless_conf_widen_params,

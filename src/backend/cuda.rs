@@ -154,7 +154,13 @@ impl CudaBackend {
     /// Whether this device runs `variant`'s kernels: [`KernelVariant::Wgmma`] needs sm_90 (its
     /// kernels are compiled for sm_90a alone), every other variant runs on sm_80 and up.
     pub fn runs_variant(&self, variant: KernelVariant) -> bool {
-        variant != KernelVariant::Wgmma || self.compute_capability == (9, 0)
+        variant != KernelVariant::Wgmma || self.has_wgmma()
+    }
+
+    /// Whether the device runs the kernels compiled for sm_90a alone (`wgmma`): compute
+    /// capability 9.0.
+    pub fn has_wgmma(&self) -> bool {
+        self.compute_capability == (9, 0)
     }
 
     fn function(&self, name: &'static str) -> Result<CudaFunction> {

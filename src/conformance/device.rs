@@ -181,7 +181,7 @@ pub(super) fn run<D: Device>(dev: &D, case: &ConformanceCase) -> Result<Vec<Outp
             vec![Output::exact("out", Values::U32(dev.download(&out)?))]
         }
         Kernel::Mma { dtype, k, ldmatrix } => {
-            let m = inputs::mma(dtype, k, seed);
+            let m = inputs::mma(dtype, (16, k as usize, 8), seed);
             let (a, b, c) = (
                 dev.upload(&m.a_bits)?,
                 dev.upload(&m.b_bits)?,
@@ -202,6 +202,30 @@ pub(super) fn run<D: Device>(dev: &D, case: &ConformanceCase) -> Result<Vec<Outp
             };
             let smem = if ldmatrix { 48 * k as usize } else { 0 };
             dev.launch(&launch(name, x(1), x(32), smem, Params::ConfMma(p))?)?;
+            vec![Output::exact("d", Values::F32(dev.download(&d)?))]
+        }
+        Kernel::Wgmma { dtype, k, reg_a } => {
+            let m = inputs::mma(dtype, (64, k as usize, 64), seed);
+            let (a, b, c) = (
+                dev.upload(&m.a_bits)?,
+                dev.upload(&m.b_bits)?,
+                dev.upload(&m.c)?,
+            );
+            let d = poisoned_f32(64 * 64)?;
+            let p = ffi::sinkless_conf_wgmma_params {
+                a: dev.addr(&a) as *const u16,
+                b: dev.addr(&b) as *const u16,
+                c: dev.addr(&c) as *const f32,
+                d: dev.addr(&d) as *mut f32,
+                k,
+                reg_a: u32::from(reg_a),
+            };
+            let name = match dtype {
+                DType::F16 => "wgmma_f16",
+                DType::BF16 => "wgmma_bf16",
+            };
+            let smem = ffi::SINKLESS_CONF_WGMMA_SMEM as usize;
+            dev.launch(&launch(name, x(1), x(128), smem, Params::ConfWgmma(p))?)?;
             vec![Output::exact("d", Values::F32(dev.download(&d)?))]
         }
         Kernel::Shfl => {

@@ -27,31 +27,31 @@ pub(super) fn ldmatrix(seed: u64) -> Vec<u16> {
     (0..32 * 16).map(|_| rng.next_u64() as u16).collect()
 }
 
-/// `conf_mma`'s operands, as values and as the bits the kernel reads.
+/// `conf_mma`'s and `conf_wgmma`'s operands, as values and as the bits the kernel reads.
 pub(super) struct Mma {
-    /// A `[16][k]`: halves in `[-8, 8]`.
+    /// A `[m][k]`: halves in `[-8, 8]`.
     pub a: Vec<f64>,
-    /// B `[k][8]`: integers in `[-8, 8]`.
+    /// B `[k][n]`: integers in `[-8, 8]`.
     pub b: Vec<f64>,
     /// A in the element type.
     pub a_bits: Vec<u16>,
     /// B in the element type.
     pub b_bits: Vec<u16>,
-    /// C `[16][8]`: quarters in `[-25, 25]`.
+    /// C `[m][n]`: quarters in `[-25, 25]`.
     pub c: Vec<f32>,
 }
 
-/// `conf_mma`: every product is a multiple of 1/2 below 64 in magnitude and C a multiple of 1/4,
-/// so each partial sum (below `2^20` for `k <= 4096`) is exact in `f32`, and both element types
-/// hold every input exactly.
-pub(super) fn mma(dtype: DType, k: u32, seed: u64) -> Mma {
+/// The operands of an `m x k x n` product: every product is a multiple of 1/2 below 64 in
+/// magnitude and C a multiple of 1/4, so each partial sum (below `2^20` for `k <= 4096`) is
+/// exact in `f32`, and both element types hold every input exactly.
+pub(super) fn mma(dtype: DType, (m, k, n): (usize, usize, usize), seed: u64) -> Mma {
     let mut rng = Rng::new(seed);
-    let mut pick =
-        |n: u64, offset: i64, step: f64| ((rng.next_u64() % n) as i64 - offset) as f64 * step;
-    let k = k as usize;
-    let a: Vec<f64> = (0..16 * k).map(|_| pick(33, 16, 0.5)).collect();
-    let b: Vec<f64> = (0..k * 8).map(|_| pick(17, 8, 1.0)).collect();
-    let c: Vec<f32> = (0..16 * 8).map(|_| pick(201, 100, 0.25) as f32).collect();
+    let mut pick = |count: u64, offset: i64, step: f64| {
+        ((rng.next_u64() % count) as i64 - offset) as f64 * step
+    };
+    let a: Vec<f64> = (0..m * k).map(|_| pick(33, 16, 0.5)).collect();
+    let b: Vec<f64> = (0..k * n).map(|_| pick(17, 8, 1.0)).collect();
+    let c: Vec<f32> = (0..m * n).map(|_| pick(201, 100, 0.25) as f32).collect();
     let convert = match dtype {
         DType::F16 => isa::f32_to_f16,
         DType::BF16 => isa::f32_to_bf16,

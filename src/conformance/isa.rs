@@ -309,14 +309,14 @@ pub(super) fn ldmatrix(src: &[u16]) -> Vec<u32> {
     out
 }
 
-/// `conf_mma`: `D = A B + C` with A `[16][k]`, B `[k][8]`, C and D `[16][8]`, all row-major,
-/// summed in `f64`. The suite's inputs make every product and partial sum exact in `f32`, so
-/// the order and width of the hardware's accumulation cannot show.
-pub(super) fn mma(a: &[f64], b: &[f64], c: &[f32], k: usize) -> Vec<f32> {
-    (0..16 * 8)
+/// `conf_mma` and `conf_wgmma`: `D = A B + C` with A `[m][k]`, B `[k][n]`, C and D `[m][n]`,
+/// all row-major, summed in `f64`. The suite's inputs make every product and partial sum exact
+/// in `f32`, so the order and width of the hardware's accumulation cannot show.
+pub(super) fn mma(a: &[f64], b: &[f64], c: &[f32], (m, k, n): (usize, usize, usize)) -> Vec<f32> {
+    (0..m * n)
         .map(|ij| {
-            let (i, j) = (ij / 8, ij % 8);
-            let dot: f64 = (0..k).map(|kk| a[i * k + kk] * b[kk * 8 + j]).sum();
+            let (i, j) = (ij / n, ij % n);
+            let dot: f64 = (0..k).map(|kk| a[i * k + kk] * b[kk * n + j]).sum();
             (f64::from(c[ij]) + dot) as f32
         })
         .collect()

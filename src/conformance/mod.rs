@@ -79,6 +79,16 @@ pub enum Kernel {
         /// Fragments through shared memory and `ldmatrix` rather than gathered from global.
         ldmatrix: bool,
     },
+    /// `sinkless_conf_wgmma_{f16,bf16}`: `D = A B + C` (64 x k x 64) with one warpgroup's
+    /// `wgmma.mma_async.m64n64k16`, `k / 16` steps; sm_90 only.
+    Wgmma {
+        /// Element type of A and B.
+        dtype: DType,
+        /// Inner dimension: 16 to 128, a multiple of 16.
+        k: u32,
+        /// A from registers and B N-major, rather than both from descriptors with B K-major.
+        reg_a: bool,
+    },
     /// `sinkless_conf_shfl`: the thirteen shuffle and three vote cases on two warps.
     Shfl,
     /// `sinkless_conf_math`: `ex2`, `tanh`, `rcp` and the narrowing conversions of `n` inputs.
@@ -288,6 +298,11 @@ impl ConformanceCase {
         }
     }
 
+    /// Whether `gpu` can run the case: the wgmma kernels need sm_90.
+    pub fn runs_on(&self, gpu: &CudaBackend) -> bool {
+        !matches!(self.kernel, Kernel::Wgmma { .. }) || gpu.has_wgmma()
+    }
+
     /// A one-line description (`mma bf16 k=48 ldmatrix`, `reduce 9 blocks [skip_sync]`).
     pub fn name(&self) -> String {
         let dims = |d: [u32; 3]| format!("{}x{}x{}", d[0], d[1], d[2]);
@@ -302,6 +317,11 @@ impl ConformanceCase {
                 "mma {} k={k}{}",
                 dtype.name(),
                 if ldmatrix { " ldmatrix" } else { "" }
+            ),
+            Kernel::Wgmma { dtype, k, reg_a } => format!(
+                "wgmma {} k={k}{}",
+                dtype.name(),
+                if reg_a { " register A" } else { "" }
             ),
             Kernel::Shfl => "shfl".into(),
             Kernel::Math { n } => format!("math n={n}"),
@@ -347,6 +367,9 @@ pub fn cases() -> Vec<ConformanceCase> {
             for ldmatrix in [false, true] {
                 v.push(Kernel::Mma { dtype, k, ldmatrix });
             }
+        }
+        for (k, reg_a) in [(128, false), (48, false), (128, true), (16, true)] {
+            v.push(Kernel::Wgmma { dtype, k, reg_a });
         }
     }
     v.extend([
@@ -563,12 +586,16 @@ pub fn run_all_emulator(emu: &Emulator) -> Result<Vec<ConformanceOutput>> {
     cases().iter().map(|c| run_emulator(emu, c)).collect()
 }
 
-/// Runs every case of [`cases`] on the GPU.
+/// Runs every case of [`cases`] that the GPU can run ([`ConformanceCase::runs_on`]) on it.
 ///
 /// # Errors
 /// The first case's error, as [`run_cuda`].
 pub fn run_all_cuda(gpu: &CudaBackend) -> Result<Vec<ConformanceOutput>> {
-    cases().iter().map(|c| run_cuda(gpu, c)).collect()
+    cases()
+        .iter()
+        .filter(|c| c.runs_on(gpu))
+        .map(|c| run_cuda(gpu, c))
+        .collect()
 }
 
 fn check_plant(case: &ConformanceCase) -> Result<()> {
@@ -606,10 +633,14 @@ fn expected(case: &ConformanceCase) -> Vec<Want> {
             seed,
         ))))],
         Kernel::Mma { dtype, k, .. } => {
-            let m = inputs::mma(dtype, k, seed);
-            vec![Want::Exact(Values::F32(isa::mma(
-                &m.a, &m.b, &m.c, k as usize,
-            )))]
+            let dims = (16, k as usize, 8);
+            let m = inputs::mma(dtype, dims, seed);
+            vec![Want::Exact(Values::F32(isa::mma(&m.a, &m.b, &m.c, dims)))]
+        }
+        Kernel::Wgmma { dtype, k, .. } => {
+            let dims = (64, k as usize, 64);
+            let m = inputs::mma(dtype, dims, seed);
+            vec![Want::Exact(Values::F32(isa::mma(&m.a, &m.b, &m.c, dims)))]
         }
         Kernel::Shfl => vec![Want::Exact(Values::U32(isa::shfl(&inputs::shfl())))],
         Kernel::Math { n } => {
@@ -852,6 +883,16 @@ pub fn verdicts(emu: &Emulator, gpu: Option<&CudaBackend>) -> Vec<Verdict> {
             Err(e) => failed("emulator", name.clone(), e),
         });
         let Some(gpu) = gpu else { continue };
+        if !case.runs_on(gpu) {
+            let (major, minor) = gpu.compute_capability();
+            v.push(Verdict {
+                backend: "gpu",
+                case: name,
+                passed: true,
+                detail: format!("skipped: needs sm_90, this GPU is sm_{major}{minor}"),
+            });
+            continue;
+        }
         match run_cuda(gpu, &case) {
             Ok(out) => {
                 let isa = check_against_isa(std::slice::from_ref(&out));

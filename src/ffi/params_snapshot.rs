@@ -7,6 +7,7 @@ pub const SINKLESS_CONF_PLANT_EXIT_EARLY: u32 = 2;
 pub const SINKLESS_CONF_PLANT_DIVERGENT_BARRIER: u32 = 3;
 pub const SINKLESS_CONF_PLANT_WARP_EXIT: u32 = 4;
 pub const SINKLESS_CONF_PLANT_SKIP_WAIT: u32 = 5;
+pub const SINKLESS_CONF_WGMMA_SMEM: u32 = 33792;
 pub const SINKLESS_CONF_SHFL_CASES: u32 = 16;
 pub const SINKLESS_SOFTMAX: sinkless_activation = 0;
 pub const SINKLESS_SIGMOID: sinkless_activation = 1;
@@ -693,6 +694,52 @@ const _: () = {
     ][::std::mem::offset_of!(sinkless_conf_mma_params, use_ldmatrix) - 36usize];
 };
 impl Default for sinkless_conf_mma_params {
+    fn default() -> Self {
+        let mut s = ::std::mem::MaybeUninit::<Self>::uninit();
+        unsafe {
+            ::std::ptr::write_bytes(s.as_mut_ptr(), 0, 1);
+            s.assume_init()
+        }
+    }
+}
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct sinkless_conf_wgmma_params {
+    pub a: *const u16,
+    pub b: *const u16,
+    pub c: *const f32,
+    pub d: *mut f32,
+    pub k: u32,
+    pub reg_a: u32,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    [
+        "Size of sinkless_conf_wgmma_params",
+    ][::std::mem::size_of::<sinkless_conf_wgmma_params>() - 40usize];
+    [
+        "Alignment of sinkless_conf_wgmma_params",
+    ][::std::mem::align_of::<sinkless_conf_wgmma_params>() - 8usize];
+    [
+        "Offset of field: sinkless_conf_wgmma_params::a",
+    ][::std::mem::offset_of!(sinkless_conf_wgmma_params, a) - 0usize];
+    [
+        "Offset of field: sinkless_conf_wgmma_params::b",
+    ][::std::mem::offset_of!(sinkless_conf_wgmma_params, b) - 8usize];
+    [
+        "Offset of field: sinkless_conf_wgmma_params::c",
+    ][::std::mem::offset_of!(sinkless_conf_wgmma_params, c) - 16usize];
+    [
+        "Offset of field: sinkless_conf_wgmma_params::d",
+    ][::std::mem::offset_of!(sinkless_conf_wgmma_params, d) - 24usize];
+    [
+        "Offset of field: sinkless_conf_wgmma_params::k",
+    ][::std::mem::offset_of!(sinkless_conf_wgmma_params, k) - 32usize];
+    [
+        "Offset of field: sinkless_conf_wgmma_params::reg_a",
+    ][::std::mem::offset_of!(sinkless_conf_wgmma_params, reg_a) - 36usize];
+};
+impl Default for sinkless_conf_wgmma_params {
     fn default() -> Self {
         let mut s = ::std::mem::MaybeUninit::<Self>::uninit();
         unsafe {

@@ -62,6 +62,21 @@ typedef struct {
                               1: staged in shared memory, A by ldmatrix.x4, B by ldmatrix.x2.trans */
 } sinkless_conf_mma_params;
 
+/* D = A * B + C with one warpgroup's wgmma.mma_async.m64n64k16 (f16 or bf16 by instance), k / 16
+ * steps; sm_90a only. Block 128, grid 1, dynamic shared memory 33 KiB (SINKLESS_CONF_WGMMA_SMEM).
+ * The kernel stages A and B in the tiles of tile.cuh (the 128-byte swizzle) with plain stores. */
+typedef struct {
+    const uint16_t* a; /* [64][k] row-major */
+    const uint16_t* b; /* [k][64] row-major */
+    const float* c;    /* [64][64] row-major */
+    float* d;          /* [64][64] row-major */
+    uint32_t k;        /* 16 .. 128, a multiple of 16 */
+    uint32_t reg_a;    /* 0: A from shared memory (descriptor), B stored K-major ([n][k]);
+                          1: A gathered from global memory into registers by the table layout,
+                          B stored N-major ([k][n]) */
+} sinkless_conf_wgmma_params;
+#define SINKLESS_CONF_WGMMA_SMEM (1024 + 2 * 64 * 128 * 2)
+
 /* Number of shuffle cases of the shuffle kernel (see conformance.cu for each case). */
 #define SINKLESS_CONF_SHFL_CASES 16u
 
