@@ -122,6 +122,42 @@ fn plant_field(plant: Option<Plant>) -> u32 {
     }
 }
 
+/// The uploaded operands of an `m x k x n` product (`inputs::mma`) and the addresses the kernel
+/// reads them at; the buffers live as long as this does.
+struct Operands<D: Device> {
+    a: *const u16,
+    b: *const u16,
+    c: *const f32,
+    _bufs: (D::Buf<u16>, D::Buf<u16>, D::Buf<f32>),
+}
+
+impl<D: Device> Operands<D> {
+    /// The operands, and D poisoned.
+    fn new(
+        dev: &D,
+        dtype: DType,
+        dims: (usize, usize, usize),
+        seed: u64,
+    ) -> Result<(Self, D::Buf<f32>)> {
+        let m = inputs::mma(dtype, dims, seed);
+        let bufs = (
+            dev.upload(&m.a_bits)?,
+            dev.upload(&m.b_bits)?,
+            dev.upload(&m.c)?,
+        );
+        let d = dev.upload(&vec![f32::from_bits(POISON32); dims.0 * dims.2])?;
+        Ok((
+            Operands {
+                a: dev.addr(&bufs.0) as *const u16,
+                b: dev.addr(&bufs.1) as *const u16,
+                c: dev.addr(&bufs.2) as *const f32,
+                _bufs: bufs,
+            },
+            d,
+        ))
+    }
+}
+
 /// Runs one case on `dev` and returns its raw outputs, in the order of the params struct.
 pub(super) fn run<D: Device>(dev: &D, case: &ConformanceCase) -> Result<Vec<Output>> {
     let seed = case.seed;
@@ -181,17 +217,11 @@ pub(super) fn run<D: Device>(dev: &D, case: &ConformanceCase) -> Result<Vec<Outp
             vec![Output::exact("out", Values::U32(dev.download(&out)?))]
         }
         Kernel::Mma { dtype, k, ldmatrix } => {
-            let m = inputs::mma(dtype, (16, k as usize, 8), seed);
-            let (a, b, c) = (
-                dev.upload(&m.a_bits)?,
-                dev.upload(&m.b_bits)?,
-                dev.upload(&m.c)?,
-            );
-            let d = poisoned_f32(16 * 8)?;
+            let (ops, d) = Operands::new(dev, dtype, (16, k as usize, 8), seed)?;
             let p = ffi::sinkless_conf_mma_params {
-                a: dev.addr(&a) as *const u16,
-                b: dev.addr(&b) as *const u16,
-                c: dev.addr(&c) as *const f32,
+                a: ops.a,
+                b: ops.b,
+                c: ops.c,
                 d: dev.addr(&d) as *mut f32,
                 k,
                 use_ldmatrix: u32::from(ldmatrix),
@@ -205,17 +235,11 @@ pub(super) fn run<D: Device>(dev: &D, case: &ConformanceCase) -> Result<Vec<Outp
             vec![Output::exact("d", Values::F32(dev.download(&d)?))]
         }
         Kernel::Wgmma { dtype, k, reg_a } => {
-            let m = inputs::mma(dtype, (64, k as usize, 64), seed);
-            let (a, b, c) = (
-                dev.upload(&m.a_bits)?,
-                dev.upload(&m.b_bits)?,
-                dev.upload(&m.c)?,
-            );
-            let d = poisoned_f32(64 * 64)?;
+            let (ops, d) = Operands::new(dev, dtype, (64, k as usize, 64), seed)?;
             let p = ffi::sinkless_conf_wgmma_params {
-                a: dev.addr(&a) as *const u16,
-                b: dev.addr(&b) as *const u16,
-                c: dev.addr(&c) as *const f32,
+                a: ops.a,
+                b: ops.b,
+                c: ops.c,
                 d: dev.addr(&d) as *mut f32,
                 k,
                 reg_a: u32::from(reg_a),
