@@ -156,7 +156,7 @@ fn dispatch_source(table: &[instances::Instance]) -> String {
             "    KernelSpec {{ name: \"{name}\", threads: {threads}, hopper_only: {hopper}, sim_entry: sinkless_sim_entry_{name}, traits: {traits} }},",
             name = inst.name,
             threads = inst.threads,
-            hopper = inst.hopper_only,
+            hopper = inst.hopper_only(),
             traits = if inst.traits.is_some() { format!("Some(sinkless_sim_traits_{})", inst.name) } else { "None".into() },
         )
         .unwrap();

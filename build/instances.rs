@@ -18,15 +18,21 @@ pub struct Instance {
     /// Threads per block the kernel is compiled for (`__launch_bounds__`); 0 where `traits`
     /// gives it.
     pub threads: u32,
-    /// Runs only on sm_90 (wgmma): the other targets hold a stub that traps, which the CUDA
-    /// backend never launches, and `expect_sass` applies to sm_90a alone.
-    pub hopper_only: bool,
     /// SASS instruction classes the kernel must contain (the kernel report checks).
     pub expect_sass: &'static [&'static str],
     /// C++ traits type whose `kBlockM`, `kBlockN`, `kThreads` and `kSmemBytes` size the launch.
     /// The build exports them from the host-compiled copy, so the Rust plan reads the tile
     /// sizes from the same `constexpr`s the device code uses instead of repeating them.
     pub traits: Option<String>,
+}
+
+impl Instance {
+    /// Whether the kernel runs on sm_90 alone: it must hold HGMMA (wgmma), which only sm_90a
+    /// has. Its other targets hold a stub that traps, which the CUDA backend never launches,
+    /// and `expect_sass` applies to sm_90a alone.
+    pub fn hopper_only(&self) -> bool {
+        self.expect_sass.contains(&"HGMMA")
+    }
 }
 
 const DTYPES: [(&str, &str); 2] = [
@@ -114,7 +120,7 @@ const HEAD_DIMS: [usize; 6] = [32, 64, 96, 128, 192, 256];
 
 /// The conformance kernels: name, body, params type, threads per block, SASS they must hold.
 #[allow(clippy::type_complexity)]
-const CONFORMANCE: [(&str, &str, &str, u32, &[&str]); 10] = [
+const CONFORMANCE: [(&str, &str, &str, u32, &[&str]); 12] = [
     (
         "index",
         "conf_index",
@@ -157,6 +163,20 @@ const CONFORMANCE: [(&str, &str, &str, u32, &[&str]); 10] = [
         32,
         &["HMMA", "LDSM"],
     ),
+    (
+        "wgmma_f16",
+        "conf_wgmma<false>",
+        "sinkless_conf_wgmma_params",
+        128,
+        WGMMA,
+    ),
+    (
+        "wgmma_bf16",
+        "conf_wgmma<true>",
+        "sinkless_conf_wgmma_params",
+        128,
+        WGMMA,
+    ),
     ("shfl", "conf_shfl", "sinkless_conf_shfl_params", 64, &[]),
     ("math", "conf_math", "sinkless_conf_math_params", 128, &[]),
     (
@@ -191,7 +211,6 @@ fn forward(
         body: format!("sinkless::attn_fwd<{ty}, {policy}, {hd}, {traits}>(p)"),
         params: "sinkless_attn_fwd_params",
         threads: 0,
-        hopper_only: false,
         expect_sass,
         traits: Some(traits),
     }
@@ -212,7 +231,6 @@ fn backward(
         body: format!("sinkless::attn_{kind}<{ty}, {policy}, {hd}>(p)"),
         params: "sinkless_attn_bwd_params",
         threads: 0,
-        hopper_only: false,
         expect_sass,
         traits: Some(format!("sinkless::{traits}<{hd}>")),
     })
@@ -228,7 +246,6 @@ pub fn all() -> Vec<Instance> {
             body: format!("sinkless::rowdot<{ty}>(p)"),
             params: "sinkless_rowdot_params",
             threads: 128,
-            hopper_only: false,
             expect_sass: &[],
             traits: None,
         });
@@ -242,20 +259,7 @@ pub fn all() -> Vec<Instance> {
             body: format!("sinkless::{body}(p)"),
             params,
             threads,
-            hopper_only: false,
             expect_sass,
-            traits: None,
-        });
-    }
-    for (dt, bf16) in [("f16", false), ("bf16", true)] {
-        v.push(Instance {
-            name: format!("sinkless_conf_wgmma_{dt}"),
-            family: "conformance.cu",
-            body: format!("sinkless::conf_wgmma<{bf16}>(p)"),
-            params: "sinkless_conf_wgmma_params",
-            threads: 128,
-            hopper_only: true,
-            expect_sass: WGMMA,
             traits: None,
         });
     }
@@ -285,7 +289,6 @@ pub fn all() -> Vec<Instance> {
             body: format!("sinkless::attn_bwd_head_reduce<{policy}>(p)"),
             params: "sinkless_attn_bwd_params",
             threads: 0,
-            hopper_only: false,
             expect_sass: &[],
             traits: Some("sinkless::bwd_head_reduce_traits".into()),
         });
@@ -295,16 +298,14 @@ pub fn all() -> Vec<Instance> {
         let (act, policy, block_n, stages, wgmma) =
             (fv.act, fv.policy, fv.block_n, fv.stages, fv.wgmma);
         for &hd in fv.head_dims {
-            let mut inst = forward(
+            v.push(forward(
                 format!("sinkless_attn_fwd_{act}_{dt}_hd{hd}_{}", fv.suffix),
                 ty,
                 policy,
                 hd,
                 format!("sinkless::fwd_traits<{hd}, {policy}, {block_n}, {stages}, {wgmma}>"),
                 fv.expect_sass,
-            );
-            inst.hopper_only = wgmma;
-            v.push(inst);
+            ));
         }
     }
     // the sigmoid's backward through rcp.approx (KernelVariant::SigmoidRcp)
@@ -324,7 +325,6 @@ pub fn all() -> Vec<Instance> {
             body: format!("sinkless::attn_bwd_dq_convert<{ty}>(p)"),
             params: "sinkless_attn_bwd_params",
             threads: 0,
-            hopper_only: false,
             expect_sass: &[],
             traits: Some("sinkless::bwd_rows_traits".into()),
         });

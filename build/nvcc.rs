@@ -352,7 +352,7 @@ fn report(table: &[Instance], archs: &[String], ptxas: &str, sass: Option<&str>)
                 row.stack,
                 row.spill_stores,
                 row.spill_loads,
-                if inst.expect_sass.is_empty() || (inst.hopper_only && a != "90a") {
+                if inst.expect_sass.is_empty() || (inst.hopper_only() && a != "90a") {
                     "-".to_string()
                 } else {
                     inst.expect_sass.join(",")
