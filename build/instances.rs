@@ -61,8 +61,8 @@ struct FwdVariant {
     /// Key tile and K/V stages (0: the default of `fwd_traits`).
     block_n: u32,
     stages: u32,
-    /// Products by wgmma (sm_90a only).
-    wgmma: bool,
+    /// Products by wgmma (sm_90a only): 0 no, 1 yes, 2 with the intra-warpgroup overlap.
+    wgmma: u32,
     /// SASS it must hold.
     expect_sass: &'static [&'static str],
 }
@@ -72,7 +72,7 @@ const fn variant(
     act: &'static str,
     policy: &'static str,
     head_dims: &'static [usize],
-    (block_n, stages, wgmma): (u32, u32, bool),
+    (block_n, stages, wgmma): (u32, u32, u32),
     expect_sass: &'static [&'static str],
 ) -> FwdVariant {
     FwdVariant {
@@ -96,23 +96,26 @@ const MMA: &[&str] = &["HMMA"];
 const MMA_RCP: &[&str] = &["HMMA", "MUFU.RCP"];
 const WGMMA: &[&str] = &["HGMMA"];
 
-const FWD_VARIANTS: [FwdVariant; 10] = [
+const FWD_VARIANTS: [FwdVariant; 12] = [
     // the sigmoid through rcp.approx in every n-tile, every second, every fourth (default tiles)
-    variant("rcp", "sigmoid", RCP1, &[64, 128], (0, 0, false), MMA_RCP),
-    variant("rcp2", "sigmoid", RCP2, &[64, 128], (0, 0, false), MMA_RCP),
-    variant("rcp4", "sigmoid", RCP4, &[64, 128], (0, 0, false), MMA_RCP),
+    variant("rcp", "sigmoid", RCP1, &[64, 128], (0, 0, 0), MMA_RCP),
+    variant("rcp2", "sigmoid", RCP2, &[64, 128], (0, 0, 0), MMA_RCP),
+    variant("rcp4", "sigmoid", RCP4, &[64, 128], (0, 0, 0), MMA_RCP),
     // 128 x 32 tiles with double-buffered K/V at hd 128 (the shape before 128 x 64)
-    variant("n32", "softmax", SOFTMAX, &[128], (32, 2, false), MMA),
-    variant("n32", "sigmoid", SIGMOID, &[128], (32, 2, false), MMA),
+    variant("n32", "softmax", SOFTMAX, &[128], (32, 2, 0), MMA),
+    variant("n32", "sigmoid", SIGMOID, &[128], (32, 2, 0), MMA),
     // 128 x 64 tiles with double-buffered K/V at hd 128 (96 KiB of shared memory)
-    variant("kv2", "softmax", SOFTMAX, &[128], (0, 2, false), MMA),
-    variant("kv2", "sigmoid", SIGMOID, &[128], (0, 2, false), MMA),
+    variant("kv2", "softmax", SOFTMAX, &[128], (0, 2, 0), MMA),
+    variant("kv2", "sigmoid", SIGMOID, &[128], (0, 2, 0), MMA),
     // 128 x 128 tiles at hd 64 (FA2's forward shape there), double-buffered (80 KiB); the
     // sigmoid spills there (52 bytes)
-    variant("n128", "softmax", SOFTMAX, &[64], (128, 2, false), MMA),
+    variant("n128", "softmax", SOFTMAX, &[64], (128, 2, 0), MMA),
     // both products by wgmma on sm_90a: 128 x 128 tiles, two warpgroups, double-buffered K/V
-    variant("wgmma", "softmax", SOFTMAX, &[64, 128], (0, 0, true), WGMMA),
-    variant("wgmma", "sigmoid", SIGMOID, &[64, 128], (0, 0, true), WGMMA),
+    variant("wgmma", "softmax", SOFTMAX, &[64, 128], (0, 0, 1), WGMMA),
+    variant("wgmma", "sigmoid", SIGMOID, &[64, 128], (0, 0, 1), WGMMA),
+    // the same with the activation of one step under the P V product of the step before
+    variant("wgmma_ov", "softmax", SOFTMAX, &[64, 128], (0, 0, 2), WGMMA),
+    variant("wgmma_ov", "sigmoid", SIGMOID, &[64, 128], (0, 0, 2), WGMMA),
 ];
 
 /// Head-dimension buckets (src/plan.rs picks the smallest that holds the head dim).

@@ -266,7 +266,24 @@ struct Row {
     stack: u64,
     spill_stores: u64,
     spill_loads: u64,
+    wgmma_fixups: u64,
     classes: BTreeMap<&'static str, u64>,
+}
+
+/// Whether a ptxas line says it patched or serialised the kernel's wgmma products: it injects
+/// a `warpgroup.wait` or `warpgroup.arrive` where the program touches registers of a product in
+/// flight (C7517, C7519: without it the result would be undefined, with it the product no
+/// longer overlaps anything) and serialises every product where it cannot follow them (C7510,
+/// C7515 "Potential Performance Loss"). It names the function; the target is the next one
+/// ptxas compiles it for.
+fn wgmma_fixup_of(line: &str) -> Option<String> {
+    let patched = line.contains("is injected") && line.contains("GMMA");
+    let serial = line.contains("wgmma") && line.contains("serialized");
+    if !(patched || serial) {
+        return None;
+    }
+    let rest = line.rsplit_once("function '")?.1;
+    Some(rest.split('\'').next()?.to_string())
 }
 
 /// The SASS instruction classes the report counts.
@@ -283,7 +300,12 @@ fn report(table: &[Instance], archs: &[String], ptxas: &str, sass: Option<&str>)
     let mut rows: BTreeMap<(String, String), Row> = BTreeMap::new();
     // ptxas -v: "Compiling entry function 'NAME' for 'sm_80'", then properties lines.
     let mut current: Option<(String, String)> = None;
+    let mut fixups: BTreeMap<String, u64> = BTreeMap::new();
     for line in ptxas.lines() {
+        if let Some(name) = wgmma_fixup_of(line) {
+            *fixups.entry(name).or_default() += 1;
+            continue;
+        }
         if let Some(rest) = line.split("Compiling entry function '").nth(1) {
             let name = rest.split('\'').next().unwrap_or("").to_string();
             let target = rest
@@ -292,6 +314,11 @@ fn report(table: &[Instance], archs: &[String], ptxas: &str, sass: Option<&str>)
                 .and_then(|t| t.split('\'').next())
                 .unwrap_or("")
                 .to_string();
+            if let Some(n) = fixups.remove(&name) {
+                rows.entry((name.clone(), target.clone()))
+                    .or_default()
+                    .wgmma_fixups += n;
+            }
             current = Some((name, target));
             continue;
         }
@@ -330,7 +357,7 @@ fn report(table: &[Instance], archs: &[String], ptxas: &str, sass: Option<&str>)
         }
     }
     let mut s = String::from(
-        "kernel\ttarget\tregisters\tsmem_static\tstack\tspill_stores\tspill_loads\texpect",
+        "kernel\ttarget\tregisters\tsmem_static\tstack\tspill_stores\tspill_loads\texpect\twgmma_fixups",
     );
     for c in CLASSES {
         write!(s, "\t{c}").unwrap();
@@ -344,7 +371,7 @@ fn report(table: &[Instance], archs: &[String], ptxas: &str, sass: Option<&str>)
                 .unwrap_or_default();
             write!(
                 s,
-                "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
                 inst.name,
                 target,
                 row.regs,
@@ -356,7 +383,8 @@ fn report(table: &[Instance], archs: &[String], ptxas: &str, sass: Option<&str>)
                     "-".to_string()
                 } else {
                     inst.expect_sass.join(",")
-                }
+                },
+                row.wgmma_fixups
             )
             .unwrap();
             for c in CLASSES {

@@ -71,14 +71,25 @@ namespace sinkless {
 // per tile at hd 64/128: 80 KiB (two CTAs an SM) or 160 KiB (one), plus 1 KiB to align the
 // tiles on the 1024-byte boundary the 128-byte swizzle needs. Registers per thread at hd 128:
 // S 64 + O 64 + P 32.
-template <int kHD_, class Act, int kBlockN_ = 0, int kKvStages_ = 0, bool kWgmma_ = false>
+//
+// kWgmma_ == 2 adds FlashAttention-3's intra-warpgroup overlap: step i issues S_i = Q K_i^T and
+// O += P_{i-1} V_{i-1} back to back, applies the activation to S_i while the tensor core works
+// on the second product, and only then waits for it (and, for the softmax, rescales O). The
+// tensor core gets the P V product of one step while the warpgroup's FP32 and MUFU pipes work
+// on the next step's scores, instead of each waiting for the other. K and V move on different
+// steps (K_{i+1} and V_i are copied during step i, each into the buffer its tile of two steps
+// earlier has left), in the same shared memory as double buffering. Registers: S 64 + O 64 +
+// P 32 live at once at hd 128.
+template <int kHD_, class Act, int kBlockN_ = 0, int kKvStages_ = 0, int kWgmma_ = 0>
 struct fwd_traits {
     static constexpr int kHD = kHD_;
     static_assert(kHD == 32 || kHD == 64 || kHD == 96 || kHD == 128 || kHD == 192 || kHD == 256,
                   "head-dim bucket");
     static_assert(kBlockN_ == 0 || kBlockN_ == 32 || kBlockN_ == 64 || kBlockN_ == 128, "key tile");
     static_assert(kKvStages_ == 0 || kKvStages_ == 1 || kKvStages_ == 2, "K/V stages");
-    static constexpr bool kWgmma = kWgmma_;
+    static_assert(kWgmma_ >= 0 && kWgmma_ <= 2, "0: mma.sync, 1: wgmma, 2: wgmma with overlap");
+    static constexpr bool kWgmma = kWgmma_ != 0;
+    static constexpr bool kOverlap = kWgmma_ == 2;
     static_assert(!kWgmma || kHD == 64 || kHD == 128, "wgmma path: hd 64 and 128");
     static constexpr int kWarps = kWgmma ? 8 : 4;
     static constexpr int kThreads = 32 * kWarps;
@@ -87,6 +98,7 @@ struct fwd_traits {
     static constexpr int kBlockM = 16 * kMTiles * kWarps;
     static constexpr int kBlockN = kBlockN_ != 0 ? kBlockN_ : kWgmma ? 128 : kHD == 32 ? 128 : 64;
     static constexpr int kKvStages = kKvStages_ != 0 ? kKvStages_ : kWgmma ? 2 : kHD >= 128 ? 1 : 2;
+    static_assert(!kOverlap || kKvStages == 2, "the overlapped loop has two K and two V buffers");
     using q_tile = smem_tile<kBlockM, kHD>;
     using kv_tile = smem_tile<kBlockN, kHD>;
     static constexpr int kAlignSlack = kWgmma ? 1024 : 0;
@@ -186,7 +198,66 @@ __device__ __forceinline__ void attn_fwd_body(const sinkless_attn_fwd_params& p)
 
     load_rows_async<kThreads>(sq_tile, q, p.q_row_stride, rows, p.head_dim, tid);
     const int count = n_end - n_begin;
-    if constexpr (tr::kKvStages == 2) {
+    if constexpr (tr::kOverlap) {
+        // Step i: S_i = Q K_i^T and O += P_{i-1} V_{i-1} in flight together, the activation of
+        // S_i under the second, then O rescaled and P_i formed (traits comment). Tile i's K sits
+        // in K buffer i % 2 and its V in V buffer i % 2.
+        const int wg_m0 = 64 * (warp / 4);
+        auto k_tile = [&](int i) { return kv_tile{k_base + (i & 1) * kv_tile::kElems}; };
+        auto v_tile = [&](int i) { return kv_tile{v_base + (i & 1) * kv_tile::kElems}; };
+        score_tile s;
+        float corr[MT][2];
+        auto activate = [&](int i) {
+            const int n0 = (n_end - 1 - i) * tr::kBlockN;
+            auto mask_fn = [&](score_tile& x, float fill_value) { mask_tile<false>(x, mask, m0 + wm0, n0, fill_value, lane); };
+            if (mask.tile_full(m0, m0 + tr::kBlockM, n0, n0 + tr::kBlockN)) {
+                return act.template apply_deferred<false>(st, s, corr, mask_fn);
+            }
+            return act.template apply_deferred<true>(st, s, corr, mask_fn);
+        };
+        if (count > 0) {
+            load_k(0, 0);
+            ptx::cp_async_commit();  // Q and K_0
+            load_v(0, 0);
+            if (count > 1) load_k(1, 1);
+            ptx::cp_async_commit();
+            ptx::cp_async_wait<1>();
+            ptx::fence_proxy_async();
+            __syncthreads();
+            fill(s, act.score_init());
+            wg_gemm_nt<T, NT, kHD>(s[0], sq_tile, wg_m0, k_tile(0));
+            // o is still 0: nothing to rescale
+            activate(0);
+            acc_to_a<T>(pa, s);
+        }
+        for (int i = 1; i < count; ++i) {
+            ptx::cp_async_wait<0>();
+            ptx::fence_proxy_async();
+            // K_i and V_{i-1} have landed, and both warpgroups are past step i - 1, so the
+            // buffers of K_{i-1} and V_{i-2} are free for K_{i+1} and V_i
+            __syncthreads();
+            fill(s, act.score_init());
+            wg_issue_nt<T, NT, kHD>(s[0], sq_tile, wg_m0, k_tile(i));
+            wg_issue_rn<T>(o[0], pa[0], v_tile(i - 1));
+            load_v(i, i & 1);
+            if (i + 1 < count) load_k(i + 1, (i + 1) & 1);
+            ptx::cp_async_commit();
+            ptx::wgmma_wait<1>();
+            ptx::fence_operand(flat(s[0]));
+            const bool moved = activate(i);
+            ptx::wgmma_wait<0>();
+            ptx::fence_operand(flat(o[0]));
+            ptx::fence_operand(reinterpret_cast<uint32_t(&)[NT * 2]>(pa[0]));
+            if (moved) act.rescale(corr, o);
+            acc_to_a<T>(pa, s);
+        }
+        if (count > 0) {
+            ptx::cp_async_wait<0>();
+            ptx::fence_proxy_async();
+            __syncthreads();
+            wg_gemm_rn<T>(o[0], pa[0], v_tile(count - 1));
+        }
+    } else if constexpr (tr::kKvStages == 2) {
         double_buffered<tr::kWgmma>(
             count,
             [&](int i, int stage) {

@@ -203,11 +203,15 @@ pub enum KernelVariant {
     /// the CUDA backend returns [`Error::Unsupported`](crate::Error::Unsupported); the emulator
     /// runs it everywhere).
     Wgmma,
+    /// [`KernelVariant::Wgmma`] with FlashAttention-3's intra-warpgroup overlap: each step
+    /// issues the next key tile's scores and the previous tile's `P V` together and applies the
+    /// activation while the second product runs. Same kernels, head dims and GPUs as `Wgmma`.
+    WgmmaOverlap,
 }
 
 impl KernelVariant {
     /// Every variant but the default.
-    pub const ALTERNATIVES: [KernelVariant; 7] = [
+    pub const ALTERNATIVES: [KernelVariant; 8] = [
         KernelVariant::SigmoidRcp,
         KernelVariant::SigmoidRcpHalf,
         KernelVariant::SigmoidRcpQuarter,
@@ -215,6 +219,7 @@ impl KernelVariant {
         KernelVariant::DoubleBufferedKv,
         KernelVariant::KeyTile128,
         KernelVariant::Wgmma,
+        KernelVariant::WgmmaOverlap,
     ];
 
     /// The short name: the kernel name's suffix, and the label in benchmark results.
@@ -228,6 +233,7 @@ impl KernelVariant {
             KernelVariant::DoubleBufferedKv => "kv2",
             KernelVariant::KeyTile128 => "n128",
             KernelVariant::Wgmma => "wgmma",
+            KernelVariant::WgmmaOverlap => "wgmma_ov",
         }
     }
 
@@ -236,6 +242,11 @@ impl KernelVariant {
         std::iter::once(KernelVariant::Default)
             .chain(KernelVariant::ALTERNATIVES)
             .find(|v| v.name() == name)
+    }
+
+    /// Whether the variant's kernels use Hopper's `wgmma`, so run on sm_90 GPUs alone.
+    pub fn needs_wgmma(self) -> bool {
+        matches!(self, KernelVariant::Wgmma | KernelVariant::WgmmaOverlap)
     }
 
     /// Whether the variant has a backward of its own (else the backward runs the default).

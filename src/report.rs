@@ -3,7 +3,8 @@
 //! `build.rs` when the kernels were compiled.
 //!
 //! [`KernelReport::problems`] lists what must never ship: spills, local-memory loads or stores,
-//! a kernel missing the instruction classes it was written for (`HMMA` on the mma.sync path).
+//! a kernel missing the instruction classes it was written for (`HMMA` on the mma.sync path),
+//! and wgmma products that ptxas had to patch or serialise.
 
 use std::fmt;
 
@@ -26,6 +27,10 @@ pub struct KernelRow {
     pub spill_loads: u32,
     /// Instruction classes the kernel must contain.
     pub expect: Vec<String>,
+    /// ptxas notes that it injected a `warpgroup.wait`/`warpgroup.arrive` or serialised the
+    /// wgmma products: the program touches registers of a product in flight, or ptxas could not
+    /// follow the products, and they no longer overlap the code around them.
+    pub wgmma_fixups: u32,
     /// Counts of SASS instruction classes, `None` where the SASS could not be read.
     pub sass: Option<Vec<(String, u32)>>,
 }
@@ -58,7 +63,7 @@ impl KernelReport {
         if header.first() != Some(&"kernel") {
             return None;
         }
-        let classes = &header[8..];
+        let classes = &header[9..];
         let mut rows = Vec::new();
         for line in lines.filter(|l| !l.trim().is_empty()) {
             let f: Vec<&str> = line.split('\t').collect();
@@ -66,13 +71,13 @@ impl KernelReport {
                 return None;
             }
             let num = |i: usize| f[i].parse::<u32>().ok();
-            let sass = if f[8..].contains(&"?") {
+            let sass = if f[9..].contains(&"?") {
                 None
             } else {
                 Some(
                     classes
                         .iter()
-                        .zip(&f[8..])
+                        .zip(&f[9..])
                         .map(|(c, v)| (c.to_string(), v.parse().unwrap_or(0)))
                         .collect(),
                 )
@@ -90,6 +95,7 @@ impl KernelReport {
                 } else {
                     f[7].split(',').map(String::from).collect()
                 },
+                wgmma_fixups: num(8)?,
                 sass,
             });
         }
@@ -105,6 +111,13 @@ impl KernelReport {
                 out.push(format!(
                     "{at}: spills {} bytes stored, {} loaded",
                     r.spill_stores, r.spill_loads
+                ));
+            }
+            if r.wgmma_fixups > 0 {
+                out.push(format!(
+                    "{at}: ptxas patched or serialised its wgmma products {} times (registers \
+                     of a product in flight are touched before its wgmma.wait_group)",
+                    r.wgmma_fixups
                 ));
             }
             for class in ["LDL", "STL"] {
@@ -175,20 +188,24 @@ impl fmt::Display for KernelReport {
 mod tests {
     use super::*;
 
-    const SAMPLE: &str = "kernel\ttarget\tregisters\tsmem_static\tstack\tspill_stores\tspill_loads\texpect\tHMMA\tLDL\tSTL\n\
-        k_ok\tsm_80\t96\t0\t0\t0\t0\tHMMA\t64\t0\t0\n\
-        k_spill\tsm_90a\t255\t0\t32\t16\t8\t-\t0\t2\t0\n\
-        k_nohmma\tsm_80\t40\t0\t0\t0\t0\tHMMA\t0\t0\t0\n";
+    const SAMPLE: &str = "kernel\ttarget\tregisters\tsmem_static\tstack\tspill_stores\tspill_loads\texpect\twgmma_fixups\tHMMA\tLDL\tSTL\n\
+        k_ok\tsm_80\t96\t0\t0\t0\t0\tHMMA\t0\t64\t0\t0\n\
+        k_spill\tsm_90a\t255\t0\t32\t16\t8\t-\t0\t0\t2\t0\n\
+        k_nohmma\tsm_80\t40\t0\t0\t0\t0\tHMMA\t0\t0\t0\t0\n\
+        k_patched\tsm_90a\t168\t0\t0\t0\t0\tHGMMA\t2\t0\t0\t0\n";
 
     #[test]
-    fn problems_name_spills_local_memory_and_missing_hmma() {
+    fn problems_name_spills_local_memory_missing_hmma_and_patched_wgmma() {
         let r = KernelReport::parse(SAMPLE).unwrap();
-        assert_eq!(r.rows.len(), 3);
+        assert_eq!(r.rows.len(), 4);
         let p = r.problems();
-        assert_eq!(p.len(), 3, "{p:?}");
+        assert_eq!(p.len(), 4, "{p:?}");
         assert!(p[0].contains("k_spill (sm_90a): spills 16 bytes stored, 8 loaded"));
         assert!(p[1].contains("2 LDL"));
         assert!(p[2].contains("k_nohmma (sm_80): expected HMMA"));
+        assert!(p[3].contains(
+            "k_patched (sm_90a): ptxas patched or serialised its wgmma products 2 times"
+        ));
     }
 
     #[test]

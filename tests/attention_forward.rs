@@ -253,17 +253,19 @@ fn kernel_variants_exist_where_documented() {
     assert!(v.exists_for(BF16, softmax, 64) && v.exists_for(BF16, softmax, 40));
     assert!(!v.exists_for(BF16, softmax, 128) && !v.exists_for(F16, softmax, 64));
     assert!(!v.exists_for(BF16, sigmoid, 64));
-    let v = KernelVariant::Wgmma;
-    for a in [sigmoid, softmax] {
-        for d in [40, 64, 104, 128] {
-            assert!(v.exists_for(BF16, a, d), "{a:?} {d}");
+    for v in [KernelVariant::Wgmma, KernelVariant::WgmmaOverlap] {
+        assert!(v.needs_wgmma());
+        for a in [sigmoid, softmax] {
+            for d in [40, 64, 104, 128] {
+                assert!(v.exists_for(BF16, a, d), "{v:?} {a:?} {d}");
+            }
+            for d in [32, 96, 192, 256] {
+                assert!(!v.exists_for(BF16, a, d), "{v:?} {a:?} {d}");
+            }
+            assert!(!v.exists_for(F16, a, 64) && !v.exists_for(F16, a, 128));
         }
-        for d in [32, 96, 192, 256] {
-            assert!(!v.exists_for(BF16, a, d), "{a:?} {d}");
-        }
-        assert!(!v.exists_for(F16, a, 64) && !v.exists_for(F16, a, 128));
+        assert!(!v.exists_for(BF16, nsigmoid, 128));
     }
-    assert!(!v.exists_for(BF16, nsigmoid, 128));
     for v in KernelVariant::ALTERNATIVES {
         assert_eq!(KernelVariant::from_name(v.name()), Some(v));
         let case = AttnCase {

@@ -117,8 +117,8 @@ struct WgmmaOp {
     int n;
     bool reg_a, bf16;
     uint64_t desc_a, desc_b;
-    uint32_t a[128][4];  // register A, taken at issue
-    float* d[128];       // each thread's accumulators, written when the op retires
+    const uint32_t* a[128];  // register A of each thread, read when the product retires
+    float* d[128];           // each thread's accumulators, written when the op retires
 };
 
 // The wgmma rendezvous of a warpgroup (4 warps) and its products in flight.

@@ -7,12 +7,13 @@
 // product is asynchronous on the GPU, so here it is computed only when a wait_group retires its
 // group: it reads shared memory then (a tile overwritten before the wait gives a wrong answer,
 // as the hardware may), and writes every thread's accumulators then (reading d before the wait
-// sees the old values). Register A operands are taken at issue. Misuse that the GPU leaves
-// undefined fails the launch: a product without a wgmma.fence since the thread's last
-// wait_group, threads of a warpgroup disagreeing on the shape or the descriptors, a block that is
-// not made of whole warpgroups, a descriptor this emulator does not model (only the 128-byte
-// swizzle with base offset 0, which is what the kernels use) or that reaches outside dynamic
-// shared memory. fence.proxy.async is accepted and does nothing: the emulator has one view of
+// sees the old values). Register A operands are read then too, from the issuing threads'
+// registers (a thread that overwrites them before the wait corrupts the product). Misuse that
+// the GPU leaves undefined fails the launch: a product without a wgmma.fence since the thread's
+// last wait_group, threads of a warpgroup disagreeing on the shape or the descriptors, a block
+// that is not made of whole warpgroups, a descriptor this emulator does not model (only the
+// 128-byte swizzle with base offset 0, which is what the kernels use) or that reaches outside
+// dynamic shared memory. fence.proxy.async is accepted and does nothing: the emulator has one view of
 // shared memory, so a missing proxy fence cannot show here (the GPU run is its test).
 //
 // Layouts (PTX ISA, "Shared Memory Matrix Layout"; CUTLASS's canonical GMMA layouts), for 16-bit
@@ -186,7 +187,7 @@ void wgmma(float* d, int n, const uint32_t* a, uint64_t desc_a, uint64_t desc_b,
              t, n, static_cast<unsigned long long>(desc_b), static_cast<unsigned long long>(f->wg_open_group),
              g.arrived, op.n, static_cast<unsigned long long>(op.desc_b), static_cast<unsigned long long>(op.group));
     }
-    if (reg_a) memcpy(op.a[t], a, sizeof op.a[t]);
+    op.a[t] = a;
     op.d[t] = d;
     g.threads[t] = f;
     if (++g.arrived < 128) {

@@ -151,10 +151,11 @@ impl CudaBackend {
         self.compute_capability
     }
 
-    /// Whether this device runs `variant`'s kernels: [`KernelVariant::Wgmma`] needs sm_90 (its
-    /// kernels are compiled for sm_90a alone), every other variant runs on sm_80 and up.
+    /// Whether this device runs `variant`'s kernels: the wgmma variants
+    /// ([`KernelVariant::needs_wgmma`]) need sm_90 (their kernels are compiled for sm_90a
+    /// alone), every other variant runs on sm_80 and up.
     pub fn runs_variant(&self, variant: KernelVariant) -> bool {
-        variant != KernelVariant::Wgmma || self.has_wgmma()
+        !variant.needs_wgmma() || self.has_wgmma()
     }
 
     /// Whether the device runs the kernels compiled for sm_90a alone (`wgmma`): compute

@@ -110,10 +110,42 @@ struct softmax_policy {
     // which is kMTiles * kHD / 2 multiplies per thread (4 per score at hd 128 with 32-key
     // tiles). After the first tiles of a row that is rare, since the maximum then rarely grows
     // by a factor of 256. The vote keeps the branch uniform over the warp.
+    //
+    // apply() does it all; the wgmma forward, whose o is still being accumulated by the tensor
+    // core while the next scores are turned into probabilities, splits it: apply_deferred() moves
+    // m and l and returns whether o needs rescale(corr) once the product in flight is done.
     static constexpr float kRescaleSlack = 8.f;
     template <bool kMask, int MT, int NT, int NO, class MaskFn>
     __device__ __forceinline__ void apply(state<MT>& st, float (&s)[MT][NT][4], float (&o)[MT][NO][4],
                                           MaskFn&& mask) const {
+        float corr[MT][2];
+        if (rebase<kMask>(st, s, corr, mask)) rescale(corr, o);
+        exponentiate(st, s);
+    }
+    template <bool kMask, int MT, int NT, class MaskFn>
+    __device__ __forceinline__ bool apply_deferred(state<MT>& st, float (&s)[MT][NT][4], float (&corr)[MT][2],
+                                                   MaskFn&& mask) const {
+        const bool moved = rebase<kMask>(st, s, corr, mask);
+        exponentiate(st, s);
+        return moved;
+    }
+    template <int MT, int NO>
+    __device__ __forceinline__ void rescale(const float (&corr)[MT][2], float (&o)[MT][NO][4]) const {
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+            for (int h = 0; h < 2; ++h)
+#pragma unroll
+                for (int nt = 0; nt < NO; ++nt) {
+                    o[mt][nt][2 * h] *= corr[mt][h];
+                    o[mt][nt][2 * h + 1] *= corr[mt][h];
+                }
+    }
+    // Masks s, and where some row of the warp overshoots moves every row's m to its maximum,
+    // scales l to match and returns true with the factors o needs in corr.
+    template <bool kMask, int MT, int NT, class MaskFn>
+    __device__ __forceinline__ bool rebase(state<MT>& st, float (&s)[MT][NT][4], float (&corr)[MT][2],
+                                           MaskFn&& mask) const {
         if (kMask) mask(s, -INFINITY);
         float tile_max[MT][2];
         bool overshoot = false;
@@ -128,24 +160,23 @@ struct softmax_policy {
                 // false while both are -inf (a row that has seen only masked keys)
                 overshoot |= tile_max[mt][h] > st.m[mt][h] + kRescaleSlack;
             }
-        if (__any_sync(0xffffffffu, overshoot)) {
+        if (!__any_sync(0xffffffffu, overshoot)) return false;
 #pragma unroll
-            for (int mt = 0; mt < MT; ++mt)
+        for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
-                for (int h = 0; h < 2; ++h) {
-                    const float m_new = fmaxf(st.m[mt][h], tile_max[mt][h]);
-                    // exp2(-inf - m_new) = 0 for a row whose first visible key this is; a row
-                    // still at -inf keeps corr = exp2(-inf - 0) = 0 on an o and l that are 0.
-                    const float corr = ptx::ex2_approx(st.m[mt][h] - (m_new == -INFINITY ? 0.f : m_new));
-                    st.m[mt][h] = m_new;
-                    st.l[mt][h] *= corr;
-#pragma unroll
-                    for (int nt = 0; nt < NO; ++nt) {
-                        o[mt][nt][2 * h] *= corr;
-                        o[mt][nt][2 * h + 1] *= corr;
-                    }
-                }
-        }
+            for (int h = 0; h < 2; ++h) {
+                const float m_new = fmaxf(st.m[mt][h], tile_max[mt][h]);
+                // exp2(-inf - m_new) = 0 for a row whose first visible key this is; a row still
+                // at -inf keeps corr = exp2(-inf - 0) = 0 on an o and l that are 0.
+                corr[mt][h] = ptx::ex2_approx(st.m[mt][h] - (m_new == -INFINITY ? 0.f : m_new));
+                st.m[mt][h] = m_new;
+                st.l[mt][h] *= corr[mt][h];
+            }
+        return true;
+    }
+    // s -> exp2(scale_log2 * s - m), summed into l.
+    template <int MT, int NT>
+    __device__ __forceinline__ void exponentiate(state<MT>& st, float (&s)[MT][NT][4]) const {
 #pragma unroll
         for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
@@ -271,6 +302,13 @@ struct sigmoid_policy {
     template <bool kMask, int MT, int NT, int NO, class MaskFn>
     __device__ __forceinline__ void apply(state<MT>& st, float (&s)[MT][NT][4], float (&)[MT][NO][4],
                                           MaskFn&& mask) const {
+        float corr[MT][2];
+        apply_deferred<kMask>(st, s, corr, mask);
+    }
+    // o is never rescaled
+    template <bool kMask, int MT, int NT, class MaskFn>
+    __device__ __forceinline__ bool apply_deferred(state<MT>& st, float (&s)[MT][NT][4], float (&)[MT][2],
+                                                   MaskFn&& mask) const {
 #pragma unroll
         for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
@@ -287,7 +325,10 @@ struct sigmoid_policy {
                     st.l[mt][1] += s[mt][nt][2] + s[mt][nt][3];
                 }
         }
+        return false;
     }
+    template <int MT, int NO>
+    __device__ __forceinline__ void rescale(const float (&)[MT][2], float (&)[MT][NO][4]) const {}
     template <int MT, int NO>
     __device__ __forceinline__ void finalize(state<MT>& st, float (&o)[MT][NO][4], float (&stat)[MT][2]) const {
         if (!kNormalized) return;

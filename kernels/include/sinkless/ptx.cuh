@@ -157,6 +157,22 @@ __device__ __forceinline__ void wgmma_wait() {
     SINKLESS_WGMMA_ASM("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
 }
 __device__ __forceinline__ void fence_proxy_async() { SINKLESS_WGMMA_ASM("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+// The accumulators and register-A operands of a product in flight belong to the tensor core
+// until the wait_group that retires it. The compiler does not know that: to it the product's
+// asm produced d when issued, and a's registers are free after it. fence_operand ties the
+// registers to a point in the program (an empty asm that reads and writes them), so placed
+// after a wait_group no access to them moves above the wait, and placed after the wait on a's
+// registers they stay allocated to a until then (CUTLASS's warpgroup_fence_operand).
+template <int N>
+__device__ __forceinline__ void fence_operand(float (&x)[N]) {
+#pragma unroll
+    for (int i = 0; i < N; ++i) asm volatile("" : "+f"(x[i])::"memory");
+}
+template <int N>
+__device__ __forceinline__ void fence_operand(uint32_t (&x)[N]) {
+#pragma unroll
+    for (int i = 0; i < N; ++i) asm volatile("" : "+r"(x[i])::"memory");
+}
 
 #define SINKLESS_D8(i)                                                                                      \
     "+f"(d[i]), "+f"(d[i + 1]), "+f"(d[i + 2]), "+f"(d[i + 3]), "+f"(d[i + 4]), "+f"(d[i + 5]), "+f"(d[i + 6]), \
@@ -265,6 +281,9 @@ __device__ __forceinline__ void wgmma_wait() {
     sim::wgmma_wait(N);
 }
 __device__ __forceinline__ void fence_proxy_async() { sim::fence_proxy_async(); }
+// the emulator's products hold pointers to the operands, so the host compiler keeps them in memory
+template <class X>
+__device__ __forceinline__ void fence_operand(X&) {}
 template <bool kBf16, bool kRegA, int N>
 __device__ __forceinline__ void wgmma(float (&d)[N / 2], const uint32_t (&a)[4], uint64_t desc_a, uint64_t desc_b) {
     static_assert(N == 64 || N == 128, "wgmma n: 64 or 128");

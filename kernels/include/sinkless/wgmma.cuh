@@ -52,30 +52,48 @@ __device__ __forceinline__ float (&flat(float (&acc)[NT][4]))[NT * 4] {
 // waits for each before issuing the next. The padding they multiply is zero (gmem.cuh fills it).
 
 // acc[nt] += A[m0 .. m0 + 63, :] * B[8 nt .., :]^T over the first kK columns of both tiles (both
-// K-major), for the calling warpgroup (its warp w gets rows m0 + 16 w ..). Waits for the product.
+// K-major), for the calling warpgroup (its warp w gets rows m0 + 16 w ..): issued as one wgmma
+// group, not waited for (acc belongs to the tensor core until a wgmma_wait retires the group).
 template <class T, int NT, int kK, class TA, class TB>
-__device__ __forceinline__ void wg_gemm_nt(float (&acc)[NT][4], const TA& ta, int m0, const TB& tb) {
+__device__ __forceinline__ void wg_issue_nt(float (&acc)[NT][4], const TA& ta, int m0, const TB& tb) {
     static_assert(TB::kRows == NT * 8, "B holds the n-tiles");
     constexpr uint32_t kNoA[4] = {0, 0, 0, 0};
+    ptx::fence_operand(flat(acc));
     ptx::wgmma_fence();
 #pragma unroll
     for (int ks = 0; ks < kK / 16; ++ks) {
         ptx::wgmma<T::kBf16, false, NT * 8>(flat(acc), kNoA, desc_k_major(ta, m0, ks * 16), desc_k_major(tb, 0, ks * 16));
     }
     ptx::wgmma_commit();
-    ptx::wgmma_wait<0>();
 }
 
 // acc[nt] += A(registers)[ks] * B[k 16 ks .., n 8 nt ..] with B stored [k][n] (N-major) over all
-// of its columns. Waits for the product.
+// of its columns: issued as one wgmma group, not waited for (acc and a belong to the tensor core
+// until a wgmma_wait retires the group; fence a after that wait).
 template <class T, int NT, int KS, class TB>
-__device__ __forceinline__ void wg_gemm_rn(float (&acc)[NT][4], const uint32_t (&a)[KS][4], const TB& tb) {
+__device__ __forceinline__ void wg_issue_rn(float (&acc)[NT][4], uint32_t (&a)[KS][4], const TB& tb) {
     static_assert(TB::kCols == NT * 8, "B holds the n-tiles");
+    ptx::fence_operand(flat(acc));
+    ptx::fence_operand(reinterpret_cast<uint32_t(&)[KS * 4]>(a));
     ptx::wgmma_fence();
 #pragma unroll
     for (int ks = 0; ks < KS; ++ks) ptx::wgmma<T::kBf16, true, NT * 8>(flat(acc), a[ks], 0, desc_n_major(tb, ks * 16));
     ptx::wgmma_commit();
+}
+
+// The same products, waited for.
+template <class T, int NT, int kK, class TA, class TB>
+__device__ __forceinline__ void wg_gemm_nt(float (&acc)[NT][4], const TA& ta, int m0, const TB& tb) {
+    wg_issue_nt<T, NT, kK>(acc, ta, m0, tb);
     ptx::wgmma_wait<0>();
+    ptx::fence_operand(flat(acc));
+}
+template <class T, int NT, int KS, class TB>
+__device__ __forceinline__ void wg_gemm_rn(float (&acc)[NT][4], uint32_t (&a)[KS][4], const TB& tb) {
+    wg_issue_rn<T>(acc, a, tb);
+    ptx::wgmma_wait<0>();
+    ptx::fence_operand(flat(acc));
+    ptx::fence_operand(reinterpret_cast<uint32_t(&)[KS * 4]>(a));
 }
 
 }  // namespace sinkless
