@@ -95,6 +95,7 @@ const RCP4: &str = "sinkless::sigmoid_policy<false, 4>";
 const MMA: &[&str] = &["HMMA"];
 const MMA_RCP: &[&str] = &["HMMA", "MUFU.RCP"];
 const WGMMA: &[&str] = &["HGMMA"];
+const WGMMA_MMA: &[&str] = &["HGMMA", "HMMA"];
 
 const FWD_VARIANTS: [FwdVariant; 12] = [
     // the sigmoid through rcp.approx in every n-tile, every second, every fourth (default tiles)
@@ -320,6 +321,21 @@ pub fn all() -> Vec<Instance> {
             hd,
             MMA_RCP,
         ));
+    }
+    // the backward's main pass with its key-warp products by wgmma (KernelVariant::Wgmma; the
+    // deterministic dQ pass stays the default's)
+    for (act, policy) in [("softmax", SOFTMAX), ("sigmoid", SIGMOID)] {
+        for hd in [64, 128] {
+            v.push(Instance {
+                name: format!("sinkless_attn_bwd_{act}_{dt}_hd{hd}_wgmma"),
+                family: "attn_bwd.cu",
+                body: format!("sinkless::attn_bwd<{ty}, {policy}, {hd}, true>(p)"),
+                params: "sinkless_attn_bwd_params",
+                threads: 0,
+                expect_sass: WGMMA_MMA,
+                traits: Some(format!("sinkless::bwd_traits<{hd}, true>")),
+            });
+        }
     }
     for (dt, ty) in DTYPES {
         v.push(Instance {

@@ -21,6 +21,8 @@
 //   attn_bwd<T, Act, kHD>     dK, dV; dQ into dq_accum with f32 atomics unless deterministic;
 //                             dbias_partial (sigmoids). grid (n_key_blocks =
 //                             ceil(seqlen_k / kBlockN), heads_kv, batch), bwd_traits<kHD>.
+//                             attn_bwd<T, Act, kHD, true>: the same with the key warps'
+//                             products by wgmma (sm_90a, hd 64/128), bwd_traits<kHD, true>.
 //   attn_bwd_dq<T, Act, kHD>  deterministic mode only: dQ directly, one CTA per query block
 //                             looping over its key blocks in a fixed order.
 //                             grid (ceil(seqlen_q / kBlockM), heads_q, batch), bwd_dq_traits<kHD>.
@@ -45,6 +47,7 @@
 #include "sinkless/activation.cuh"
 #include "sinkless/problem.cuh"
 #include "sinkless/pipeline.cuh"
+#include "sinkless/wgmma.cuh"
 
 namespace sinkless {
 
@@ -129,16 +132,27 @@ struct bwd_rows_traits {
 // hd 32/64/96/128/192/256, within an A100's 163 KiB.
 // dQ = dS K is cut into (16 rows x kDqCols) units spread over the warps, one unit per warp where
 // the shape allows; 64-column units spilled once dK/dV held 128 registers.
-template <int kHD_>
+//
+// kWgmma_ (sm_90a only, hd 64 and 128): the four products of the key warps (S^T, dV, dP^T, dK)
+// by wgmma.mma_async (wgmma.cuh) instead of mma.sync, each warpgroup over its 64 keys: the 8
+// key warps are two warpgroups, and the accumulator layout per warp is mma.sync's, so the
+// activations, masks, dS^T tile, dQ product and epilogue are unchanged. K, V, Q and dO come
+// out of shared memory once per warpgroup and product rather than once per warp. The tiles sit
+// on 1024-byte boundaries (1 KiB of slack), as the 128-byte swizzle needs. 64 queries per step
+// at both head dims: at hd 128 that is dK + dV 128, S^T and dP^T 32 each, P^T and dS^T 16 each
+// registers per thread, which mma.sync could not hold next to its B fragments.
+template <int kHD_, bool kWgmma_ = false>
 struct bwd_traits {
     static constexpr int kHD = kHD_;
+    static constexpr bool kWgmma = kWgmma_;
+    static_assert(!kWgmma || kHD == 64 || kHD == 128, "wgmma backward: hd 64 and 128");
     static constexpr int kDSplit = kHD > 128 ? 2 : 1;
     static constexpr int kDv = kHD / kDSplit;
     static constexpr int kWarpsN = kDSplit == 1 ? 8 : 4;  // key warps, 16 keys each
     static constexpr int kWarps = kWarpsN * kDSplit;
     static constexpr int kThreads = 32 * kWarps;
     static constexpr int kBlockN = 16 * kWarpsN;
-    static constexpr int kBlockM = kDv > 64 ? 32 : 64;
+    static constexpr int kBlockM = kDv > 64 && !kWgmma ? 32 : 64;
     // dQ = dS K is split over the warps in (16 rows x kDqCols) units: 8 units at hd 32, 64, 128
     static constexpr int kDqCols = kHD == 32 ? 16 : 32;
     // dbias partials per key block, one per lane of a key warp (the host's dbias_block_slots)
@@ -148,8 +162,10 @@ struct bwd_traits {
     using q_tile = smem_tile<kBlockM, kHD>;
     using ds_tile = smem_tile<kBlockN, kBlockM>;  // dS^T, [key][query]
     static constexpr int kStatFloats = 2 * 2 * kBlockM;  // [stage][stat, D][row]
+    static constexpr int kAlignSlack = kWgmma ? 1024 : 0;
     // K, V, Q[2], dO[2], dS^T, row statistics
-    static constexpr int kSmemBytes = 2 * kv_tile::kBytes + 4 * q_tile::kBytes + ds_tile::kBytes + 4 * kStatFloats;
+    static constexpr int kSmemBytes =
+        kAlignSlack + 2 * kv_tile::kBytes + 4 * q_tile::kBytes + ds_tile::kBytes + 4 * kStatFloats;
 };
 
 // dbias partials: one per (query head, sequence, key block, lane of a key warp), each written
@@ -160,9 +176,9 @@ __device__ __forceinline__ int64_t dbias_slot(const P& p, int h, int b, int n_bl
     return ((static_cast<int64_t>(h) * p.batch + b) * p.n_key_blocks + n_block) * p.dbias_block_slots;
 }
 
-template <class T, class Act, int kHD>
-__device__ __forceinline__ void attn_bwd(const sinkless_attn_bwd_params& p) {
-    using tr = bwd_traits<kHD>;
+template <class T, class Act, int kHD, class tr>
+__device__ __forceinline__ void attn_bwd_body(const sinkless_attn_bwd_params& p) {
+    static_assert(tr::kHD == kHD, "traits of another head dim");
     constexpr int kThreads = tr::kThreads;
     constexpr int NQ = tr::kBlockM / 8;  // query n-tiles of S^T
     constexpr int NDV = tr::kDv / 8;     // dK/dV n-tiles per warp
@@ -186,6 +202,7 @@ __device__ __forceinline__ void attn_bwd(const sinkless_attn_bwd_params& p) {
     const int nm = i_begin < i_end ? (i_end + tr::kBlockM - 1) / tr::kBlockM - m_begin : 0;
 
     uint16_t* smem = dynamic_smem<uint16_t>();
+    if constexpr (tr::kWgmma) smem += ((1024u - (ptx::smem_addr(smem) & 1023u)) & 1023u) / 2;
     const kv_tile k_tile{smem};
     const kv_tile v_tile{smem + kv_tile::kElems};
     uint16_t* const q_base = smem + 2 * kv_tile::kElems;  // Q stage s at q_base + s * kElems
@@ -253,23 +270,41 @@ __device__ __forceinline__ void attn_bwd(const sinkless_attn_bwd_params& p) {
             const int c = acc_col(nt, e, lane);
             return query_stats{st[c], st[tr::kBlockM + c]};
         };
-        // dV's product runs before dP is formed, so the two score-sized tiles and their
-        // operand copies are never live at once (the sigmoids spilled at hd128 otherwise).
+        const bool need_mask = !mask.tile_full(m0, m0 + tr::kBlockM, n0, n0 + tr::kBlockN);
         float s[1][NQ][4];
         fill(s, act.score_init());
-        gemm_nt<T, 1, NQ, kHD>(s, k_tile, wn0, q_t, 0, p.head_dim, lane);
-        activations<true>(act, s, stat_dot, !mask.tile_full(m0, m0 + tr::kBlockM, n0, n0 + tr::kBlockN), mask,
-                          n0 + wn0, m0, lane);
-        {
+        float dp[1][NQ][4];
+        uint32_t dsa_wg[1][NQ / 2][4];  // dS^T as dK's register A (wgmma: in flight to the step's end)
+        if constexpr (tr::kWgmma) {
+            // S^T; then dV's product and dP^T's together; dK's runs on under the dQ product
+            // below and is waited for at the end of the step.
+            wg_gemm_nt<T, NQ, kHD>(s[0], k_tile, wn0 & ~63, q_t);
+            activations<true>(act, s, stat_dot, need_mask, mask, n0 + wn0, m0, lane);
             uint32_t wa[1][NQ / 2][4];
             dv_weights<T>(wa, act, s, stat_dot);
-            gemm_rn<T>(dv, wa, do_t, dv0, rows, lane);
-        }
-        float dp[1][NQ][4];
-        fill(dp, 0.f);
-        gemm_nt<T, 1, NQ, kHD>(dp, v_tile, wn0, do_t, 0, p.head_dim, lane);
-        score_grads(act, s, dp, stat_dot);
-        {
+            wg_issue_rn<T>(dv[0], wa[0], do_t);
+            fill(dp, 0.f);
+            wg_issue_nt<T, NQ, kHD>(dp[0], v_tile, wn0 & ~63, do_t);
+            ptx::wgmma_wait<0>();
+            ptx::fence_operand(flat(dv[0]));
+            ptx::fence_operand(flat(dp[0]));
+            ptx::fence_operand(reinterpret_cast<uint32_t(&)[NQ * 2]>(wa[0]));
+            score_grads(act, s, dp, stat_dot);
+            acc_to_a<T>(dsa_wg, dp);
+            wg_issue_rn<T>(dk[0], dsa_wg[0], q_t);
+        } else {
+            // dV's product runs before dP is formed, so the two score-sized tiles and their
+            // operand copies are never live at once (the sigmoids spilled at hd128 otherwise).
+            gemm_nt<T, 1, NQ, kHD>(s, k_tile, wn0, q_t, 0, p.head_dim, lane);
+            activations<true>(act, s, stat_dot, need_mask, mask, n0 + wn0, m0, lane);
+            {
+                uint32_t wa[1][NQ / 2][4];
+                dv_weights<T>(wa, act, s, stat_dot);
+                gemm_rn<T>(dv, wa, do_t, dv0, rows, lane);
+            }
+            fill(dp, 0.f);
+            gemm_nt<T, 1, NQ, kHD>(dp, v_tile, wn0, do_t, 0, p.head_dim, lane);
+            score_grads(act, s, dp, stat_dot);
             uint32_t dsa[1][NQ / 2][4];
             acc_to_a<T>(dsa, dp);
             gemm_rn<T>(dk, dsa, q_t, dv0, rows, lane);
@@ -307,13 +342,19 @@ __device__ __forceinline__ void attn_bwd(const sinkless_attn_bwd_params& p) {
             }
         }
 
+        if constexpr (tr::kWgmma) {
+            ptx::wgmma_wait<0>();
+            ptx::fence_operand(flat(dk[0]));
+            ptx::fence_operand(reinterpret_cast<uint32_t(&)[NQ * 2]>(dsa_wg[0]));
+        }
+
         if (Act::kBiasGrad && dv0 == 0 && i % nm == nm - 1) {  // last block of this query head
             // one partial per lane: a shuffle reduction here made ptxas spill dK/dV
             db_slot[(i / nm) * db_head_stride] = db;
             db = 0.f;
         }
     };
-    double_buffered(group * nm, load, body);
+    double_buffered<tr::kWgmma>(group * nm, load, body);
 
     if (Act::kBiasGrad && nm == 0) {  // no query sees this block: its share of every head is 0
         for (int t = tid; t < group * tr::kBiasSlots; t += kThreads)
@@ -339,6 +380,16 @@ __device__ __forceinline__ void attn_bwd(const sinkless_attn_bwd_params& p) {
                          static_cast<uint16_t*>(p.dv) +
                              row_offset(p, b, p.dv_batch_stride, p.dv_row_stride, p.dv_head_stride, sb.k_start, n0, hk),
                          p.dv_row_stride, keys, p.head_dim, tid);
+}
+
+template <class T, class Act, int kHD, bool kWgmma = false>
+__device__ __forceinline__ void attn_bwd(const sinkless_attn_bwd_params& p) {
+    if constexpr (kWgmma && !ptx::kHasWgmma) {
+        // the wgmma kernels' copies for other targets (the host plans them on sm_90 only)
+        ptx::trap();
+    } else {
+        attn_bwd_body<T, Act, kHD, bwd_traits<kHD, kWgmma>>(p);
+    }
 }
 
 // ---- deterministic dQ pass: one query block, every key that it sees --------------------------

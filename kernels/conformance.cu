@@ -22,6 +22,8 @@
 // missing cp.async waits and deadlocks; they must never run on a GPU.
 #pragma once
 
+#include <type_traits>
+
 #include "sinkless/compat.cuh"
 #include "sinkless/conformance_params.h"
 #include "sinkless/ptx.cuh"
@@ -280,19 +282,32 @@ __device__ __forceinline__ void conf_wgmma(const sinkless_conf_wgmma_params& p) 
                 a[ks][3] = conf_pair(ar[8 * k + 8], ar[8 * k + 9]);
             }
         }
-        ptx::wgmma_fence();
+        // One group per k step, fenced on both sides, and the operand form chosen outside the
+        // steps: no branch sits between a fence and its product, so ptxas has nothing to patch.
+        const auto run = [&](auto reg_a) {
+            constexpr bool kRegA = decltype(reg_a)::value;
 #pragma unroll
-        for (uint32_t ks = 0; ks < 8; ++ks) {
-            if (16 * ks >= k) break;
-            if (p.reg_a) {
-                ptx::wgmma<kBf16, true, 64>(d, a[ks], 0, desc_n_major(b_tile_t{sb}, int(16 * ks)));
-            } else {
-                ptx::wgmma<kBf16, false, 64>(d, a[ks], desc_k_major(sa, 0, int(16 * ks)),
-                                             desc_k_major(bt_tile_t{sb}, 0, int(16 * ks)));
+            for (uint32_t ks = 0; ks < 8; ++ks) {
+                if (16 * ks >= k) break;
+                ptx::fence_operand(d);
+                ptx::fence_operand(a[ks]);
+                ptx::wgmma_fence();
+                if constexpr (kRegA) {
+                    ptx::wgmma<kBf16, true, 64>(d, a[ks], 0, desc_n_major(b_tile_t{sb}, int(16 * ks)));
+                } else {
+                    ptx::wgmma<kBf16, false, 64>(d, a[ks], desc_k_major(sa, 0, int(16 * ks)),
+                                                 desc_k_major(bt_tile_t{sb}, 0, int(16 * ks)));
+                }
+                ptx::wgmma_commit();
+                ptx::wgmma_wait<0>();
+                ptx::fence_operand(d);
             }
+        };
+        if (p.reg_a) {
+            run(std::true_type{});
+        } else {
+            run(std::false_type{});
         }
-        ptx::wgmma_commit();
-        ptx::wgmma_wait<0>();
 #pragma unroll
         for (int i = 0; i < 32; ++i) {
             const uint32_t r = 16 * (t / 32) + (t % 32) / 4 + 8 * ((i >> 1) & 1);

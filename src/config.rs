@@ -198,14 +198,17 @@ pub enum KernelVariant {
     /// 128 x 128 tiles (double-buffered) instead of 128 x 64: softmax, head dim 64 (the
     /// sigmoid spills registers there).
     KeyTile128,
-    /// Both products by Hopper's `wgmma.mma_async` instead of `mma.sync`, 128 x 128 tiles over
-    /// two warpgroups: softmax and sigmoid, head dims 64 and 128, on sm_90 GPUs only (elsewhere
-    /// the CUDA backend returns [`Error::Unsupported`](crate::Error::Unsupported); the emulator
-    /// runs it everywhere).
+    /// Hopper's `wgmma.mma_async` instead of `mma.sync`: the forward's two products, 128 x 128
+    /// tiles over two warpgroups; in the backward's main pass the four products of the key
+    /// warps (`S^T`, `dV`, `dP^T`, `dK`), each warpgroup over 64 keys (`dQ` and the
+    /// deterministic dQ pass stay on `mma.sync`). Softmax and sigmoid, head dims 64 and 128, on
+    /// sm_90 GPUs only (elsewhere the CUDA backend returns
+    /// [`Error::Unsupported`](crate::Error::Unsupported); the emulator runs it everywhere).
     Wgmma,
     /// [`KernelVariant::Wgmma`] with FlashAttention-3's intra-warpgroup overlap: each step
     /// issues the next key tile's scores and the previous tile's `P V` together and applies the
-    /// activation while the second product runs. Same kernels, head dims and GPUs as `Wgmma`.
+    /// activation while the second product runs. Forward only (the backward is the default's),
+    /// for the same activations, head dims and GPUs as `Wgmma`.
     WgmmaOverlap,
 }
 
@@ -251,7 +254,17 @@ impl KernelVariant {
 
     /// Whether the variant has a backward of its own (else the backward runs the default).
     pub fn has_backward(self) -> bool {
-        self == KernelVariant::SigmoidRcp
+        self.own_backward_pass("bwd")
+    }
+
+    /// Whether the variant has its own kernel for the backward pass `kind`: `bwd` (the main
+    /// pass) or `bwd_dq` (the deterministic dQ pass); the default's runs where it has not.
+    pub(crate) fn own_backward_pass(self, kind: &str) -> bool {
+        match self {
+            KernelVariant::SigmoidRcp => true,
+            KernelVariant::Wgmma => kind == "bwd",
+            _ => false,
+        }
     }
 
     /// Whether the variant is compiled for this element type, activation and head dim.

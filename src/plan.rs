@@ -372,7 +372,7 @@ pub(crate) struct WorkspaceSizes {
 }
 
 /// A backward kernel (`kind` is `bwd` or `bwd_dq`): the variant's where it has one of its own
-/// (`KernelVariant::has_backward`), else the default.
+/// (`KernelVariant::own_backward_pass`), else the default.
 fn bwd_kernel(
     kind: &str,
     opts: &AttentionOptions,
@@ -385,7 +385,7 @@ fn bwd_kernel(
         dtype.name(),
         bucket(dims.head_dim)
     );
-    if !opts.variant.has_backward() {
+    if !opts.variant.own_backward_pass(kind) {
         return kernel(name);
     }
     variant_kernel(&name, opts.variant, opts.activation, dtype, dims.head_dim)

@@ -188,11 +188,11 @@ impl fmt::Display for KernelReport {
 mod tests {
     use super::*;
 
-    const SAMPLE: &str = "kernel\ttarget\tregisters\tsmem_static\tstack\tspill_stores\tspill_loads\texpect\twgmma_fixups\tHMMA\tLDL\tSTL\n\
-        k_ok\tsm_80\t96\t0\t0\t0\t0\tHMMA\t0\t64\t0\t0\n\
-        k_spill\tsm_90a\t255\t0\t32\t16\t8\t-\t0\t0\t2\t0\n\
-        k_nohmma\tsm_80\t40\t0\t0\t0\t0\tHMMA\t0\t0\t0\t0\n\
-        k_patched\tsm_90a\t168\t0\t0\t0\t0\tHGMMA\t2\t0\t0\t0\n";
+    const SAMPLE: &str = "kernel\ttarget\tregisters\tsmem_static\tstack\tspill_stores\tspill_loads\texpect\twgmma_fixups\tHMMA\tHGMMA\tLDL\tSTL\n\
+        k_ok\tsm_80\t96\t0\t0\t0\t0\tHMMA\t0\t64\t0\t0\t0\n\
+        k_spill\tsm_90a\t255\t0\t32\t16\t8\t-\t0\t0\t0\t2\t0\n\
+        k_nohmma\tsm_80\t40\t0\t0\t0\t0\tHMMA\t0\t0\t0\t0\t0\n\
+        k_patched\tsm_90a\t168\t0\t0\t0\t0\tHGMMA\t2\t0\t16\t0\t0\n";
 
     #[test]
     fn problems_name_spills_local_memory_missing_hmma_and_patched_wgmma() {

@@ -4,7 +4,7 @@
 //! mode's bitwise reproducibility.
 
 use sinkless::check::{self, failures, AttnCase};
-use sinkless::{Activation, Emulator, SigmoidBias};
+use sinkless::{Activation, Emulator, KernelVariant, SigmoidBias};
 
 /// Runs every case's backward in f16 and bf16 (every other case deterministic) and asserts
 /// that all pass.
@@ -108,6 +108,11 @@ fn deterministic_mode_is_bitwise_reproducible() {
             &[128],
         )[20]
             .clone(),
+        // the wgmma main pass (dK, dV) before the default's deterministic dQ pass
+        check::variant_cases()
+            .into_iter()
+            .find(|c| c.opts.variant == KernelVariant::Wgmma && c.heads_q > c.heads_kv)
+            .expect("a GQA case of the wgmma variant"),
     ]
     .into_iter()
     .enumerate()
@@ -150,7 +155,13 @@ fn kernel_variants_with_a_backward() {
         .into_iter()
         .filter(|c| c.opts.variant.has_backward())
         .collect();
-    assert!(cases.len() >= 5, "too few backward variant cases");
+    for v in KernelVariant::ALTERNATIVES {
+        let n = cases.iter().filter(|c| c.opts.variant == v).count();
+        assert!(
+            n >= 5 || !v.has_backward(),
+            "{v:?}: {n} backward cases, too few"
+        );
+    }
     let mut bad = Vec::new();
     for (i, case) in cases.iter().enumerate() {
         bad.extend(failures(
@@ -158,6 +169,18 @@ fn kernel_variants_with_a_backward() {
                 .run_backward::<half::bf16, _>(&emu, 700 + i as u64)
                 .unwrap(),
         ));
+        // every third case also with the deterministic dQ pass (the default's kernel, after
+        // the variant's main pass where it has only that)
+        if i % 3 == 0 {
+            let det = AttnCase {
+                opts: case.opts.with_deterministic(true),
+                ..case.clone()
+            };
+            bad.extend(failures(
+                &det.run_backward::<half::bf16, _>(&emu, 700 + i as u64)
+                    .unwrap(),
+            ));
+        }
     }
     assert!(bad.is_empty(), "{}", bad.join("\n"));
 }
