@@ -437,15 +437,24 @@ impl CudaBackend {
             self.check_device(TensorName::DBias, &**d)?;
         }
         let sizes = plan::backward_workspace(T::DTYPE, opts, &dims)?;
-        let scratch = |n: usize| {
-            self.stream
-                .alloc_zeros::<f32>(n.max(1))
-                .map_err(cuda_err("allocating backward scratch"))
+        // Only dq_accum must start at zero. The kernels write every element of row_dot and
+        // dbias_partial before they read it (the emulator backend starts them as NaN to prove
+        // it), so those two skip the memset.
+        let scratch = |n: usize, zeroed: bool| {
+            let n = n.max(1);
+            if zeroed {
+                self.stream.alloc_zeros::<f32>(n)
+            } else {
+                // SAFETY: f32 has no invalid bit patterns, and no kernel reads an element of
+                // these buffers that an earlier kernel on the same stream has not written.
+                unsafe { self.stream.alloc::<f32>(n) }
+            }
+            .map_err(cuda_err("allocating backward scratch"))
         };
         let (row_dot, dq_accum, dbias_partial) = (
-            scratch(sizes.row_dot)?,
-            scratch(sizes.dq_accum)?,
-            scratch(sizes.dbias_partial)?,
+            scratch(sizes.row_dot, false)?,
+            scratch(sizes.dq_accum, true)?,
+            scratch(sizes.dbias_partial, false)?,
         );
         let (cu_q, cu_k) = (self.upload_cu(&dims.q.cu)?, self.upload_cu(&dims.k.cu)?);
         let stream = self.stream.clone();
