@@ -24,14 +24,20 @@ pub struct Instance {
     /// The build exports them from the host-compiled copy, so the Rust plan reads the tile
     /// sizes from the same `constexpr`s the device code uses instead of repeating them.
     pub traits: Option<String>,
+    /// The params struct holds tensor maps (`tma_params.h`): the kernel takes it as a
+    /// `__grid_constant__` (the copies read the maps in parameter space) and is compiled with a
+    /// register cap (`__launch_bounds__(threads, 1)`), which `setmaxnreg` needs.
+    pub tensor_maps: bool,
 }
 
 impl Instance {
-    /// Whether the kernel runs on sm_90 alone: it must hold HGMMA (wgmma), which only sm_90a
-    /// has. Its other targets hold a stub that traps, which the CUDA backend never launches,
-    /// and `expect_sass` applies to sm_90a alone.
+    /// Whether the kernel runs on sm_90 alone: it must hold HGMMA (wgmma) or UTMALDG (tensor
+    /// copies), which only sm_90a has of our targets. Its other targets hold a stub that traps,
+    /// which the CUDA backend never launches, and `expect_sass` applies to sm_90a alone.
     pub fn hopper_only(&self) -> bool {
-        self.expect_sass.contains(&"HGMMA")
+        self.expect_sass
+            .iter()
+            .any(|c| matches!(*c, "HGMMA" | "UTMALDG"))
     }
 }
 
@@ -61,7 +67,8 @@ struct FwdVariant {
     /// Key tile and K/V stages (0: the default of `fwd_traits`).
     block_n: u32,
     stages: u32,
-    /// Products by wgmma (sm_90a only): 0 no, 1 yes, 2 with the intra-warpgroup overlap.
+    /// Products by wgmma (sm_90a only): 0 no, 1 yes, 2 with the intra-warpgroup overlap, 3 and
+    /// warp-specialised with tensor copies (its params hold tensor maps).
     wgmma: u32,
     /// SASS it must hold.
     expect_sass: &'static [&'static str],
@@ -96,8 +103,9 @@ const MMA: &[&str] = &["HMMA"];
 const MMA_RCP: &[&str] = &["HMMA", "MUFU.RCP"];
 const WGMMA: &[&str] = &["HGMMA"];
 const WGMMA_MMA: &[&str] = &["HGMMA", "HMMA"];
+const WGMMA_TMA: &[&str] = &["HGMMA", "UTMALDG"];
 
-const FWD_VARIANTS: [FwdVariant; 12] = [
+const FWD_VARIANTS: [FwdVariant; 14] = [
     // the sigmoid through rcp.approx in every n-tile, every second, every fourth (default tiles)
     variant("rcp", "sigmoid", RCP1, &[64, 128], (0, 0, 0), MMA_RCP),
     variant("rcp2", "sigmoid", RCP2, &[64, 128], (0, 0, 0), MMA_RCP),
@@ -117,6 +125,23 @@ const FWD_VARIANTS: [FwdVariant; 12] = [
     // the same with the activation of one step under the P V product of the step before
     variant("wgmma_ov", "softmax", SOFTMAX, &[64, 128], (0, 0, 2), WGMMA),
     variant("wgmma_ov", "sigmoid", SIGMOID, &[64, 128], (0, 0, 2), WGMMA),
+    // and warp-specialised: a producer warpgroup feeding K and V by TMA through mbarriers
+    variant(
+        "wgmma_ws",
+        "softmax",
+        SOFTMAX,
+        &[64, 128],
+        (0, 0, 3),
+        WGMMA_TMA,
+    ),
+    variant(
+        "wgmma_ws",
+        "sigmoid",
+        SIGMOID,
+        &[64, 128],
+        (0, 0, 3),
+        WGMMA_TMA,
+    ),
 ];
 
 /// Head-dimension buckets (src/plan.rs picks the smallest that holds the head dim).
@@ -124,7 +149,7 @@ const HEAD_DIMS: [usize; 6] = [32, 64, 96, 128, 192, 256];
 
 /// The conformance kernels: name, body, params type, threads per block, SASS they must hold.
 #[allow(clippy::type_complexity)]
-const CONFORMANCE: [(&str, &str, &str, u32, &[&str]); 12] = [
+const CONFORMANCE: [(&str, &str, &str, u32, &[&str]); 13] = [
     (
         "index",
         "conf_index",
@@ -181,6 +206,13 @@ const CONFORMANCE: [(&str, &str, &str, u32, &[&str]); 12] = [
         128,
         WGMMA,
     ),
+    (
+        "tma",
+        "conf_tma",
+        "sinkless_conf_tma_params",
+        128,
+        &["UTMALDG"],
+    ),
     ("shfl", "conf_shfl", "sinkless_conf_shfl_params", 64, &[]),
     ("math", "conf_math", "sinkless_conf_math_params", 128, &[]),
     (
@@ -208,15 +240,21 @@ fn forward(
     hd: usize,
     traits: String,
     expect_sass: &'static [&'static str],
+    tensor_maps: bool,
 ) -> Instance {
     Instance {
         name,
         family: "attn_fwd.cu",
         body: format!("sinkless::attn_fwd<{ty}, {policy}, {hd}, {traits}>(p)"),
-        params: "sinkless_attn_fwd_params",
+        params: if tensor_maps {
+            "sinkless_attn_fwd_tma_params"
+        } else {
+            "sinkless_attn_fwd_params"
+        },
         threads: 0,
         expect_sass,
         traits: Some(traits),
+        tensor_maps,
     }
 }
 
@@ -237,6 +275,7 @@ fn backward(
         threads: 0,
         expect_sass,
         traits: Some(format!("sinkless::{traits}<{hd}>")),
+        tensor_maps: false,
     })
 }
 
@@ -252,6 +291,7 @@ pub fn all() -> Vec<Instance> {
             threads: 128,
             expect_sass: &[],
             traits: None,
+            tensor_maps: false,
         });
     }
     // The emulator's conformance suite: one or more kernels per PTX wrapper, run on the
@@ -265,6 +305,7 @@ pub fn all() -> Vec<Instance> {
             threads,
             expect_sass,
             traits: None,
+            tensor_maps: params.contains("_tma_"),
         });
     }
     for (act, policy) in ACTIVATIONS {
@@ -277,6 +318,7 @@ pub fn all() -> Vec<Instance> {
                     hd,
                     format!("sinkless::fwd_traits<{hd}, {policy}>"),
                     MMA,
+                    false,
                 ));
                 v.extend(backward(
                     |kind| format!("sinkless_attn_{kind}_{act}_{dt}_hd{hd}"),
@@ -295,6 +337,7 @@ pub fn all() -> Vec<Instance> {
             threads: 0,
             expect_sass: &[],
             traits: Some("sinkless::bwd_head_reduce_traits".into()),
+            tensor_maps: false,
         });
     }
     let (dt, ty) = DTYPES[1];
@@ -309,6 +352,7 @@ pub fn all() -> Vec<Instance> {
                 hd,
                 format!("sinkless::fwd_traits<{hd}, {policy}, {block_n}, {stages}, {wgmma}>"),
                 fv.expect_sass,
+                wgmma == 3,
             ));
         }
     }
@@ -334,6 +378,7 @@ pub fn all() -> Vec<Instance> {
                 threads: 0,
                 expect_sass: WGMMA_MMA,
                 traits: Some(format!("sinkless::bwd_traits<{hd}, true>")),
+                tensor_maps: false,
             });
         }
     }
@@ -346,6 +391,7 @@ pub fn all() -> Vec<Instance> {
             threads: 0,
             expect_sass: &[],
             traits: Some("sinkless::bwd_rows_traits".into()),
+            tensor_maps: false,
         });
     }
     v

@@ -5,7 +5,9 @@
 //! kernel family rebuilds only its instances. The objects are then device-linked
 //! once per target into a cubin, the PTX of every instance is generated in one
 //! pass, and `fatbinary` packs the cubins and the PTX into one fatbin that the
-//! crate embeds. ptxas' `-v` report of every instance and a count of instruction
+//! crate embeds. The instances whose params hold tensor maps (they use
+//! `setmaxnreg`, which relocatable code loses) are compiled together as one
+//! whole program into a second fatbin, `sinkless_whole.fatbin`. ptxas' `-v` report of every instance and a count of instruction
 //! classes in the SASS become the kernel report.
 
 use crate::cache::{headers_hash, Fnv};
@@ -95,56 +97,84 @@ pub fn build_fatbin(
         h
     };
 
-    // Compile every instance, NUM_JOBS at a time.
+    // Compile every instance, NUM_JOBS at a time: each on its own with relocatable device code,
+    // except the kernels whose params hold tensor maps, which use setmaxnreg. ptxas ignores
+    // setmaxnreg in relocatable code (C7504: it cannot vouch for the other compilation units),
+    // so those are compiled together as one whole program, straight into a fatbin of their own.
     let jobs: usize = std::env::var("NUM_JOBS")
         .ok()
         .and_then(|j| j.parse().ok())
         .unwrap_or(2)
         .max(1);
-    let work: Vec<(usize, PathBuf, PathBuf, PathBuf)> = table
-        .iter()
-        .zip(files)
-        .enumerate()
-        .map(|(i, (inst, file))| {
-            let mut h = Fnv::new();
-            h.bytes(base.hex().as_bytes())
+    let mut work: Vec<Job> = Vec::new();
+    let mut whole_files = Vec::new();
+    let mut whole_hash = Fnv::new();
+    whole_hash.bytes(base.hex().as_bytes());
+    for (inst, file) in table.iter().zip(files) {
+        if inst.tensor_maps {
+            whole_hash
                 .file(&root.join("kernels").join(inst.family))
                 .bytes(&read(file));
-            let stem = format!("{}-{}", inst.name, h.hex());
-            (
-                i,
-                file.clone(),
-                cache.join(format!("{stem}.o")),
-                cache.join(format!("{stem}.ptxas.txt")),
-            )
-        })
-        .collect();
+            whole_files.push(file);
+            continue;
+        }
+        let mut h = Fnv::new();
+        h.bytes(base.hex().as_bytes())
+            .file(&root.join("kernels").join(inst.family))
+            .bytes(&read(file));
+        let stem = format!("{}-{}", inst.name, h.hex());
+        work.push(Job {
+            src: file.clone(),
+            obj: cache.join(format!("{stem}.o")),
+            log: cache.join(format!("{stem}.ptxas.txt")),
+            mode: &["-rdc=true", "-c"],
+        });
+    }
+    let whole = if whole_files.is_empty() {
+        None
+    } else {
+        let src = out.join("whole_program.cu");
+        let mut text = String::new();
+        for f in &whole_files {
+            writeln!(text, "#include \"{}\"", f.display()).unwrap();
+        }
+        crate::write_if_changed(&src, &text);
+        let stem = format!("whole_program-{}", whole_hash.hex());
+        work.push(Job {
+            src,
+            obj: cache.join(format!("{stem}.fatbin")),
+            log: cache.join(format!("{stem}.ptxas.txt")),
+            mode: &["-fatbin"],
+        });
+        Some(work.len() - 1)
+    };
     let next = std::sync::atomic::AtomicUsize::new(0);
     let errors = std::sync::Mutex::new(Vec::new());
     std::thread::scope(|s| {
         for _ in 0..jobs.min(work.len()) {
             s.spawn(|| loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some((_, src, obj, log)) = work.get(i) else {
+                let Some(job) = work.get(i) else {
                     break;
                 };
-                if obj.is_file() && log.is_file() {
+                if job.obj.is_file() && job.log.is_file() {
                     continue;
                 }
                 // Written under a name of this process and renamed: another build script of the
                 // same checkout may be compiling the same object into the shared cache.
-                let tmp = temporary(obj);
+                let tmp = temporary(&job.obj);
                 let result = run(Command::new(nvcc)
                     .args(&flags)
-                    .args(["-rdc=true", "-c", "-Xptxas=-v", "-o"])
+                    .args(job.mode)
+                    .args(["-Xptxas=-v", "-o"])
                     .arg(&tmp)
-                    .arg(src));
+                    .arg(&job.src));
                 match result {
                     Ok(text) => {
-                        let tmp_log = temporary(log);
+                        let tmp_log = temporary(&job.log);
                         std::fs::write(&tmp_log, text).expect("write ptxas log");
-                        std::fs::rename(&tmp_log, log).expect("rename ptxas log");
-                        std::fs::rename(&tmp, obj).expect("rename object");
+                        std::fs::rename(&tmp_log, &job.log).expect("rename ptxas log");
+                        std::fs::rename(&tmp, &job.obj).expect("rename object");
                     }
                     Err(e) => {
                         let _ = std::fs::remove_file(&tmp);
@@ -158,7 +188,21 @@ pub fn build_fatbin(
     if !errors.is_empty() {
         return Err(errors.join("\n\n"));
     }
-    let objects: Vec<&PathBuf> = work.iter().map(|w| &w.2).collect();
+    let whole_fatbin = out.join("sinkless_whole.fatbin");
+    match whole {
+        Some(i) => {
+            std::fs::copy(&work[i].obj, &whole_fatbin).map_err(|e| e.to_string())?;
+        }
+        None => {
+            let _ = std::fs::remove_file(&whole_fatbin);
+        }
+    }
+    let objects: Vec<&PathBuf> = work
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| Some(*i) != whole)
+        .map(|(_, w)| &w.obj)
+        .collect();
 
     // One linked cubin per target.
     let mut images = Vec::new();
@@ -213,13 +257,14 @@ pub fn build_fatbin(
         .args(&images))?;
 
     let mut logs = String::new();
-    for (_, _, _, log) in &work {
-        logs.push_str(&std::fs::read_to_string(log).map_err(|e| e.to_string())?);
+    for job in &work {
+        logs.push_str(&std::fs::read_to_string(&job.log).map_err(|e| e.to_string())?);
     }
-    let sass = match run(Command::new(bindir.join("cuobjdump"))
-        .arg("-sass")
-        .arg(&fatbin))
-    {
+    let dump = |bin: &Path| run(Command::new(bindir.join("cuobjdump")).arg("-sass").arg(bin));
+    let sass = match dump(&fatbin).and_then(|main| match whole {
+        Some(_) => Ok(main + &dump(&whole_fatbin)?),
+        None => Ok(main),
+    }) {
         Ok(text) => Some(text),
         Err(e) => {
             println!(
@@ -230,6 +275,15 @@ pub fn build_fatbin(
         }
     };
     Ok(report(table, &archs, &logs, sass.as_deref()))
+}
+
+/// One nvcc run: an instance into a relocatable object, or the whole-program kernels into a
+/// fatbin.
+struct Job {
+    src: PathBuf,
+    obj: PathBuf,
+    log: PathBuf,
+    mode: &'static [&'static str],
 }
 
 /// Where compiled objects are kept, by content hash: `target/<profile>/sinkless-nvcc-cache`,
@@ -276,9 +330,16 @@ struct Row {
 /// longer overlaps anything) and serialises every product where it cannot follow them (C7510,
 /// C7515 "Potential Performance Loss"). It names the function; the target is the next one
 /// ptxas compiles it for.
+///
+/// A `setmaxnreg` that ptxas ignores (C7504, C7508: the register moves between warpgroups do
+/// not happen, so the computing warpgroups keep the entry budget) counts too; that note names no
+/// function and precedes the entry it belongs to, so it is `Some("")`: the next entry's.
 fn wgmma_fixup_of(line: &str) -> Option<String> {
     let patched = line.contains("is injected") && line.contains("GMMA");
     let serial = line.contains("wgmma") && line.contains("serialized");
+    if line.contains("setmaxnreg") && line.contains("ignored") {
+        return Some(String::new());
+    }
     if !(patched || serial) {
         return None;
     }
@@ -287,8 +348,8 @@ fn wgmma_fixup_of(line: &str) -> Option<String> {
 }
 
 /// The SASS instruction classes the report counts.
-const CLASSES: [&str; 8] = [
-    "HMMA", "HGMMA", "LDSM", "LDGSTS", "MUFU.EX2", "MUFU.RCP", "LDL", "STL",
+const CLASSES: [&str; 9] = [
+    "HMMA", "HGMMA", "UTMALDG", "LDSM", "LDGSTS", "MUFU.EX2", "MUFU.RCP", "LDL", "STL",
 ];
 
 fn numbers_before(line: &str, unit: &str) -> Option<u64> {
@@ -314,7 +375,8 @@ fn report(table: &[Instance], archs: &[String], ptxas: &str, sass: Option<&str>)
                 .and_then(|t| t.split('\'').next())
                 .unwrap_or("")
                 .to_string();
-            if let Some(n) = fixups.remove(&name) {
+            let n = fixups.remove(&name).unwrap_or(0) + fixups.remove("").unwrap_or(0);
+            if n > 0 {
                 rows.entry((name.clone(), target.clone()))
                     .or_default()
                     .wgmma_fixups += n;

@@ -72,7 +72,7 @@ namespace sinkless {
 // tiles on the 1024-byte boundary the 128-byte swizzle needs. Registers per thread at hd 128:
 // S 64 + O 64 + P 32.
 //
-// kWgmma_ == 2 adds FlashAttention-3's intra-warpgroup overlap: step i issues S_i = Q K_i^T and
+// kWgmma_ >= 2 adds FlashAttention-3's intra-warpgroup overlap: step i issues S_i = Q K_i^T and
 // O += P_{i-1} V_{i-1} back to back, applies the activation to S_i while the tensor core works
 // on the second product, and only then waits for it (and, for the softmax, rescales O). The
 // tensor core gets the P V product of one step while the warpgroup's FP32 and MUFU pipes work
@@ -80,6 +80,18 @@ namespace sinkless {
 // steps (K_{i+1} and V_i are copied during step i, each into the buffer its tile of two steps
 // earlier has left), in the same shared memory as double buffering. Registers: S 64 + O 64 +
 // P 32 live at once at hd 128.
+//
+// kWgmma_ == 3 is FlashAttention-3's warp specialisation on top: a third warpgroup, the producer,
+// loads Q once and K and V tile by tile with the tensor memory accelerator (tma_load_4d, one
+// thread issuing every copy) into the same two-stage ring, guarded by mbarriers (a full and an
+// empty barrier per buffer), while the two consumer warpgroups only compute. The consumers
+// never meet at a block barrier: a buffer goes back to the producer when both warpgroups have
+// retired the products that read it (256 arrivals on its empty barrier), so one warpgroup can run
+// ahead of the other by a tile. setmaxnreg gives the producer 24 registers a thread and each
+// consumer thread 240, the whole register file for 384 threads (one CTA an SM, as its 160 KiB
+// of shared memory at hd 128 allow anyway). Copies need no address arithmetic in the compute
+// threads, and tails need no predicates: elements outside the tensor arrive as zeros (under
+// varlen the tokens past a sequence are the next one's, which the mask hides as before).
 template <int kHD_, class Act, int kBlockN_ = 0, int kKvStages_ = 0, int kWgmma_ = 0>
 struct fwd_traits {
     static constexpr int kHD = kHD_;
@@ -87,12 +99,17 @@ struct fwd_traits {
                   "head-dim bucket");
     static_assert(kBlockN_ == 0 || kBlockN_ == 32 || kBlockN_ == 64 || kBlockN_ == 128, "key tile");
     static_assert(kKvStages_ == 0 || kKvStages_ == 1 || kKvStages_ == 2, "K/V stages");
-    static_assert(kWgmma_ >= 0 && kWgmma_ <= 2, "0: mma.sync, 1: wgmma, 2: wgmma with overlap");
+    static_assert(kWgmma_ >= 0 && kWgmma_ <= 3,
+                  "0: mma.sync, 1: wgmma, 2: wgmma with overlap, 3: and warp-specialised with TMA");
     static constexpr bool kWgmma = kWgmma_ != 0;
-    static constexpr bool kOverlap = kWgmma_ == 2;
+    static constexpr bool kOverlap = kWgmma_ >= 2;
+    static constexpr bool kTma = kWgmma_ == 3;
     static_assert(!kWgmma || kHD == 64 || kHD == 128, "wgmma path: hd 64 and 128");
-    static constexpr int kWarps = kWgmma ? 8 : 4;
-    static constexpr int kThreads = 32 * kWarps;
+    static constexpr int kWarps = kWgmma ? 8 : 4;  // the warps that compute
+    static constexpr int kComputeThreads = 32 * kWarps;
+    static constexpr int kProducerThreads = kTma ? 128 : 0;  // a whole warpgroup: setmaxnreg is per warpgroup
+    static constexpr int kThreads = kProducerThreads + kComputeThreads;
+    static constexpr int kProducerRegs = 24, kConsumerRegs = 240;  // 24 * 128 + 240 * 256 <= 65536
     static constexpr bool kTall = !kWgmma && (kHD <= 96 || (kHD == 128 && Act::kTallTilesAtHd128));
     static constexpr int kMTiles = kTall ? 2 : 1;
     static constexpr int kBlockM = 16 * kMTiles * kWarps;
@@ -102,21 +119,101 @@ struct fwd_traits {
     using q_tile = smem_tile<kBlockM, kHD>;
     using kv_tile = smem_tile<kBlockN, kHD>;
     static constexpr int kAlignSlack = kWgmma ? 1024 : 0;
-    // Q, then K[kKvStages], then V[kKvStages]
-    static constexpr int kSmemBytes = kAlignSlack + q_tile::kBytes + 2 * kKvStages * kv_tile::kBytes;
+    // the producer's mbarriers: Q full, then K full, V full, K empty, V empty per stage
+    static constexpr int kBarriers = kTma ? 1 + 4 * kKvStages : 0;
+    // Q, then K[kKvStages], then V[kKvStages], then the barriers
+    static constexpr int kSmemBytes = kAlignSlack + q_tile::kBytes + 2 * kKvStages * kv_tile::kBytes + 8 * kBarriers;
 };
 
-template <class T, class Act, int kHD, class tr>
-__device__ __forceinline__ void attn_fwd_body(const sinkless_attn_fwd_params& p) {
+// The mbarriers of the warp-specialised forward (fwd_traits::kTma) and who waits for which
+// phase. Tile i of K and V sits in buffer i % kStages; its copy completes phase i / kStages of
+// the buffer's full barrier, and the products reading it complete phase i / kStages of the empty
+// barrier (all kArrivals consumer threads arrive), after which the producer may refill it.
+template <int kStages, int kArrivals>
+struct fwd_barriers {
+    uint64_t* base;  // q_full, k_full[kStages], v_full[kStages], k_empty[kStages], v_empty[kStages]
+
+    __device__ __forceinline__ uint64_t* q_full() const { return base; }
+    __device__ __forceinline__ uint64_t* k_full(int i) const { return base + 1 + i % kStages; }
+    __device__ __forceinline__ uint64_t* v_full(int i) const { return base + 1 + kStages + i % kStages; }
+    __device__ __forceinline__ uint64_t* k_empty(int i) const { return base + 1 + 2 * kStages + i % kStages; }
+    __device__ __forceinline__ uint64_t* v_empty(int i) const { return base + 1 + 3 * kStages + i % kStages; }
+    static __device__ __forceinline__ uint32_t parity(int i) { return uint32_t(i / kStages) & 1u; }
+
+    // One thread, before the block barrier that publishes them.
+    __device__ __forceinline__ void init() const {
+        ptx::mbarrier_init(q_full(), 1);
+        for (int s = 0; s < kStages; ++s) {
+            ptx::mbarrier_init(k_full(s), 1);
+            ptx::mbarrier_init(v_full(s), 1);
+            ptx::mbarrier_init(k_empty(s), kArrivals);
+            ptx::mbarrier_init(v_empty(s), kArrivals);
+        }
+        ptx::fence_mbarrier_init();
+    }
+    // The producer before refilling tile i's buffer: the consumers are done with tile
+    // i - kStages (a fresh buffer needs no wait).
+    __device__ __forceinline__ void wait_k_empty(int i) const {
+        if (i >= kStages) ptx::mbarrier_wait(k_empty(i), parity(i - kStages));
+    }
+    __device__ __forceinline__ void wait_v_empty(int i) const {
+        if (i >= kStages) ptx::mbarrier_wait(v_empty(i), parity(i - kStages));
+    }
+};
+
+// The producer of the warp-specialised forward, one thread: Q's rows m0.. of query head h, then
+// K and V of key tiles n_end - 1, n_end - 2, .. (step i's) of kv head hk, each box one 64-column
+// block of a tile (tensor maps: attn_params.h). Token coordinates are the sequence's start plus
+// the row; the batch coordinate is b, or 0 under varlen where the token axis is packed.
+template <class tr>
+__device__ __forceinline__ void fwd_produce(const sinkless_attn_fwd_tma_params& pp, const seq_bounds& sb, int b, int h,
+                                            int hk, int m0, int n_end, int count, uint16_t* q_smem,
+                                            uint16_t* k_base, uint16_t* v_base,
+                                            const fwd_barriers<tr::kKvStages, tr::kComputeThreads>& bars) {
+    using q_tile = typename tr::q_tile;
+    using kv_tile = typename tr::kv_tile;
+    constexpr int kBlocks = tr::kHD / 64;
+    if (count == 0) return;  // nothing to compute: the consumers do not wait for Q either
+    const int batch = pp.base.cu_seqlens_q != nullptr ? 0 : b;
+    ptx::mbarrier_arrive_expect_tx(bars.q_full(), q_tile::kBytes);
+    for (int cb = 0; cb < kBlocks; ++cb) {
+        ptx::tma_load_4d(q_smem + cb * q_tile::kRows * 64, &pp.q, 64 * cb, sb.q_start + m0, h, batch, bars.q_full());
+    }
+    for (int i = 0; i < count; ++i) {
+        const int n0 = (n_end - 1 - i) * tr::kBlockN;
+        const int stage = i % tr::kKvStages;
+        bars.wait_k_empty(i);
+        ptx::mbarrier_arrive_expect_tx(bars.k_full(i), kv_tile::kBytes);
+        for (int cb = 0; cb < kBlocks; ++cb) {
+            ptx::tma_load_4d(k_base + stage * kv_tile::kElems + cb * kv_tile::kRows * 64, &pp.k, 64 * cb,
+                             sb.k_start + n0, hk, batch, bars.k_full(i));
+        }
+        bars.wait_v_empty(i);
+        ptx::mbarrier_arrive_expect_tx(bars.v_full(i), kv_tile::kBytes);
+        for (int cb = 0; cb < kBlocks; ++cb) {
+            ptx::tma_load_4d(v_base + stage * kv_tile::kElems + cb * kv_tile::kRows * 64, &pp.v, 64 * cb,
+                             sb.k_start + n0, hk, batch, bars.v_full(i));
+        }
+    }
+}
+
+__device__ __forceinline__ const sinkless_attn_fwd_params& fwd_params(const sinkless_attn_fwd_params& p) { return p; }
+__device__ __forceinline__ const sinkless_attn_fwd_params& fwd_params(const sinkless_attn_fwd_tma_params& p) {
+    return p.base;
+}
+
+template <class T, class Act, int kHD, class tr, class P>
+__device__ __forceinline__ void attn_fwd_body(const P& pp) {
     static_assert(tr::kHD == kHD, "traits of another head dim");
     constexpr int MT = tr::kMTiles;
     constexpr int NT = tr::kBlockN / 8;  // score n-tiles
     constexpr int NO = kHD / 8;          // output n-tiles
-    constexpr int kThreads = tr::kThreads;
+    constexpr int kThreads = tr::kComputeThreads;
     using q_tile = typename tr::q_tile;
     using kv_tile = typename tr::kv_tile;
+    using barriers = fwd_barriers<tr::kKvStages, kThreads>;
+    const sinkless_attn_fwd_params& p = fwd_params(pp);
 
-    const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
     const int m_block = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
     const seq_bounds sb = get_seq_bounds(p, b);
     const int m0 = m_block * tr::kBlockM;
@@ -124,25 +221,41 @@ __device__ __forceinline__ void attn_fwd_body(const sinkless_attn_fwd_params& p)
     const int hk = h / (p.heads_q / p.heads_kv);
     const int rows = sb.sq - m0 < tr::kBlockM ? sb.sq - m0 : tr::kBlockM;
 
-    const uint16_t* q = static_cast<const uint16_t*>(p.q) +
-                        row_offset(p, b, p.q_batch_stride, p.q_row_stride, p.q_head_stride, sb.q_start, m0, h);
-    const uint16_t* k = static_cast<const uint16_t*>(p.k) +
-                        row_offset(p, b, p.k_batch_stride, p.k_row_stride, p.k_head_stride, sb.k_start, 0, hk);
-    const uint16_t* v = static_cast<const uint16_t*>(p.v) +
-                        row_offset(p, b, p.v_batch_stride, p.v_row_stride, p.v_head_stride, sb.k_start, 0, hk);
-
     uint16_t* smem = dynamic_smem<uint16_t>();
     if constexpr (tr::kWgmma) smem += ((1024u - (ptx::smem_addr(smem) & 1023u)) & 1023u) / 2;
     const q_tile sq_tile{smem};
     // stage s of K at k_base + s * kElems, of V at v_base + s * kElems
     uint16_t* const k_base = smem + q_tile::kElems;
     uint16_t* const v_base = k_base + tr::kKvStages * kv_tile::kElems;
+    const barriers bars{reinterpret_cast<uint64_t*>(v_base + tr::kKvStages * kv_tile::kElems)};
 
     const seq_mask mask{sb.sq, sb.sk, p.window_left, p.window_right};
     int j_begin, j_end;
     mask.key_range(m0, m0 + rows, &j_begin, &j_end);
     const int n_begin = j_begin / tr::kBlockN;
     const int n_end = j_begin < j_end ? (j_end + tr::kBlockN - 1) / tr::kBlockN : n_begin;
+    const int count = n_end - n_begin;
+
+    // Warp specialisation: warpgroup 0 loads (one thread of it) and leaves; the rest computes,
+    // numbered from 0 below.
+    if constexpr (tr::kTma) {
+        if (threadIdx.x == 0) bars.init();
+        __syncthreads();
+        if (threadIdx.x < tr::kProducerThreads) {
+            ptx::setmaxnreg_dec<tr::kProducerRegs>();
+            if (threadIdx.x == 0) fwd_produce<tr>(pp, sb, b, h, hk, m0, n_end, count, smem, k_base, v_base, bars);
+            return;
+        }
+        ptx::setmaxnreg_inc<tr::kConsumerRegs>();
+    }
+    const int tid = int(threadIdx.x) - tr::kProducerThreads, lane = tid % 32, warp = tid / 32;
+
+    const uint16_t* q = static_cast<const uint16_t*>(p.q) +
+                        row_offset(p, b, p.q_batch_stride, p.q_row_stride, p.q_head_stride, sb.q_start, m0, h);
+    const uint16_t* k = static_cast<const uint16_t*>(p.k) +
+                        row_offset(p, b, p.k_batch_stride, p.k_row_stride, p.k_head_stride, sb.k_start, 0, hk);
+    const uint16_t* v = static_cast<const uint16_t*>(p.v) +
+                        row_offset(p, b, p.v_batch_stride, p.v_row_stride, p.v_head_stride, sb.k_start, 0, hk);
 
     // Step i works on key tile n_end - 1 - i: the last (most often partly masked) first.
     auto load_k = [&](int i, int stage) {
@@ -196,15 +309,61 @@ __device__ __forceinline__ void attn_fwd_body(const sinkless_attn_fwd_params& p)
         }
     };
 
-    load_rows_async<kThreads>(sq_tile, q, p.q_row_stride, rows, p.head_dim, tid);
-    const int count = n_end - n_begin;
+    if constexpr (!tr::kTma) load_rows_async<kThreads>(sq_tile, q, p.q_row_stride, rows, p.head_dim, tid);
     if constexpr (tr::kOverlap) {
         // Step i: S_i = Q K_i^T and O += P_{i-1} V_{i-1} in flight together, the activation of
         // S_i under the second, then O rescaled and P_i formed (traits comment). Tile i's K sits
-        // in K buffer i % 2 and its V in V buffer i % 2.
+        // in K buffer i % 2 and its V in V buffer i % 2. How the tiles arrive and leave:
+        //   k_ready(i), v_ready(i): return once the tensor core may read tile i of K, of V;
+        //   issued(i): step i's products are in flight;
+        //   k_done(i), v_done(i): the products that read tile i of K, of V have retired.
+        // cp.async (kWgmma_ 2): K_0 comes with Q, then V_0 with K_1, and step i copies V_i and
+        // K_{i+1} while its products run; a block barrier per step publishes the copies and frees
+        // the buffers of K_{i-1} and V_{i-2}. TMA (kWgmma_ 3): the producer's barriers.
         const int wg_m0 = 64 * (warp / 4);
         auto k_tile = [&](int i) { return kv_tile{k_base + (i & 1) * kv_tile::kElems}; };
         auto v_tile = [&](int i) { return kv_tile{v_base + (i & 1) * kv_tile::kElems}; };
+        auto publish = [&] {
+            ptx::fence_proxy_async();
+            __syncthreads();
+        };
+        auto k_ready = [&](int i) {
+            if constexpr (tr::kTma) {
+                if (i == 0) ptx::mbarrier_wait(bars.q_full(), 0);
+                ptx::mbarrier_wait(bars.k_full(i), barriers::parity(i));
+            } else {
+                if (i == 0) {
+                    ptx::cp_async_wait<1>();
+                } else {
+                    ptx::cp_async_wait<0>();
+                }
+                // i > 0: V_{i-1} has landed too, and both warpgroups are past step i - 1, so the
+                // buffers of K_{i-1} and V_{i-2} are free for K_{i+1} and V_i
+                publish();
+            }
+        };
+        auto v_ready = [&](int i) {
+            if constexpr (tr::kTma) {
+                ptx::mbarrier_wait(bars.v_full(i), barriers::parity(i));
+            } else if (i == count - 1) {
+                // the last V (the others arrived with the next step's K)
+                ptx::cp_async_wait<0>();
+                publish();
+            }
+        };
+        auto issued = [&](int i) {
+            if constexpr (!tr::kTma) {
+                load_v(i, i & 1);
+                if (i + 1 < count) load_k(i + 1, (i + 1) & 1);
+                ptx::cp_async_commit();
+            }
+        };
+        auto k_done = [&](int i) {
+            if constexpr (tr::kTma) ptx::mbarrier_arrive(bars.k_empty(i));
+        };
+        auto v_done = [&](int i) {
+            if constexpr (tr::kTma) ptx::mbarrier_arrive(bars.v_empty(i));
+        };
         score_tile s;
         float corr[MT][2];
         auto activate = [&](int i) {
@@ -216,46 +375,43 @@ __device__ __forceinline__ void attn_fwd_body(const sinkless_attn_fwd_params& p)
             return act.template apply_deferred<true>(st, s, corr, mask_fn);
         };
         if (count > 0) {
-            load_k(0, 0);
-            ptx::cp_async_commit();  // Q and K_0
-            load_v(0, 0);
-            if (count > 1) load_k(1, 1);
-            ptx::cp_async_commit();
-            ptx::cp_async_wait<1>();
-            ptx::fence_proxy_async();
-            __syncthreads();
+            if constexpr (!tr::kTma) {
+                load_k(0, 0);
+                ptx::cp_async_commit();  // Q and K_0
+                load_v(0, 0);
+                if (count > 1) load_k(1, 1);
+                ptx::cp_async_commit();
+            }
+            k_ready(0);
             fill(s, act.score_init());
             wg_gemm_nt<T, NT, kHD>(s[0], sq_tile, wg_m0, k_tile(0));
+            k_done(0);
             // o is still 0: nothing to rescale
             activate(0);
             acc_to_a<T>(pa, s);
         }
         for (int i = 1; i < count; ++i) {
-            ptx::cp_async_wait<0>();
-            ptx::fence_proxy_async();
-            // K_i and V_{i-1} have landed, and both warpgroups are past step i - 1, so the
-            // buffers of K_{i-1} and V_{i-2} are free for K_{i+1} and V_i
-            __syncthreads();
+            k_ready(i);
             fill(s, act.score_init());
             wg_issue_nt<T, NT, kHD>(s[0], sq_tile, wg_m0, k_tile(i));
+            v_ready(i - 1);
             wg_issue_rn<T>(o[0], pa[0], v_tile(i - 1));
-            load_v(i, i & 1);
-            if (i + 1 < count) load_k(i + 1, (i + 1) & 1);
-            ptx::cp_async_commit();
+            issued(i);
             ptx::wgmma_wait<1>();
             ptx::fence_operand(flat(s[0]));
+            k_done(i);
             const bool moved = activate(i);
             ptx::wgmma_wait<0>();
             ptx::fence_operand(flat(o[0]));
             ptx::fence_operand(reinterpret_cast<uint32_t(&)[NT * 2]>(pa[0]));
+            v_done(i - 1);
             if (moved) act.rescale(corr, o);
             acc_to_a<T>(pa, s);
         }
         if (count > 0) {
-            ptx::cp_async_wait<0>();
-            ptx::fence_proxy_async();
-            __syncthreads();
+            v_ready(count - 1);
             wg_gemm_rn<T>(o[0], pa[0], v_tile(count - 1));
+            v_done(count - 1);
         }
     } else if constexpr (tr::kKvStages == 2) {
         double_buffered<tr::kWgmma>(
@@ -277,14 +433,25 @@ __device__ __forceinline__ void attn_fwd_body(const sinkless_attn_fwd_params& p)
     float stat[MT][2];
     act.finalize(st, o, stat);
 
-    // Stage O through the Q tile (the Q copy may still be in flight if no key tile ran).
-    ptx::cp_async_wait_all();
-    __syncthreads();
-    store_acc<T>(sq_tile, wm0, 0, o, lane);
-    __syncthreads();
+    // Stage O through the Q tile and store it in 16-byte row pieces.
     uint16_t* out = static_cast<uint16_t*>(p.o) +
                     row_offset(p, b, p.o_batch_stride, p.o_row_stride, p.o_head_stride, sb.q_start, m0, h);
-    store_rows<kThreads>(sq_tile, out, p.o_row_stride, rows, p.head_dim, tid);
+    if constexpr (tr::kTma) {
+        // Each warpgroup on its own 64 rows, which only its own products read (all retired; and
+        // with no key tile Q was never loaded), meeting at its own named barrier.
+        const int wg = warp / 4;
+        store_acc<T>(sq_tile, wm0, 0, o, lane);
+        ptx::bar_sync(1 + wg, 128);
+        store_rows<128, q_tile, 64>(sq_tile.from_row(64 * wg), out + 64 * wg * p.o_row_stride, p.o_row_stride,
+                                    rows - 64 * wg, p.head_dim, tid % 128);
+    } else {
+        // the Q copy may still be in flight if no key tile ran
+        ptx::cp_async_wait_all();
+        __syncthreads();
+        store_acc<T>(sq_tile, wm0, 0, o, lane);
+        __syncthreads();
+        store_rows<kThreads>(sq_tile, out, p.o_row_stride, rows, p.head_dim, tid);
+    }
 
     if (Act::kRowStat && (lane & 3) == 0) {
 #pragma unroll
@@ -297,8 +464,8 @@ __device__ __forceinline__ void attn_fwd_body(const sinkless_attn_fwd_params& p)
     }
 }
 
-template <class T, class Act, int kHD, class tr = fwd_traits<kHD, Act>>
-__device__ __forceinline__ void attn_fwd(const sinkless_attn_fwd_params& p) {
+template <class T, class Act, int kHD, class tr = fwd_traits<kHD, Act>, class P>
+__device__ __forceinline__ void attn_fwd(const P& p) {
     if constexpr (tr::kWgmma && !ptx::kHasWgmma) {
         // the wgmma kernels' copies for other targets (the host plans them on sm_90 only)
         ptx::trap();

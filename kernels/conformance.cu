@@ -13,13 +13,16 @@
 //   conf_mma        mma.m16n8k16 f16/bf16, fragments by the table and by ldmatrix
 //   conf_wgmma      wgmma.mma_async.m64n64k16 f16/bf16 (sm_90a): A and B by descriptors (B
 //                   K-major), or A from registers and B N-major; the 128-byte swizzle of tile.cuh
+//   conf_tma        cp.async.bulk.tensor.4d (sm_90): tensor maps, the 128-byte swizzle, zero fill
+//                   out of bounds; mbarrier init, arrive.expect_tx and parity waits over four
+//                   phases; named barriers (bar.sync, bar.arrive)
 //   conf_shfl       __shfl_sync/_xor/_up/_down with widths and a partial mask, __syncwarp,
 //                   __ballot_sync, __any_sync, __all_sync
 //   conf_math       ex2.approx, tanh.approx, rcp.approx, f32 -> f16/bf16 and packed conversions
 //   conf_widen      f16/bf16 -> f32
 //   conf_atomic     atomicAdd(float*) across blocks
 // The planted-bug variants (plant != 0) exist to prove the emulator catches missing barriers,
-// missing cp.async waits and deadlocks; they must never run on a GPU.
+// missing cp.async and mbarrier waits and deadlocks; they must never run on a GPU.
 #pragma once
 
 #include <type_traits>
@@ -313,6 +316,48 @@ __device__ __forceinline__ void conf_wgmma(const sinkless_conf_wgmma_params& p) 
             const uint32_t r = 16 * (t / 32) + (t % 32) / 4 + 8 * ((i >> 1) & 1);
             const uint32_t c = 8 * (i >> 2) + 2 * (t % 4) + (i & 1);
             p.d[r * 64 + c] = d[i];
+        }
+    }
+}
+
+// Copies i = 0 .. 3 of the box at coords[i] into buffer i % 2, each completing phase i of one
+// mbarrier (conformance_params.h); the buffers are read back raw, so the swizzle shows.
+__device__ __forceinline__ void conf_tma(const sinkless_conf_tma_params& p) {
+    if constexpr (!ptx::kHasWgmma) {
+        ptx::trap();
+    } else {
+        const uint32_t t = threadIdx.x;
+        unsigned char* smem = dynamic_smem<unsigned char>();
+        smem += (1024u - (ptx::smem_addr(smem) & 1023u)) & 1023u;
+        uint64_t* bar = reinterpret_cast<uint64_t*>(smem + 2 * SINKLESS_CONF_TMA_MAX_BOX);
+        uint32_t* handoff = reinterpret_cast<uint32_t*>(smem + 2 * SINKLESS_CONF_TMA_MAX_BOX + 64);
+        if (t == 0) {
+            ptx::mbarrier_init(bar, 1);
+            ptx::fence_mbarrier_init();
+        }
+        __syncthreads();
+        for (uint32_t i = 0; i < SINKLESS_CONF_TMA_LOADS; ++i) {
+            unsigned char* buf = smem + (i % 2) * SINKLESS_CONF_TMA_MAX_BOX;
+            if (t == 0) {
+                ptx::mbarrier_arrive_expect_tx(bar, p.box_bytes);
+                ptx::tma_load_4d(buf, &p.map, p.coords[i][0], p.coords[i][1], p.coords[i][2], p.coords[i][3], bar);
+            }
+            if (!(p.plant == SINKLESS_CONF_PLANT_SKIP_MBARRIER_WAIT && i == 0 && t >= 64)) ptx::mbarrier_wait(bar, i % 2);
+            for (uint32_t c = t; c < p.box_bytes / 16; c += 128) {
+                const uint32_t* src = reinterpret_cast<const uint32_t*>(buf + 16 * c);
+                uint32_t* dst = reinterpret_cast<uint32_t*>(p.out + i * (p.box_bytes / 2) + 8 * c);
+                for (int w = 0; w < 4; ++w) dst[w] = src[w];
+            }
+            // every thread is past phase i (a wait must not fall two phases behind) and done
+            // with buffer i % 2 before copy i + 1 is issued
+            ptx::bar_sync(1, 128);
+        }
+        if (t < 64) {
+            handoff[t] = 7 * t + 3;
+            ptx::bar_arrive(2, 128);
+        } else {
+            ptx::bar_sync(2, 128);
+            p.named[t - 64] = handoff[t - 64];
         }
     }
 }

@@ -210,11 +210,17 @@ pub enum KernelVariant {
     /// activation while the second product runs. Forward only (the backward is the default's),
     /// for the same activations, head dims and GPUs as `Wgmma`.
     WgmmaOverlap,
+    /// [`KernelVariant::WgmmaOverlap`] with FlashAttention-3's warp specialisation: a third
+    /// warpgroup loads Q, K and V with the tensor memory accelerator (`cp.async.bulk.tensor`)
+    /// into a two-stage ring guarded by mbarriers, and the two computing warpgroups never wait
+    /// at a block barrier; `setmaxnreg` moves registers from the loading warpgroup to them.
+    /// Forward only, for the same activations, head dims and GPUs as `Wgmma`.
+    WgmmaWarpSpecialized,
 }
 
 impl KernelVariant {
     /// Every variant but the default.
-    pub const ALTERNATIVES: [KernelVariant; 8] = [
+    pub const ALTERNATIVES: [KernelVariant; 9] = [
         KernelVariant::SigmoidRcp,
         KernelVariant::SigmoidRcpHalf,
         KernelVariant::SigmoidRcpQuarter,
@@ -223,6 +229,7 @@ impl KernelVariant {
         KernelVariant::KeyTile128,
         KernelVariant::Wgmma,
         KernelVariant::WgmmaOverlap,
+        KernelVariant::WgmmaWarpSpecialized,
     ];
 
     /// The short name: the kernel name's suffix, and the label in benchmark results.
@@ -237,6 +244,7 @@ impl KernelVariant {
             KernelVariant::KeyTile128 => "n128",
             KernelVariant::Wgmma => "wgmma",
             KernelVariant::WgmmaOverlap => "wgmma_ov",
+            KernelVariant::WgmmaWarpSpecialized => "wgmma_ws",
         }
     }
 
@@ -249,7 +257,12 @@ impl KernelVariant {
 
     /// Whether the variant's kernels use Hopper's `wgmma`, so run on sm_90 GPUs alone.
     pub fn needs_wgmma(self) -> bool {
-        matches!(self, KernelVariant::Wgmma | KernelVariant::WgmmaOverlap)
+        matches!(
+            self,
+            KernelVariant::Wgmma
+                | KernelVariant::WgmmaOverlap
+                | KernelVariant::WgmmaWarpSpecialized
+        )
     }
 
     /// Whether the variant has a backward of its own (else the backward runs the default).

@@ -10,8 +10,10 @@ pub(crate) struct KernelSpec {
     pub name: &'static str,
     /// Threads per block it was compiled for.
     pub threads: u32,
-    /// Compiled for sm_90a alone (wgmma); the other targets hold a stub that traps.
+    /// Compiled for sm_90a alone (wgmma, tensor copies); the other targets hold a stub that traps.
     pub hopper_only: bool,
+    /// Its params struct holds tensor maps (`tma_params.h`), which the CUDA backend encodes.
+    pub tensor_maps: bool,
     /// Runs one CUDA thread's share of the kernel under the emulator.
     pub sim_entry: unsafe extern "C" fn(*const c_void),
     /// Reports the launch geometry from the kernel's traits (host-compiled copy).

@@ -35,6 +35,7 @@ mod plan;
 pub mod reference;
 pub mod report;
 pub mod tensor;
+mod tma;
 
 pub use attention::{BackwardInputs, BackwardOutputs, CpuReference, ForwardInputs, ForwardOutputs};
 pub use backend::cuda::CudaBackend;

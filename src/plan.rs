@@ -9,6 +9,7 @@ use crate::error::{to_i32, to_i64, to_u32, Error, Result, TensorName};
 use crate::ffi;
 use crate::kernels::{self, KernelSpec};
 use crate::tensor::{check_tensor, row_stat_len, Dims, Strides};
+use crate::tma;
 use std::ffi::c_void;
 
 /// Largest grid y and z dimension.
@@ -21,8 +22,11 @@ const GRID_X_MAX: u32 = i32::MAX as u32;
 /// struct is one line here.
 macro_rules! params {
     ($($variant:ident => $ty:ident),* $(,)?) => {
-        /// The params struct of one launch.
+        /// The params struct of one launch. The variants with tensor maps are several times the
+        /// size of the rest (three 128-byte maps); one lives per launch, by value, as the
+        /// kernel takes it, so the size difference costs nothing worth a box.
         #[derive(Clone, Copy, Debug)]
+        #[allow(clippy::large_enum_variant)]
         pub(crate) enum Params {
             $(
                 #[doc = concat!("`", stringify!($ty), "`.")]
@@ -58,6 +62,7 @@ macro_rules! params {
 params! {
     RowDot => sinkless_rowdot_params,
     AttnFwd => sinkless_attn_fwd_params,
+    AttnFwdTma => sinkless_attn_fwd_tma_params,
     AttnBwd => sinkless_attn_bwd_params,
     ConfIndex => sinkless_conf_index_params,
     ConfReduce => sinkless_conf_reduce_params,
@@ -65,10 +70,23 @@ params! {
     ConfLdmatrix => sinkless_conf_ldmatrix_params,
     ConfMma => sinkless_conf_mma_params,
     ConfWgmma => sinkless_conf_wgmma_params,
+    ConfTma => sinkless_conf_tma_params,
     ConfShfl => sinkless_conf_shfl_params,
     ConfMath => sinkless_conf_math_params,
     ConfWiden => sinkless_conf_widen_params,
     ConfAtomic => sinkless_conf_atomic_params,
+}
+
+impl Params {
+    /// The tensor maps the struct holds (`tma_params.h`), which the CUDA backend re-encodes for
+    /// the driver before a launch; none for most kernels.
+    pub fn tensor_maps_mut(&mut self) -> Vec<&mut ffi::sinkless_tma_map> {
+        match self {
+            Params::AttnFwdTma(p) => vec![&mut p.q, &mut p.k, &mut p.v],
+            Params::ConfTma(p) => vec![&mut p.map],
+            _ => Vec::new(),
+        }
+    }
 }
 
 /// One kernel launch.
@@ -308,6 +326,22 @@ pub(crate) fn attn_forward(
         scale: opts.resolved_scale(dims.head_dim),
     };
     let block_m = usize::try_from(geo.block_m).expect("positive tile size");
+    let params = if spec.tensor_maps {
+        // the warp-specialised kernels copy Q, K and V by tensor maps (attn_params.h)
+        let block_n = u32::try_from(geo.block_n).expect("positive tile size");
+        let block_m32 = u32::try_from(geo.block_m).expect("positive tile size");
+        let rows =
+            |t, addr: &Addr, rows, heads, tokens| tma::rows_map(t, addr, dims, rows, heads, tokens);
+        Params::AttnFwdTma(ffi::sinkless_attn_fwd_tma_params {
+            base: p,
+            q: rows(TensorName::Q, &a.q, &dims.q, dims.heads_q, block_m32)?,
+            k: rows(TensorName::K, &a.k, &dims.k, dims.heads_kv, block_n)?,
+            v: rows(TensorName::V, &a.v, &dims.k, dims.heads_kv, block_n)?,
+            ..Default::default()
+        })
+    } else {
+        Params::AttnFwd(p)
+    };
     Ok(Launch {
         kernel: spec,
         grid: [
@@ -325,7 +359,7 @@ pub(crate) fn attn_forward(
             1,
         ],
         smem: usize::try_from(geo.smem_bytes).expect("positive shared memory"),
-        params: Params::AttnFwd(p),
+        params,
     })
 }
 

@@ -29,7 +29,8 @@ pub struct KernelRow {
     pub expect: Vec<String>,
     /// ptxas notes that it injected a `warpgroup.wait`/`warpgroup.arrive` or serialised the
     /// wgmma products: the program touches registers of a product in flight, or ptxas could not
-    /// follow the products, and they no longer overlap the code around them.
+    /// follow the products, and they no longer overlap the code around them; or that it ignored
+    /// a `setmaxnreg` (the warpgroups keep the entry budget of registers).
     pub wgmma_fixups: u32,
     /// Counts of SASS instruction classes, `None` where the SASS could not be read.
     pub sass: Option<Vec<(String, u32)>>,
@@ -115,8 +116,9 @@ impl KernelReport {
             }
             if r.wgmma_fixups > 0 {
                 out.push(format!(
-                    "{at}: ptxas patched or serialised its wgmma products {} times (registers \
-                     of a product in flight are touched before its wgmma.wait_group)",
+                    "{at}: ptxas patched or serialised its wgmma products or ignored a \
+                     setmaxnreg {} times (registers of a product in flight are touched before \
+                     its wgmma.wait_group, or the kernel was compiled as relocatable code)",
                     r.wgmma_fixups
                 ));
             }
@@ -204,7 +206,8 @@ mod tests {
         assert!(p[1].contains("2 LDL"));
         assert!(p[2].contains("k_nohmma (sm_80): expected HMMA"));
         assert!(p[3].contains(
-            "k_patched (sm_90a): ptxas patched or serialised its wgmma products 2 times"
+            "k_patched (sm_90a): ptxas patched or serialised its wgmma products or ignored a \
+             setmaxnreg 2 times"
         ));
     }
 

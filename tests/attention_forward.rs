@@ -253,7 +253,11 @@ fn kernel_variants_exist_where_documented() {
     assert!(v.exists_for(BF16, softmax, 64) && v.exists_for(BF16, softmax, 40));
     assert!(!v.exists_for(BF16, softmax, 128) && !v.exists_for(F16, softmax, 64));
     assert!(!v.exists_for(BF16, sigmoid, 64));
-    for v in [KernelVariant::Wgmma, KernelVariant::WgmmaOverlap] {
+    for v in [
+        KernelVariant::Wgmma,
+        KernelVariant::WgmmaOverlap,
+        KernelVariant::WgmmaWarpSpecialized,
+    ] {
         assert!(v.needs_wgmma());
         for a in [sigmoid, softmax] {
             for d in [40, 64, 104, 128] {

@@ -90,6 +90,32 @@ fn wgmma_f16_and_bf16_by_descriptor_and_register_a() {
     );
 }
 
+/// Hopper's tensor copies through a tensor map, under several schedules: boxes across every
+/// edge of the tensor (zeros outside it), the 128-byte swizzle, an mbarrier reused over four
+/// phases, and the named-barrier hand-off.
+#[test]
+fn tensor_copies_mbarrier_phases_and_named_barriers() {
+    let cases = suite_of(|k| matches!(k, Kernel::Tma { .. }));
+    assert_eq!(cases.len(), 2);
+    for seed in [1, 2, 3] {
+        check_on(&Emulator::new().with_seed(seed), &cases);
+    }
+    // the outputs are not trivially right: copies bring both zeros (outside the tensor, which
+    // is narrower than a box) and data
+    let outputs = run_all_emulator(&Emulator::new()).unwrap();
+    let words: Vec<u32> = outputs
+        .iter()
+        .filter(|o| matches!(o.case.kernel, Kernel::Tma { .. }))
+        .flat_map(|o| (0..o.outputs[0].values.len()).map(move |i| o.outputs[0].values.bits(i)))
+        .collect();
+    let zeros = words.iter().filter(|&&w| w == 0).count();
+    assert!(
+        zeros > 0 && words.len() - zeros > words.len() / 5,
+        "{zeros} zeros of {}",
+        words.len()
+    );
+}
+
 /// 192 KiB of shared memory is over sm_80's limit (see the planted-bug tests) but within
 /// sm_90's, where the longest `mma` chain must still be exact.
 #[test]
@@ -169,6 +195,7 @@ fn the_whole_suite_covers_every_kernel() {
             ));
         }
     }
+    assert!(has(&|k| matches!(k, Kernel::Tma { .. })));
     assert!(has(&|k| *k == Kernel::Shfl));
     assert!(has(&|k| matches!(k, Kernel::Math { .. })));
     assert!(has(&|k| matches!(k, Kernel::Widen { .. })));

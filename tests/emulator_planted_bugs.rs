@@ -41,6 +41,38 @@ fn missing_syncthreads_gives_a_wrong_answer_for_every_seed() {
     }
 }
 
+/// A missing mbarrier wait reads the tensor copy's buffer before it lands (the emulator lands
+/// copies as late as it can): the threads that skipped it copy out the poison, in the first copy
+/// only; the threads that waited, and every later copy, are right.
+#[test]
+fn missing_mbarrier_wait_reads_the_poison_in_the_first_copy_only() {
+    assert_eq!(Plant::SkipMbarrierWait.caught(), Caught::WrongAnswer);
+    for seed in [1, 2, 3] {
+        let out = run_bounded(
+            Plant::SkipMbarrierWait,
+            Emulator::new().with_seed(seed),
+            seed,
+        )
+        .unwrap();
+        let box_words = out.outputs[0].values.len() / 4;
+        let wrong = check_against_isa(std::slice::from_ref(&out));
+        assert!(
+            !wrong.is_empty(),
+            "seed {seed}: a missing wait went unnoticed"
+        );
+        for m in &wrong {
+            let word = m.index.expect("element mismatches");
+            assert_eq!(m.buffer, "out", "seed {seed}: {m}");
+            // chunk c (8 words) is copied by thread c % 128
+            assert!(
+                word < box_words && (word / 8) % 128 >= 64,
+                "seed {seed}: {m}"
+            );
+            assert_eq!(m.got, "0xffff", "seed {seed}: {m}");
+        }
+    }
+}
+
 /// A missing `cp.async.wait_group` reads stage 0 before it lands: wrong words, and only in
 /// stage 0 (chunks 0-127 of each block's 512), since the later waits are all there.
 #[test]

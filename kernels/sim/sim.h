@@ -74,6 +74,18 @@ void fence_proxy_async();
 // is not null (B then N-major), else from shared memory by desc_a (B K-major).
 void wgmma(float* d, int n, const uint32_t* a, uint64_t desc_a, uint64_t desc_b, bool b_n_major, bool bf16);
 
+// Hopper's asynchronous transaction barriers, tensor copies and named barriers (sim_tma.cpp).
+// mbarrier_arrive announces tx_bytes (0: none) for the current phase, then arrives once;
+// mbarrier_wait parks the thread until the phase of that parity has completed. tma_load reads a
+// box of the sinkless_tma_desc at `map` (tma_params.h) at once and lands it in shared memory, then
+// completes its bytes on `bar`, as late as the schedule allows: when no thread of the block can
+// run any more. named_barrier is bar.sync (wait) or bar.arrive on barrier `id` of `threads`.
+void mbarrier_init(uint64_t* bar, uint32_t count);
+void mbarrier_arrive(uint64_t* bar, uint32_t tx_bytes);
+void mbarrier_wait(uint64_t* bar, uint32_t parity);
+void tma_load(void* smem_dst, const void* map, const int32_t* coords, int rank, uint64_t* bar);
+void named_barrier(uint32_t id, uint32_t threads, bool wait);
+
 inline uint32_t float_bits(float f) {
     uint32_t u;
     memcpy(&u, &f, sizeof u);

@@ -70,7 +70,7 @@ size_t page_bytes();
 
 // ---- threads of a block (sim_runtime.cpp)
 
-enum class FiberState : uint8_t { kRunnable, kAtBarrier, kAtWarp, kExited };
+enum class FiberState : uint8_t { kRunnable, kAtBarrier, kAtWarp, kAtMbarrier, kAtNamedBarrier, kExited };
 
 struct PendingCopy {
     unsigned char* dst;
@@ -91,6 +91,8 @@ struct Fiber {
     uint64_t open_group;              // cp.async groups committed so far (= the open group's number)
     uint64_t wg_open_group;           // wgmma groups committed so far
     bool wg_fenced;                   // a wgmma.fence since the last wgmma.wait_group
+    uint32_t wait_at;                 // kAtMbarrier: the barrier's shared offset; kAtNamedBarrier: its id
+    uint32_t wait_parity;             // kAtMbarrier: the parity waited for
 };
 
 // One lane's operands and results for the warp collective in progress.
@@ -127,7 +129,36 @@ struct Warpgroup {
     WgmmaOp issuing;   // its operands, filled in as threads arrive
     Fiber* threads[128];
     std::vector<WgmmaOp> pending;
+    uint32_t waiting;   // threads at the wgmma.wait_group in progress
+    int wait_pending;   // its operand
+    Fiber* waiters[128];
 };
+
+// An mbarrier of the block's shared memory (sim_tma.cpp). Its 8 bytes hold a tag the emulator
+// checks at every use, so a kernel that overwrites a live barrier fails.
+struct Mbarrier {
+    uint32_t offset;   // shared-window offset of its 8 bytes
+    uint32_t count;    // arrivals per phase
+    uint32_t pending;  // arrivals still missing in the current phase
+    int64_t tx;        // transaction bytes still missing (may go below 0: bytes may land first)
+    uint64_t phase;    // phases completed
+    std::vector<Fiber*> waiters;
+};
+
+// A tensor copy issued and not yet landed: its box, read from global memory at issue, row-major.
+struct BulkCopy {
+    uint32_t dst;  // shared-window offset of the destination
+    uint32_t bar;  // the mbarrier its bytes complete on
+    uint32_t issuer;
+    std::vector<unsigned char> image;
+};
+
+struct NamedBarrier {
+    uint32_t threads;  // the count its first arrival named
+    uint32_t arrived;
+    std::vector<Fiber*> waiters;
+};
+constexpr int kNamedBarriers = 16;
 
 struct Warp {
     uint32_t existing;  // lanes that exist in this block (the last warp may be partial)
@@ -156,6 +187,9 @@ struct Worker {
     std::vector<Fiber> fibers;
     std::vector<Warp> warps;
     std::vector<Warpgroup> warpgroups;  // whole warpgroups only (threads / 128)
+    std::vector<Mbarrier> mbarriers;
+    std::vector<BulkCopy> bulk;  // tensor copies in flight, in issue order
+    NamedBarrier named[kNamedBarriers];
     std::vector<Fiber*> queue;  // ring buffer; a fiber is queued at most once
     size_t q_head = 0, q_len = 0;
     Context sched;
@@ -195,6 +229,19 @@ struct Worker {
         z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
         return z ^ (z >> 31);
     }
+    // Makes the fibers of a rendezvous runnable at the front of the queue, all of `fibers[0..n)`
+    // but `self` (the one that completed it, still running), from a random one on so they do
+    // not always resume in thread order.
+    void wake_rest(Fiber* const* fibers, uint32_t n, uint32_t self) {
+        const uint32_t start = uint32_t(next_random() % n);
+        for (uint32_t k = 0; k < n; ++k) {
+            const uint32_t i = (start + k) % n;
+            if (i != self) {
+                fibers[i]->state = FiberState::kRunnable;
+                push_front(fibers[i]);
+            }
+        }
+    }
 };
 
 extern __thread Worker* tls_worker;
@@ -205,6 +252,22 @@ void suspend(Fiber* self);
 // Records the block's error and abandons the running fiber; never returns.
 [[noreturn]] void fail(int status, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
 void check_smem_range(const void* p, size_t bytes, const char* what);
+
+// ---- asynchronous barriers and tensor copies (sim_tma.cpp)
+
+// Clears the block's barriers and copies before it starts.
+void reset_async_state(Worker& w);
+// Lands every tensor copy in flight (the scheduler calls it when no thread can run); returns
+// whether there was one.
+bool land_bulk_copies(Worker& w);
+// Fails the running thread when a tensor copy in flight writes shared bytes [lo, hi), which
+// `what` is about to read.
+void check_no_copy_into(uint32_t lo, uint32_t hi, const char* what);
+// Appends who waits at which mbarrier or named barrier to a deadlock message.
+void describe_async_waits(const Worker& w, char* msg, size_t len, size_t* used);
+// Shared bytes [lo, hi) the wgmma products in flight of every warpgroup read; false when none
+// overlaps [dst, dst + bytes) (sim_wgmma.cpp).
+bool wgmma_in_flight_reads(const Worker& w, uint32_t dst, uint32_t bytes, uint32_t* lo, uint32_t* hi);
 
 // ---- memory: guard-paged buffers and the SIGSEGV handler (sim_memory.cpp)
 

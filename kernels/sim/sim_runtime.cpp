@@ -102,6 +102,8 @@ void describe_deadlock(Worker& w) {
             }
             break;
         case FiberState::kAtWarp:
+        case FiberState::kAtMbarrier:
+        case FiberState::kAtNamedBarrier:
         case FiberState::kRunnable: break;
         }
     }
@@ -138,6 +140,13 @@ void describe_deadlock(Worker& w) {
             g.arrived);
         break;
     }
+    for (const Warpgroup& g : w.warpgroups) {
+        if (g.waiting == 0) continue;
+        add("warpgroup %zu waits at wgmma.wait_group with %u of 128 threads; ", size_t(&g - w.warpgroups.data()),
+            g.waiting);
+        break;
+    }
+    describe_async_waits(w, w.msg, sizeof w.msg, &used);
     if (first_exited) {
         format_thread(*first_exited, t, sizeof t);
         add("%zu threads exited (first %s)", exited, t);
@@ -170,8 +179,10 @@ int run_block(Worker& w, uint64_t block) {
     for (Warp& wp : w.warps) wp.arrived = 0;
     for (Warpgroup& g : w.warpgroups) {
         g.arrived = 0;
+        g.waiting = 0;
         g.pending.clear();
     }
+    reset_async_state(w);
     tls_block = &w.view;
     shuffle_into_queue(w);
     for (;;) {
@@ -181,6 +192,11 @@ int run_block(Worker& w, uint64_t block) {
             context_switch(&w.sched, &f->ctx);
             tls_fiber = nullptr;
             tls_thread = nullptr;
+            if (w.status != SINKLESS_SIM_OK) return w.status;
+            continue;
+        }
+        // No thread can run: the tensor copies in flight land now (and may wake their waiters).
+        if (land_bulk_copies(w)) {
             if (w.status != SINKLESS_SIM_OK) return w.status;
             continue;
         }

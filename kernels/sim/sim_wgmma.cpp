@@ -5,7 +5,7 @@
 // linear thread index as CUDA numbers warps), like the warp collectives of sim_warp.cpp: each
 // thread deposits its operands, the last to arrive queues the product on the warpgroup. The
 // product is asynchronous on the GPU, so here it is computed only when a wait_group retires its
-// group: it reads shared memory then (a tile overwritten before the wait gives a wrong answer,
+// group (a rendezvous of the warpgroup, like the issue): it reads shared memory then (a tile overwritten before the wait gives a wrong answer,
 // as the hardware may), and writes every thread's accumulators then (reading d before the wait
 // sees the old values). Register A operands are read then too, from the issuing threads'
 // registers (a thread that overwrites them before the wait corrupts the product). Misuse that
@@ -29,6 +29,8 @@
 // Numerics as mma.sync's emulation: each output is c plus the 16 products, summed in double and
 // rounded once to f32.
 #include "sim_internal.h"
+
+#include <algorithm>
 
 namespace sinkless {
 namespace sim {
@@ -67,6 +69,35 @@ double element(uint32_t x, bool bf16, const char* which) {
 
 uint16_t half_of(uint32_t word, int hi) { return uint16_t(hi ? word >> 16 : word & 0xffffu); }
 
+// Unswizzled shared-window addresses of A's element (r, k) and B's element (k, c) of a product.
+uint32_t a_address(const Descriptor& da, int r, int k) {
+    return da.start + uint32_t(r % 8) * 128 + uint32_t(r / 8) * da.sbo + uint32_t(k) * 2;
+}
+uint32_t b_address(const Descriptor& db, bool n_major, int k, int c) {
+    return n_major ? db.start + uint32_t(c % 64) * 2 + uint32_t(c / 64) * db.lbo + uint32_t(k % 8) * 128 +
+                         uint32_t(k / 8) * db.sbo
+                   : db.start + uint32_t(c % 8) * 128 + uint32_t(c / 8) * db.sbo + uint32_t(k) * 2;
+}
+
+// The whole 128-byte lines a product's shared operands touch (the swizzle moves chunks only
+// within a line), as one range [lo, hi) per operand; A's is empty when it comes from registers.
+void footprint(const WgmmaOp& op, uint32_t (&lo)[2], uint32_t (&hi)[2]) {
+    lo[0] = lo[1] = UINT32_MAX;
+    hi[0] = hi[1] = 0;
+    auto widen = [&](int i, uint32_t x) {
+        lo[i] = std::min(lo[i], x & ~127u);
+        hi[i] = std::max(hi[i], (x | 127u) + 1);
+    };
+    if (!op.reg_a) {
+        const Descriptor da = decode(op.desc_a, "A");
+        for (int r = 0; r < 64; ++r)
+            for (int k = 0; k < 16; k += 15) widen(0, a_address(da, r, k));
+    }
+    const Descriptor db = decode(op.desc_b, "B");
+    for (int k = 0; k < 16; ++k)
+        for (int c = 0; c < op.n; ++c) widen(1, b_address(db, op.reg_a, k, c));
+}
+
 void retire(const WgmmaOp& op) {
     const int n = op.n;
     static thread_local double a[64][16], b[16][256];
@@ -84,18 +115,16 @@ void retire(const WgmmaOp& op) {
     } else {
         const Descriptor da = decode(op.desc_a, "A");
         for (int r = 0; r < 64; ++r)
-            for (int k = 0; k < 16; ++k)
-                a[r][k] = element(da.start + uint32_t(r % 8) * 128 + uint32_t(r / 8) * da.sbo + uint32_t(k) * 2, op.bf16,
-                                  "A");
+            for (int k = 0; k < 16; ++k) a[r][k] = element(a_address(da, r, k), op.bf16, "A");
     }
     const Descriptor db = decode(op.desc_b, "B");
     for (int k = 0; k < 16; ++k)
-        for (int c = 0; c < n; ++c) {
-            const uint32_t x = op.reg_a ? db.start + uint32_t(c % 64) * 2 + uint32_t(c / 64) * db.lbo +
-                                              uint32_t(k % 8) * 128 + uint32_t(k / 8) * db.sbo
-                                        : db.start + uint32_t(c % 8) * 128 + uint32_t(c / 8) * db.sbo + uint32_t(k) * 2;
-            b[k][c] = element(x, op.bf16, "B");
-        }
+        for (int c = 0; c < n; ++c) b[k][c] = element(b_address(db, op.reg_a, k, c), op.bf16, "B");
+    uint32_t lo[2], hi[2];
+    footprint(op, lo, hi);
+    for (int i = 0; i < 2; ++i) {
+        if (lo[i] < hi[i]) check_no_copy_into(lo[i], hi[i], i == 0 ? "wgmma operand A" : "wgmma operand B");
+    }
     for (int t = 0; t < 128; ++t) {
         float* d = op.d[t];
         for (int i = 0; i < n / 2; ++i) {
@@ -143,6 +172,26 @@ void wgmma_wait(int pending_groups) {
     Warpgroup& g = my_group("wgmma.wait_group");
     Fiber* f = tls_fiber;
     f->wg_fenced = false;
+    // A rendezvous of the warpgroup (the instruction is .sync.aligned): the products retire when
+    // its last thread arrives, so no thread runs past the wait, and releases what the products
+    // read, while another thread of the group has yet to reach it.
+    const uint32_t t = f->linear % 128;
+    if (g.waiting == 0) {
+        g.wait_pending = pending_groups;
+    } else if (g.wait_pending != pending_groups) {
+        fail(SINKLESS_SIM_ERR_DEADLOCK,
+             "divergent wgmma.wait_group: thread %u waits with %d groups pending, while %u threads of its warpgroup "
+             "wait with %d",
+             t, pending_groups, g.waiting, g.wait_pending);
+    }
+    g.waiters[t] = f;
+    if (++g.waiting < 128) {
+        f->state = FiberState::kAtWarp;
+        suspend(f);
+        return;
+    }
+    g.waiting = 0;
+    tls_worker->wake_rest(g.waiters, 128, t);
     if (uint64_t(pending_groups) >= f->wg_open_group) return;
     const uint64_t retire_below = f->wg_open_group - uint64_t(pending_groups);
     size_t kept = 0;
@@ -155,6 +204,23 @@ void wgmma_wait(int pending_groups) {
         }
     }
     g.pending.resize(kept);
+}
+
+bool wgmma_in_flight_reads(const Worker& w, uint32_t dst, uint32_t bytes, uint32_t* lo, uint32_t* hi) {
+    for (const Warpgroup& g : w.warpgroups) {
+        for (const WgmmaOp& op : g.pending) {
+            uint32_t l[2], h[2];
+            footprint(op, l, h);
+            for (int i = 0; i < 2; ++i) {
+                if (l[i] < dst + bytes && dst < h[i]) {
+                    *lo = l[i];
+                    *hi = h[i];
+                    return true;
+                }
+            }
+        }
+    }
+    return false;
 }
 
 void fence_proxy_async() {}
@@ -197,14 +263,7 @@ void wgmma(float* d, int n, const uint32_t* a, uint64_t desc_a, uint64_t desc_b,
     }
     g.pending.push_back(op);
     g.arrived = 0;
-    const uint32_t start = uint32_t(tls_worker->next_random() % 128);
-    for (uint32_t k = 0; k < 128; ++k) {
-        const uint32_t i = (start + k) % 128;
-        if (i != t) {
-            g.threads[i]->state = FiberState::kRunnable;
-            tls_worker->push_front(g.threads[i]);
-        }
-    }
+    tls_worker->wake_rest(g.threads, 128, t);
 }
 
 }  // namespace sim

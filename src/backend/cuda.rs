@@ -24,6 +24,7 @@ use crate::attention::{
 };
 use crate::config::{AttentionOptions, Element, KernelVariant};
 use crate::error::{Error, Result, TensorName};
+use crate::kernels::KernelSpec;
 use crate::plan::{self, Addr, BackwardAddrs, ForwardAddrs, Launch, WorkspaceAddrs};
 use crate::tensor::{check_shape, Shape, TensorRef};
 use cudarc::driver::sys::CUdevice_attribute;
@@ -41,6 +42,16 @@ pub(crate) const FATBIN: Option<&[u8]> =
 /// The fatbin build.rs made, or `None` when nvcc was missing at build time.
 #[cfg(not(sinkless_fatbin))]
 pub(crate) const FATBIN: Option<&[u8]> = None;
+
+/// The second fatbin: the kernels compiled as one whole program (those whose params hold
+/// tensor maps; `KernelSpec::tensor_maps`), since `setmaxnreg` needs that.
+#[cfg(sinkless_fatbin)]
+const WHOLE_FATBIN: Option<&[u8]> = Some(include_bytes!(concat!(
+    env!("OUT_DIR"),
+    "/sinkless_whole.fatbin"
+)));
+#[cfg(not(sinkless_fatbin))]
+const WHOLE_FATBIN: Option<&[u8]> = None;
 
 /// Per kernel and target: registers, shared memory, spills and SASS instruction counts, as
 /// tab-separated text (see `sinkless info`).
@@ -83,6 +94,7 @@ pub struct CudaBackend {
     ctx: Arc<CudaContext>,
     stream: Arc<CudaStream>,
     module: Arc<CudaModule>,
+    whole_module: Arc<CudaModule>,
     functions: Mutex<HashMap<&'static str, CudaFunction>>,
     compute_capability: (i32, i32),
     max_smem_optin: usize,
@@ -116,9 +128,10 @@ impl CudaBackend {
         if major < 8 {
             return Err(Error::UnsupportedGpu { major, minor });
         }
-        let module = ctx
-            .load_module(cudarc::nvrtc::Ptx::from_binary(fatbin.to_vec()))
-            .map_err(cuda_err("loading the embedded fatbin"))?;
+        let load = |bin: &[u8]| ctx.load_module(cudarc::nvrtc::Ptx::from_binary(bin.to_vec()));
+        let module = load(fatbin).map_err(cuda_err("loading the embedded fatbin"))?;
+        let whole_module = load(WHOLE_FATBIN.ok_or(Error::KernelsNotCompiled)?)
+            .map_err(cuda_err("loading the embedded whole-program fatbin"))?;
         let optin = ctx
             .attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN)
             .map_err(cuda_err("reading the shared-memory limit"))?;
@@ -127,6 +140,7 @@ impl CudaBackend {
             ctx,
             stream,
             module,
+            whole_module,
             functions: Mutex::new(HashMap::new()),
             compute_capability: (major, minor),
             max_smem_optin: usize::try_from(optin).unwrap_or(0),
@@ -164,13 +178,18 @@ impl CudaBackend {
         self.compute_capability == (9, 0)
     }
 
-    fn function(&self, name: &'static str) -> Result<CudaFunction> {
+    fn function(&self, kernel: &'static KernelSpec) -> Result<CudaFunction> {
+        let name = kernel.name;
         let mut cache = self.functions.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(f) = cache.get(name) {
             return Ok(f.clone());
         }
-        let f = self
-            .module
+        let module = if kernel.tensor_maps {
+            &self.whole_module
+        } else {
+            &self.module
+        };
+        let f = module
             .load_function(name)
             .map_err(cuda_err("looking up a kernel"))?;
         cache.insert(name, f.clone());
@@ -207,7 +226,7 @@ impl CudaBackend {
                 ),
             });
         }
-        let f = self.function(l.kernel.name)?;
+        let f = self.function(l.kernel)?;
         let smem = u32::try_from(l.smem).expect("bounded by max_smem_optin");
         if l.smem > 48 * 1024 {
             f.set_attribute(
@@ -221,8 +240,12 @@ impl CudaBackend {
             block_dim: (l.block[0], l.block[1], l.block[2]),
             shared_mem_bytes: smem,
         };
+        let mut params = l.params;
+        for map in params.tensor_maps_mut() {
+            crate::tma::encode_for_driver(map)?;
+        }
         let mut builder = self.stream.launch_builder(&f);
-        l.params.push_arg(&mut builder);
+        params.push_arg(&mut builder);
         // SAFETY: the plan checked every tensor's extent against its buffer's length, and the
         // caller holds the buffers (and their cudarc event guards) until this call returns.
         unsafe { builder.launch(cfg) }.map_err(cuda_err("launching a kernel"))?;

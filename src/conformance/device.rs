@@ -7,6 +7,7 @@ use crate::config::DType;
 use crate::error::{Error, Result};
 use crate::ffi;
 use crate::plan::{self, Launch, Params};
+use crate::tma;
 use crate::CudaBackend;
 use cudarc::driver::{CudaSlice, DevicePtr, DeviceRepr, ValidAsZeroBits};
 
@@ -118,6 +119,7 @@ fn plant_field(plant: Option<Plant>) -> u32 {
         Some(Plant::DivergentBarrier) => ffi::SINKLESS_CONF_PLANT_DIVERGENT_BARRIER,
         Some(Plant::WarpExit) => ffi::SINKLESS_CONF_PLANT_WARP_EXIT,
         Some(Plant::SkipWait) => ffi::SINKLESS_CONF_PLANT_SKIP_WAIT,
+        Some(Plant::SkipMbarrierWait) => ffi::SINKLESS_CONF_PLANT_SKIP_MBARRIER_WAIT,
         Some(_) => ffi::SINKLESS_CONF_PLANT_NONE,
     }
 }
@@ -251,6 +253,28 @@ pub(super) fn run<D: Device>(dev: &D, case: &ConformanceCase) -> Result<Vec<Outp
             let smem = ffi::SINKLESS_CONF_WGMMA_SMEM as usize;
             dev.launch(&launch(name, x(1), x(128), smem, Params::ConfWgmma(p))?)?;
             vec![Output::exact("d", Values::F32(dev.download(&d)?))]
+        }
+        Kernel::Tma { dims, boxed } => {
+            let t = inputs::tma(dims, boxed, seed);
+            let box_bytes = 2 * boxed.iter().product::<u32>();
+            let loads = ffi::SINKLESS_CONF_TMA_LOADS as usize;
+            let data = dev.upload(&t.data)?;
+            let out = poisoned16(loads * box_bytes as usize / 2)?;
+            let named = poisoned32(64)?;
+            let p = ffi::sinkless_conf_tma_params {
+                map: tma::map(dev.addr(&data), &dims.map(u64::from), &t.strides, &boxed),
+                out: dev.addr(&out) as *mut u16,
+                named: dev.addr(&named) as *mut u32,
+                coords: t.coords,
+                box_bytes,
+                plant: plant_field(case.plant),
+            };
+            let smem = ffi::SINKLESS_CONF_TMA_SMEM as usize;
+            dev.launch(&launch("tma", x(1), x(128), smem, Params::ConfTma(p))?)?;
+            vec![
+                Output::exact("out", Values::U16(dev.download(&out)?)),
+                Output::exact("named", Values::U32(dev.download(&named)?)),
+            ]
         }
         Kernel::Shfl => {
             let input = dev.upload(&inputs::shfl())?;

@@ -160,3 +160,42 @@ pub(super) fn math(n: u32, seed: u64) -> Vec<f32> {
 pub(super) fn widen(n: u32) -> Vec<u16> {
     (0..n).map(|i| i as u16).collect()
 }
+
+/// `conf_tma`'s tensor and the coordinates of its copies.
+pub(super) struct Tma {
+    /// The tensor's elements, never 0 (a zero-filled element must differ from a copied one) and
+    /// never `0xffff` (the poison).
+    pub data: Vec<u16>,
+    /// Byte strides of dimensions 1, 2, 3: padded, so rows do not abut.
+    pub strides: [u64; 3],
+    /// Each copy's box origin, innermost first: the first coordinate a multiple of 8 inside the
+    /// tensor, the others from half a box before the tensor to its last index, so boxes cross
+    /// every edge.
+    pub coords: [[i32; 4]; 4],
+}
+
+/// `conf_tma`: a padded 4D tensor of extents `dims` (innermost first) and boxes of `boxed`.
+pub(super) fn tma(dims: [u32; 4], boxed: [u32; 4], seed: u64) -> Tma {
+    let mut rng = Rng::new(seed);
+    let pitch1 = u64::from(dims[0]).div_ceil(8) * 8 + 8;
+    let pitch2 = pitch1 * u64::from(dims[1]) + 8;
+    let pitch3 = pitch2 * u64::from(dims[2]) + 16;
+    let len = (pitch3 * u64::from(dims[3])) as usize;
+    let data = (0..len)
+        .map(|_| (rng.next_u64() % 0xfffe) as u16 + 1)
+        .collect();
+    let mut coords = [[0i32; 4]; 4];
+    for c in &mut coords {
+        c[0] = 8 * (rng.next_u64() % u64::from(dims[0].div_ceil(8))) as i32;
+        for d in 1..4 {
+            let lo = -i64::from(boxed[d] / 2);
+            let span = (i64::from(dims[d]) - lo) as u64;
+            c[d] = (lo + (rng.next_u64() % span) as i64) as i32;
+        }
+    }
+    Tma {
+        data,
+        strides: [pitch1 * 2, pitch2 * 2, pitch3 * 2],
+        coords,
+    }
+}

@@ -387,6 +387,54 @@ pub(super) fn atomic(blocks: u32, threads: u32, nsums: u32) -> Vec<f32> {
     sums.into_iter().map(|s| s as f32).collect()
 }
 
+/// `conf_tma`: each copy's box (tiled mode: box element `e` is tensor element `c + e`, zero when
+/// outside the tensor), laid out row-major with the innermost dimension fastest, and then the
+/// 128-byte swizzle of a 1024-byte aligned buffer: the 16-byte chunk at byte `a` moves to
+/// `a ^ (((a >> 7) & 7) << 4)` (CUDA driver API, `CU_TENSOR_MAP_SWIZZLE_128B`; PTX ISA, "Tensor
+/// Copy"). `strides` are the byte steps of dimensions 1 to 3.
+pub(super) fn tma(
+    data: &[u16],
+    dims: [u32; 4],
+    strides: [u64; 3],
+    boxed: [u32; 4],
+    coords: &[[i32; 4]],
+) -> Vec<u16> {
+    let elems = boxed.iter().product::<u32>() as usize;
+    let mut out = vec![0u16; coords.len() * elems];
+    for (i, c) in coords.iter().enumerate() {
+        let image = &mut out[i * elems..(i + 1) * elems];
+        let mut linear = 0usize;
+        for e3 in 0..boxed[3] {
+            for e2 in 0..boxed[2] {
+                for e1 in 0..boxed[1] {
+                    for e0 in 0..boxed[0] {
+                        let x = [e0, e1, e2, e3].map(i64::from);
+                        let x: Vec<i64> = (0..4).map(|d| i64::from(c[d]) + x[d]).collect();
+                        let inside = (0..4).all(|d| x[d] >= 0 && x[d] < i64::from(dims[d]));
+                        let value = if inside {
+                            let byte = x[0] as u64 * 2
+                                + (1..4).map(|d| x[d] as u64 * strides[d - 1]).sum::<u64>();
+                            data[(byte / 2) as usize]
+                        } else {
+                            0
+                        };
+                        let a = linear * 2;
+                        let swizzled = a ^ (((a >> 7) & 7) << 4);
+                        image[swizzled / 2] = value;
+                        linear += 1;
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `conf_tma`'s named-barrier hand-off: word `i` is what thread `i` stored, `7 i + 3`.
+pub(super) fn named_handoff() -> Vec<u32> {
+    (0..64).map(|i| 7 * i + 3).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -89,6 +89,16 @@ pub enum Kernel {
         /// A from registers and B N-major, rather than both from descriptors with B K-major.
         reg_a: bool,
     },
+    /// `sinkless_conf_tma`: four tensor copies (`cp.async.bulk.tensor.4d`, the 128-byte swizzle,
+    /// zeros out of bounds) of boxes of a padded 4D tensor, completing on one mbarrier over four
+    /// phases, and a named-barrier hand-off; sm_90 only.
+    Tma {
+        /// The tensor's extents, innermost first.
+        dims: [u32; 4],
+        /// The box, innermost first: `boxed[0]` a multiple of 8 up to 64, the whole box at most
+        /// 8 KiB.
+        boxed: [u32; 4],
+    },
     /// `sinkless_conf_shfl`: the thirteen shuffle and three vote cases on two warps.
     Shfl,
     /// `sinkless_conf_math`: `ex2`, `tanh`, `rcp` and the narrowing conversions of `n` inputs.
@@ -127,6 +137,9 @@ pub enum Plant {
     WarpExit,
     /// `conf_cp_async` without its first `cp.async.wait_group`: stage 0 is read before it lands.
     SkipWait,
+    /// `conf_tma` with threads 64.. not waiting on the mbarrier for the first copy: they read its
+    /// buffer before the copy lands.
+    SkipMbarrierWait,
     /// `conf_widen` told one element more than its input holds: a read past the end.
     ReadPastEnd,
     /// `conf_widen` with its f16 output four elements short: a write past the end.
@@ -160,12 +173,13 @@ enum Fault {
 
 impl Plant {
     /// Every planted bug.
-    pub const ALL: [Plant; 8] = [
+    pub const ALL: [Plant; 9] = [
         Plant::SkipSync,
         Plant::ExitEarly,
         Plant::DivergentBarrier,
         Plant::WarpExit,
         Plant::SkipWait,
+        Plant::SkipMbarrierWait,
         Plant::ReadPastEnd,
         Plant::WritePastEnd,
         Plant::SharedMemoryOverLimit,
@@ -179,6 +193,7 @@ impl Plant {
             Plant::DivergentBarrier => "divergent_barrier",
             Plant::WarpExit => "warp_exit",
             Plant::SkipWait => "skip_wait",
+            Plant::SkipMbarrierWait => "skip_mbarrier_wait",
             Plant::ReadPastEnd => "read_past_end",
             Plant::WritePastEnd => "write_past_end",
             Plant::SharedMemoryOverLimit => "shared_memory_over_limit",
@@ -188,7 +203,7 @@ impl Plant {
     /// How the emulator must react.
     pub fn caught(self) -> Caught {
         match self {
-            Plant::SkipSync | Plant::SkipWait => Caught::WrongAnswer,
+            Plant::SkipSync | Plant::SkipWait | Plant::SkipMbarrierWait => Caught::WrongAnswer,
             Plant::ExitEarly | Plant::DivergentBarrier | Plant::WarpExit => Caught::Emulator {
                 code: EMULATOR_DEADLOCK,
             },
@@ -206,6 +221,7 @@ impl Plant {
                 Kernel::Reduce { blocks: 4 }
             }
             Plant::SkipWait => Kernel::CpAsync { blocks: 2 },
+            Plant::SkipMbarrierWait => TMA_CASES[0],
             Plant::ReadPastEnd => Kernel::Widen { n: 65536 },
             Plant::WritePastEnd => Kernel::Widen { n: 1024 },
             Plant::SharedMemoryOverLimit => Kernel::Mma {
@@ -229,6 +245,7 @@ impl Plant {
                 Plant::SkipSync | Plant::ExitEarly | Plant::DivergentBarrier | Plant::WarpExit,
                 Kernel::Reduce { .. }
             ) | (Plant::SkipWait, Kernel::CpAsync { .. })
+                | (Plant::SkipMbarrierWait, Kernel::Tma { .. })
                 | (
                     Plant::ReadPastEnd | Plant::WritePastEnd,
                     Kernel::Widen { .. }
@@ -298,9 +315,9 @@ impl ConformanceCase {
         }
     }
 
-    /// Whether `gpu` can run the case: the wgmma kernels need sm_90.
+    /// Whether `gpu` can run the case: the wgmma and tensor-copy kernels need sm_90.
     pub fn runs_on(&self, gpu: &CudaBackend) -> bool {
-        !matches!(self.kernel, Kernel::Wgmma { .. }) || gpu.has_wgmma()
+        !matches!(self.kernel, Kernel::Wgmma { .. } | Kernel::Tma { .. }) || gpu.has_wgmma()
     }
 
     /// A one-line description (`mma bf16 k=48 ldmatrix`, `reduce 9 blocks [skip_sync]`).
@@ -323,6 +340,10 @@ impl ConformanceCase {
                 dtype.name(),
                 if reg_a { " register A" } else { "" }
             ),
+            Kernel::Tma { dims, boxed } => {
+                let join = |v: [u32; 4]| v.map(|x| x.to_string()).join("x");
+                format!("tma {} box {}", join(dims), join(boxed))
+            }
             Kernel::Shfl => "shfl".into(),
             Kernel::Math { n } => format!("math n={n}"),
             Kernel::Widen { n } => format!("widen n={n}"),
@@ -338,6 +359,20 @@ impl ConformanceCase {
         }
     }
 }
+
+/// The tensor-copy cases: boxes across every edge of a tensor whose innermost extent is below
+/// one box (40 of 64 columns), and the attention kernels' shape (64 columns of a 72-wide row, 16
+/// rows of one head).
+const TMA_CASES: [Kernel; 2] = [
+    Kernel::Tma {
+        dims: [40, 3, 13, 2],
+        boxed: [64, 2, 8, 2],
+    },
+    Kernel::Tma {
+        dims: [72, 21, 5, 3],
+        boxed: [64, 16, 1, 1],
+    },
+];
 
 /// The conformance suite proper: every kernel, awkward shapes included, no planted bugs.
 pub fn cases() -> Vec<ConformanceCase> {
@@ -372,6 +407,7 @@ pub fn cases() -> Vec<ConformanceCase> {
             v.push(Kernel::Wgmma { dtype, k, reg_a });
         }
     }
+    v.extend(TMA_CASES);
     v.extend([
         Kernel::Shfl,
         Kernel::Math { n: 6007 },
@@ -641,6 +677,15 @@ fn expected(case: &ConformanceCase) -> Vec<Want> {
             let dims = (64, k as usize, 64);
             let m = inputs::mma(dtype, dims, seed);
             vec![Want::Exact(Values::F32(isa::mma(&m.a, &m.b, &m.c, dims)))]
+        }
+        Kernel::Tma { dims, boxed } => {
+            let t = inputs::tma(dims, boxed, seed);
+            vec![
+                Want::Exact(Values::U16(isa::tma(
+                    &t.data, dims, t.strides, boxed, &t.coords,
+                ))),
+                Want::Exact(Values::U32(isa::named_handoff())),
+            ]
         }
         Kernel::Shfl => vec![Want::Exact(Values::U32(isa::shfl(&inputs::shfl())))],
         Kernel::Math { n } => {

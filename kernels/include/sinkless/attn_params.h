@@ -19,6 +19,8 @@
 
 #include <stdint.h>
 
+#include "tma_params.h"
+
 /* Forward: o = act(scale * q k^T + bias) v, plus the per-row statistic below. */
 typedef struct sinkless_attn_fwd_params {
     const void *q;               /* f16/bf16, layout above */
@@ -57,6 +59,19 @@ typedef struct sinkless_attn_fwd_params {
     float bias_value;            /* SINKLESS_BIAS_CONSTANT: the bias */
     float scale;                 /* score scale (> 0), usually 1/sqrt(head_dim) */
 } sinkless_attn_fwd_params;
+
+/* The forward of the warp-specialised kernels (kernels/attn_fwd.cu, fwd_traits with kWgmma_ 3):
+ * the forward's params, and tensor maps (tma_params.h) over q, k and v viewed as 4D tensors
+ * (head_dim, token, head, batch), innermost first, with the byte strides of the row, the head and
+ * the batch; varlen: (head_dim, token of the packed layout, head, 1). Boxes are 64 columns wide
+ * (one 128-byte swizzle block of the tile) by the kernel's block_m (q) or block_n (k, v) tokens
+ * of one head; columns past head_dim and tokens past the tensor's end arrive as zeros. */
+typedef struct sinkless_attn_fwd_tma_params {
+    sinkless_attn_fwd_params base;
+    sinkless_tma_map q;
+    sinkless_tma_map k;
+    sinkless_tma_map v;
+} sinkless_attn_fwd_tma_params;
 
 /* Backward. Launch order and buffers: see the header comment of kernels/attn_bwd.cu. */
 typedef struct sinkless_attn_bwd_params {

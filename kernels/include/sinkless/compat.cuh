@@ -32,6 +32,7 @@ __device__ __forceinline__ T* dynamic_smem() {
 #define __host__
 #define __forceinline__ inline
 #define __launch_bounds__(...)
+#define __grid_constant__
 #define __align__(n) __attribute__((aligned(n)))
 #define __shared__ static thread_local
 

@@ -9,6 +9,8 @@
 
 #include <stdint.h>
 
+#include "tma_params.h"
+
 /* Planted bugs: emulator self-tests that must fail in a specific way. Only
  * SINKLESS_CONF_PLANT_NONE may be launched on a GPU (a deadlocked block hangs it). */
 #define SINKLESS_CONF_PLANT_NONE 0u
@@ -17,6 +19,8 @@
 #define SINKLESS_CONF_PLANT_DIVERGENT_BARRIER 3u  /* odd warps wait at another __syncthreads: deadlock */
 #define SINKLESS_CONF_PLANT_WARP_EXIT 4u          /* lane 5 returns before the shuffles: deadlock */
 #define SINKLESS_CONF_PLANT_SKIP_WAIT 5u          /* cp.async kernel drops its first wait: wrong data */
+#define SINKLESS_CONF_PLANT_SKIP_MBARRIER_WAIT 6u /* threads 64.. of the tensor-copy kernel do not wait for
+                                                    its first copy: they read the buffer before it lands */
 
 /* Every thread records its coordinates. Any grid and block (up to 1024 threads). */
 typedef struct {
@@ -76,6 +80,26 @@ typedef struct {
                           B stored N-major ([k][n]) */
 } sinkless_conf_wgmma_params;
 #define SINKLESS_CONF_WGMMA_SMEM (1024 + 2 * 64 * 128 * 2)
+
+/* Tensor copies (cp.async.bulk.tensor.4d through a tensor map, the 128-byte swizzle, zeros out of
+ * bounds) completing on one mbarrier, and a named-barrier hand-off; sm_90 only. Block 128, grid 1,
+ * dynamic shared memory SINKLESS_CONF_TMA_SMEM. Copy i of the box at coords[i] lands in buffer
+ * i % 2 (1024-byte aligned, SINKLESS_CONF_TMA_MAX_BOX bytes apart) and completes phase i of the
+ * barrier (parity i % 2); once it has, thread t copies 16-byte chunks t, t + 128, .. of the buffer,
+ * as the swizzle left them, to out[i], and every thread meets at named barrier 1 before copy
+ * i + 1 is issued. Last, threads 0-63 store 7 t + 3 to shared memory and arrive at named barrier
+ * 2 (bar.arrive), threads 64-127 wait there (bar.sync) and thread 64 + i writes word i to named. */
+#define SINKLESS_CONF_TMA_LOADS 4u
+#define SINKLESS_CONF_TMA_MAX_BOX 8192u
+#define SINKLESS_CONF_TMA_SMEM (1024u + 2u * SINKLESS_CONF_TMA_MAX_BOX + 512u)
+typedef struct {
+    sinkless_tma_map map;  /* rank 4, over the input tensor */
+    uint16_t* out;         /* [SINKLESS_CONF_TMA_LOADS][box_bytes / 2] */
+    uint32_t* named;       /* [64] */
+    int32_t coords[SINKLESS_CONF_TMA_LOADS][4]; /* innermost first */
+    uint32_t box_bytes;    /* the map's box: a multiple of 16, at most SINKLESS_CONF_TMA_MAX_BOX */
+    uint32_t plant;        /* SINKLESS_CONF_PLANT_NONE or SINKLESS_CONF_PLANT_SKIP_MBARRIER_WAIT */
+} sinkless_conf_tma_params;
 
 /* Number of shuffle cases of the shuffle kernel (see conformance.cu for each case). */
 #define SINKLESS_CONF_SHFL_CASES 16u

@@ -17,18 +17,20 @@ struct __align__(16) chunk16 {
     uint32_t w[4];
 };
 
-// Thread tid copies chunk tid % kChunks of rows r0 + i * kRowsPerPass, r0 = tid / kChunks.
+// Thread tid copies chunk tid % kChunks of rows r0 + i * kRowsPerPass, r0 = tid / kChunks, of
+// the first kRows rows of the tile (all of them by default; fewer for a window of rows, below).
 // kRowsPerPass is a power of two (threads beyond it idle), so row r0 + i * kRowsPerPass has
 // swizzle swz(r0) ^ swz(i * kRowsPerPass % 8): the shared offset of pass i is the thread's base
 // offset XOR a constant plus a constant, one register for all passes. The global pointer
 // advances by one add per pass. Without this ptxas held an address per pass and spilled at hd256.
-template <int kThreads, class Tile>
+template <int kThreads, class Tile, int kRows = Tile::kRows>
 struct row_copy_plan {
     static_assert(kThreads >= Tile::kChunks, "a pass must cover a whole row");
+    static_assert(kRows <= Tile::kRows, "rows of the tile");
     static constexpr int pow2_floor(int x) { return x >= 2 ? 2 * pow2_floor(x / 2) : 1; }
     static constexpr int kRowsPerPass = pow2_floor(kThreads / Tile::kChunks);
-    static constexpr int kPasses = (Tile::kRows + kRowsPerPass - 1) / kRowsPerPass;
-    static_assert(Tile::kRows % kRowsPerPass == 0, "whole passes");
+    static constexpr int kPasses = (kRows + kRowsPerPass - 1) / kRowsPerPass;
+    static_assert(kRows % kRowsPerPass == 0, "whole passes");
 
     int c, r0;
     int smem_base;  // element offset of (r0, c)
@@ -62,12 +64,13 @@ __device__ __forceinline__ void load_rows_async(const Tile& t, const uint16_t* s
     }
 }
 
-// Copies rows [0, rows_valid) x columns [0, cols_valid) of the tile to gmem with 16-byte stores.
-// The caller synchronizes the block before (the tile was written by other warps).
-template <int kThreads, class Tile>
+// Copies rows [0, rows_valid) x columns [0, cols_valid) of the tile (of its first kRows rows) to
+// gmem with 16-byte stores. The caller synchronizes the threads before (the tile was written by
+// other warps).
+template <int kThreads, class Tile, int kRows = Tile::kRows>
 __device__ __forceinline__ void store_rows(const Tile& t, uint16_t* dst, int64_t row_stride, int rows_valid,
                                            int cols_valid, int tid) {
-    using plan_t = row_copy_plan<kThreads, Tile>;
+    using plan_t = row_copy_plan<kThreads, Tile, kRows>;
     const plan_t plan(tid);
     if (!plan.active() || plan.c * 8 >= cols_valid) return;
     uint16_t* g = dst + plan.r0 * row_stride + plan.c * 8;

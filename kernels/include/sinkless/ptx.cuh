@@ -14,6 +14,7 @@
 #pragma once
 
 #include "sinkless/compat.cuh"
+#include "sinkless/tma_params.h"
 
 namespace sinkless {
 namespace ptx {
@@ -37,6 +38,15 @@ __device__ __forceinline__ void cp_async_wait() {
     asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
 }
 __device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_all;\n" ::: "memory"); }
+
+// Named barrier `id` (1 .. 15; 0 is __syncthreads') over `threads` threads, a multiple of 32, in
+// whole warps: bar_sync waits until that many have arrived, bar_arrive arrives without waiting.
+__device__ __forceinline__ void bar_sync(uint32_t id, uint32_t threads) {
+    asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
+__device__ __forceinline__ void bar_arrive(uint32_t id, uint32_t threads) {
+    asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
 
 __device__ __forceinline__ void ldmatrix_x1(uint32_t (&r)[1], const void* smem) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x1.shared.b16 {%0}, [%1];\n" : "=r"(r[0]) : "r"(smem_addr(smem)));
@@ -136,12 +146,13 @@ __device__ __forceinline__ float bf16_to_f32(uint16_t h) { return __uint_as_floa
 // written through the generic proxy (st.shared, cp.async) must be made visible to the products
 // by fence_proxy_async() of the writing thread before the barrier that publishes it.
 // The _ss form takes B K-major (imm-trans-b 0); the _rs form takes B N-major (imm-trans-b 1).
-// Only sm_90a has these instructions: elsewhere the wrappers trap, and kernels that use them
-// compile their bodies only where kHasWgmma holds.
+// Only sm_90a has these instructions (nor does sm_80 have the mbarrier waits and tensor copies
+// below): elsewhere the wrappers trap, and kernels that use them compile their bodies only where
+// kHasWgmma holds.
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-#define SINKLESS_WGMMA_ASM(...) asm volatile(__VA_ARGS__)
+#define SINKLESS_SM90A_ASM(...) asm volatile(__VA_ARGS__)
 #else
-#define SINKLESS_WGMMA_ASM(...) __trap()
+#define SINKLESS_SM90A_ASM(...) __trap()
 #endif
 #if !defined(__CUDA_ARCH__) || defined(__CUDA_ARCH_FEAT_SM90_ALL)
 constexpr bool kHasWgmma = true;
@@ -150,13 +161,81 @@ constexpr bool kHasWgmma = false;
 #endif
 __device__ __forceinline__ void trap() { __trap(); }
 
-__device__ __forceinline__ void wgmma_fence() { SINKLESS_WGMMA_ASM("wgmma.fence.sync.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ void wgmma_commit() { SINKLESS_WGMMA_ASM("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wgmma_fence() { SINKLESS_SM90A_ASM("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wgmma_commit() { SINKLESS_SM90A_ASM("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
 template <int N>
 __device__ __forceinline__ void wgmma_wait() {
-    SINKLESS_WGMMA_ASM("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+    SINKLESS_SM90A_ASM("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
 }
-__device__ __forceinline__ void fence_proxy_async() { SINKLESS_WGMMA_ASM("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+__device__ __forceinline__ void fence_proxy_async() { SINKLESS_SM90A_ASM("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+// ---- mbarrier, TMA, setmaxnreg (sm_90) ------------------------------------------------------
+// An mbarrier is 8 bytes of shared memory counting arrivals and transaction bytes per phase:
+// a phase completes when `count` arrivals (mbarrier_init) have come and every byte announced by
+// arrive_expect_tx has landed; the barrier then starts the next phase with the same count.
+// mbarrier_wait(bar, parity) returns once the phase of that parity has completed: waiting for
+// phase k of a barrier means parity k & 1 (a fresh barrier is in phase 0, so a wait on parity 1
+// returns at once). Only one phase may be outstanding per wait: a thread must not fall two
+// phases behind. tma_load_4d copies a box of a tensor map (tma_params.h) into shared memory and
+// completes its bytes on the barrier; the destination holds the box row-major, innermost
+// dimension first, with the 128-byte swizzle applied to its shared-window byte addresses
+// (so a 1024-byte aligned destination of 64-column rows is a tile.cuh column block).
+// The barrier's initialisation is published to the other threads and to the copy engine by
+// fence_mbarrier_init() and a __syncthreads().
+__device__ __forceinline__ void mbarrier_init(uint64_t* bar, uint32_t count) {
+    SINKLESS_SM90A_ASM("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(smem_addr(bar)), "r"(count) : "memory");
+}
+__device__ __forceinline__ void fence_mbarrier_init() {
+    SINKLESS_SM90A_ASM("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+}
+__device__ __forceinline__ void mbarrier_arrive(uint64_t* bar) {
+    SINKLESS_SM90A_ASM("{\n.reg .b64 state;\nmbarrier.arrive.shared::cta.b64 state, [%0];\n}\n" ::"r"(smem_addr(bar))
+                       : "memory");
+}
+// Announces `bytes` transaction bytes for the current phase, then arrives.
+__device__ __forceinline__ void mbarrier_arrive_expect_tx(uint64_t* bar, uint32_t bytes) {
+    SINKLESS_SM90A_ASM("{\n.reg .b64 state;\nmbarrier.arrive.expect_tx.shared::cta.b64 state, [%0], %1;\n}\n" ::"r"(
+                           smem_addr(bar)),
+                       "r"(bytes)
+                       : "memory");
+}
+__device__ __forceinline__ bool mbarrier_try_wait(uint64_t* bar, uint32_t parity) {
+    uint32_t done = 1;
+    SINKLESS_SM90A_ASM(
+        "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+        : "=r"(done)
+        : "r"(smem_addr(bar)), "r"(parity)
+        : "memory");
+    return done != 0;
+}
+__device__ __forceinline__ void mbarrier_wait(uint64_t* bar, uint32_t parity) {
+    while (!mbarrier_try_wait(bar, parity)) {
+    }
+}
+// Box at coordinates (c0, c1, c2, c3) of a 4D map, innermost first; coordinates may lie outside
+// the tensor, whose missing elements arrive as zeros (and still count as transaction bytes).
+__device__ __forceinline__ void tma_load_4d(void* smem_dst, const sinkless_tma_map* map, int c0, int c1, int c2, int c3,
+                                            uint64_t* bar) {
+    SINKLESS_SM90A_ASM(
+        "cp.async.bulk.tensor.4d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4, "
+        "%5}], [%6];\n" ::"r"(smem_addr(smem_dst)),
+        "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(c2), "r"(c3), "r"(smem_addr(bar))
+        : "memory");
+}
+// Moves the calling warpgroup's register budget to N per thread (24 .. 256, a multiple of 8).
+// Every warp of the warpgroup executes it; ptxas honours it only in a kernel compiled with a
+// register cap (__launch_bounds__(threads, 1)), and says so otherwise (C7508, which the kernel
+// report fails on).
+template <int N>
+__device__ __forceinline__ void setmaxnreg_inc() {
+    static_assert(N >= 24 && N <= 256 && N % 8 == 0, "setmaxnreg: 24 .. 256, a multiple of 8");
+    SINKLESS_SM90A_ASM("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(N));
+}
+template <int N>
+__device__ __forceinline__ void setmaxnreg_dec() {
+    static_assert(N >= 24 && N <= 256 && N % 8 == 0, "setmaxnreg: 24 .. 256, a multiple of 8");
+    SINKLESS_SM90A_ASM("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(N));
+}
+
 // The accumulators and register-A operands of a product in flight belong to the tensor core
 // until the wait_group that retires it. The compiler does not know that: to it the product's
 // asm produced d when issued, and a's registers are free after it. fence_operand ties the
@@ -185,12 +264,12 @@ __device__ __forceinline__ void fence_operand(uint32_t (&x)[N]) {
 // numbers after them (A, B, P: the scale-d predicate's source) are given as strings. scale-d is
 // set from 1, so the products always accumulate onto d.
 #define SINKLESS_WGMMA_SS(SHAPE, TY, R, D, A, B, P)                                                        \
-    SINKLESS_WGMMA_ASM("{\n.reg .pred p;\nsetp.ne.b32 p, %" P ", 0;\nwgmma.mma_async.sync.aligned." SHAPE      \
+    SINKLESS_SM90A_ASM("{\n.reg .pred p;\nsetp.ne.b32 p, %" P ", 0;\nwgmma.mma_async.sync.aligned." SHAPE      \
                        ".f32." TY "." TY " " R ", %" A ", %" B ", p, 1, 1, 0, 0;\n}\n"                          \
                        : D                                                                                 \
                        : "l"(desc_a), "l"(desc_b), "r"(1))
 #define SINKLESS_WGMMA_RS(SHAPE, TY, R, D, A0, A1, A2, A3, B, P)                                           \
-    SINKLESS_WGMMA_ASM("{\n.reg .pred p;\nsetp.ne.b32 p, %" P ", 0;\nwgmma.mma_async.sync.aligned." SHAPE      \
+    SINKLESS_SM90A_ASM("{\n.reg .pred p;\nsetp.ne.b32 p, %" P ", 0;\nwgmma.mma_async.sync.aligned." SHAPE      \
                        ".f32." TY "." TY " " R ", {%" A0 ", %" A1 ", %" A2 ", %" A3 "}, %" B ", p, 1, 1, 1;\n}\n" \
                        : D                                                                                 \
                        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(1))
@@ -225,7 +304,7 @@ __device__ __forceinline__ void wgmma(float (&d)[N / 2], const uint32_t (&a)[4],
 #undef SINKLESS_WGMMA_SS
 #undef SINKLESS_WGMMA_RS
 #undef SINKLESS_WGMMA_BOTH
-#undef SINKLESS_WGMMA_ASM
+#undef SINKLESS_SM90A_ASM
 
 #else  // the CPU emulator
 
@@ -239,6 +318,8 @@ __device__ __forceinline__ void cp_async_wait() {
     sim::cp_async_wait(N);
 }
 __device__ __forceinline__ void cp_async_wait_all() { sim::cp_async_wait_all(); }
+__device__ __forceinline__ void bar_sync(uint32_t id, uint32_t threads) { sim::named_barrier(id, threads, true); }
+__device__ __forceinline__ void bar_arrive(uint32_t id, uint32_t threads) { sim::named_barrier(id, threads, false); }
 
 __device__ __forceinline__ void ldmatrix_x1(uint32_t (&r)[1], const void* smem) { sim::ldmatrix(r, 1, false, smem); }
 __device__ __forceinline__ void ldmatrix_x2(uint32_t (&r)[2], const void* smem) { sim::ldmatrix(r, 2, false, smem); }
@@ -281,6 +362,25 @@ __device__ __forceinline__ void wgmma_wait() {
     sim::wgmma_wait(N);
 }
 __device__ __forceinline__ void fence_proxy_async() { sim::fence_proxy_async(); }
+__device__ __forceinline__ void mbarrier_init(uint64_t* bar, uint32_t count) { sim::mbarrier_init(bar, count); }
+__device__ __forceinline__ void fence_mbarrier_init() {}
+__device__ __forceinline__ void mbarrier_arrive(uint64_t* bar) { sim::mbarrier_arrive(bar, 0); }
+__device__ __forceinline__ void mbarrier_arrive_expect_tx(uint64_t* bar, uint32_t bytes) { sim::mbarrier_arrive(bar, bytes); }
+// the emulator's wait parks the thread until the phase completes instead of polling
+__device__ __forceinline__ void mbarrier_wait(uint64_t* bar, uint32_t parity) { sim::mbarrier_wait(bar, parity); }
+__device__ __forceinline__ void tma_load_4d(void* smem_dst, const sinkless_tma_map* map, int c0, int c1, int c2, int c3,
+                                            uint64_t* bar) {
+    const int32_t c[4] = {c0, c1, c2, c3};
+    sim::tma_load(smem_dst, map, c, 4, bar);
+}
+template <int N>
+__device__ __forceinline__ void setmaxnreg_inc() {
+    static_assert(N >= 24 && N <= 256 && N % 8 == 0, "setmaxnreg: 24 .. 256, a multiple of 8");
+}
+template <int N>
+__device__ __forceinline__ void setmaxnreg_dec() {
+    static_assert(N >= 24 && N <= 256 && N % 8 == 0, "setmaxnreg: 24 .. 256, a multiple of 8");
+}
 // the emulator's products hold pointers to the operands, so the host compiler keeps them in memory
 template <class X>
 __device__ __forceinline__ void fence_operand(X&) {}

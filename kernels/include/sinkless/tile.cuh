@@ -39,6 +39,9 @@ struct smem_tile {
         return ((c / kW) * kRows + r) * (kW * 8) + (((c % kW) ^ swz(r)) * 8);
     }
     __device__ __forceinline__ uint16_t* chunk(int r, int c) const { return base + offset(r, c); }
+    // The same tile seen from row r0 (a multiple of 8, so the swizzle is unchanged): its rows r0..
+    // are the view's rows 0.., in every column block.
+    __device__ __forceinline__ smem_tile from_row(int r0) const { return smem_tile{base + r0 * (kW * 8)}; }
 
     // Split addressing for ldmatrix patterns: row = r_lane + R, chunk = c_lane + C with
     // r_lane < 16, c_lane in {0, 1}, R a multiple of 8 and C even. Then swz(row) = swz(r_lane)
