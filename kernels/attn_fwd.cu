@@ -92,6 +92,16 @@ namespace sinkless {
 // of shared memory at hd 128 allow anyway). Copies need no address arithmetic in the compute
 // threads, and tails need no predicates: elements outside the tensor arrive as zeros (under
 // varlen the tokens past a sequence are the next one's, which the mask hides as before).
+//
+// kWgmma_ == 4 adds FlashAttention-3's ping-pong between the two consumer warpgroups: they take
+// turns issuing a step's two products, so that one warpgroup's activation (MUFU and FP32 work)
+// runs while the other's products keep the tensor core busy, instead of both warpgroups wanting
+// the tensor core, then both the MUFU, at the same moments. A warpgroup waits for its turn at its
+// named barrier (kTurnBarrier + its index, 256 threads: itself and the other's arrival) and,
+// once its products are issued, arrives at the other's. Warpgroup 0 takes the first turn by
+// arriving at its own barrier before the loop; the first step's QK^T and the last P V run outside
+// the turns, as they have no partner product to overlap (the last arrival is left unmatched,
+// which the hardware forgets at block exit).
 template <int kHD_, class Act, int kBlockN_ = 0, int kKvStages_ = 0, int kWgmma_ = 0>
 struct fwd_traits {
     static constexpr int kHD = kHD_;
@@ -99,11 +109,15 @@ struct fwd_traits {
                   "head-dim bucket");
     static_assert(kBlockN_ == 0 || kBlockN_ == 32 || kBlockN_ == 64 || kBlockN_ == 128, "key tile");
     static_assert(kKvStages_ == 0 || kKvStages_ == 1 || kKvStages_ == 2, "K/V stages");
-    static_assert(kWgmma_ >= 0 && kWgmma_ <= 3,
-                  "0: mma.sync, 1: wgmma, 2: wgmma with overlap, 3: and warp-specialised with TMA");
+    static_assert(kWgmma_ >= 0 && kWgmma_ <= 4,
+                  "0: mma.sync, 1: wgmma, 2: wgmma with overlap, 3: and warp-specialised with TMA, "
+                  "4: and ping-pong between the consumer warpgroups");
     static constexpr bool kWgmma = kWgmma_ != 0;
     static constexpr bool kOverlap = kWgmma_ >= 2;
-    static constexpr bool kTma = kWgmma_ == 3;
+    static constexpr bool kTma = kWgmma_ >= 3;
+    static constexpr bool kPingPong = kWgmma_ == 4;
+    // named barriers: 1 + w the epilogue of consumer warpgroup w, kTurnBarrier + w its turns
+    static constexpr uint32_t kTurnBarrier = 3;
     static_assert(!kWgmma || kHD == 64 || kHD == 128, "wgmma path: hd 64 and 128");
     static constexpr int kWarps = kWgmma ? 8 : 4;  // the warps that compute
     static constexpr int kComputeThreads = 32 * kWarps;
@@ -319,8 +333,10 @@ __device__ __forceinline__ void attn_fwd_body(const P& pp) {
         //   k_done(i), v_done(i): the products that read tile i of K, of V have retired.
         // cp.async (kWgmma_ 2): K_0 comes with Q, then V_0 with K_1, and step i copies V_i and
         // K_{i+1} while its products run; a block barrier per step publishes the copies and frees
-        // the buffers of K_{i-1} and V_{i-2}. TMA (kWgmma_ 3): the producer's barriers.
-        const int wg_m0 = 64 * (warp / 4);
+        // the buffers of K_{i-1} and V_{i-2}. TMA (kWgmma_ 3, 4): the producer's barriers.
+        // take_turn(), pass_turn(): around the issue of steps 1.. under ping-pong (kWgmma_ 4).
+        const int wg = warp / 4;
+        const int wg_m0 = 64 * wg;
         auto k_tile = [&](int i) { return kv_tile{k_base + (i & 1) * kv_tile::kElems}; };
         auto v_tile = [&](int i) { return kv_tile{v_base + (i & 1) * kv_tile::kElems}; };
         auto publish = [&] {
@@ -364,6 +380,15 @@ __device__ __forceinline__ void attn_fwd_body(const P& pp) {
         auto v_done = [&](int i) {
             if constexpr (tr::kTma) ptx::mbarrier_arrive(bars.v_empty(i));
         };
+        auto take_turn = [&] {
+            if constexpr (tr::kPingPong) ptx::bar_sync(tr::kTurnBarrier + wg, 2 * 128);
+        };
+        auto pass_turn = [&] {
+            if constexpr (tr::kPingPong) ptx::bar_arrive(tr::kTurnBarrier + (1 - wg), 2 * 128);
+        };
+        if constexpr (tr::kPingPong) {
+            if (wg == 0 && count > 1) ptx::bar_arrive(tr::kTurnBarrier, 2 * 128);  // the first turn
+        }
         score_tile s;
         float corr[MT][2];
         auto activate = [&](int i) {
@@ -393,9 +418,11 @@ __device__ __forceinline__ void attn_fwd_body(const P& pp) {
         for (int i = 1; i < count; ++i) {
             k_ready(i);
             fill(s, act.score_init());
+            take_turn();
             wg_issue_nt<T, NT, kHD>(s[0], sq_tile, wg_m0, k_tile(i));
             v_ready(i - 1);
             wg_issue_rn<T>(o[0], pa[0], v_tile(i - 1));
+            pass_turn();
             issued(i);
             ptx::wgmma_wait<1>();
             ptx::fence_operand(flat(s[0]));

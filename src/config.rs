@@ -216,11 +216,16 @@ pub enum KernelVariant {
     /// at a block barrier; `setmaxnreg` moves registers from the loading warpgroup to them.
     /// Forward only, for the same activations, head dims and GPUs as `Wgmma`.
     WgmmaWarpSpecialized,
+    /// [`KernelVariant::WgmmaWarpSpecialized`] with FlashAttention-3's ping-pong: the two
+    /// computing warpgroups take turns issuing their products (named barriers), so one's
+    /// activation runs under the other's products. Forward only, for the same activations, head
+    /// dims and GPUs as `Wgmma`.
+    WgmmaPingPong,
 }
 
 impl KernelVariant {
     /// Every variant but the default.
-    pub const ALTERNATIVES: [KernelVariant; 9] = [
+    pub const ALTERNATIVES: [KernelVariant; 10] = [
         KernelVariant::SigmoidRcp,
         KernelVariant::SigmoidRcpHalf,
         KernelVariant::SigmoidRcpQuarter,
@@ -230,6 +235,7 @@ impl KernelVariant {
         KernelVariant::Wgmma,
         KernelVariant::WgmmaOverlap,
         KernelVariant::WgmmaWarpSpecialized,
+        KernelVariant::WgmmaPingPong,
     ];
 
     /// The short name: the kernel name's suffix, and the label in benchmark results.
@@ -245,6 +251,7 @@ impl KernelVariant {
             KernelVariant::Wgmma => "wgmma",
             KernelVariant::WgmmaOverlap => "wgmma_ov",
             KernelVariant::WgmmaWarpSpecialized => "wgmma_ws",
+            KernelVariant::WgmmaPingPong => "wgmma_pp",
         }
     }
 
@@ -262,6 +269,7 @@ impl KernelVariant {
             KernelVariant::Wgmma
                 | KernelVariant::WgmmaOverlap
                 | KernelVariant::WgmmaWarpSpecialized
+                | KernelVariant::WgmmaPingPong
         )
     }
 

@@ -257,6 +257,7 @@ fn kernel_variants_exist_where_documented() {
         KernelVariant::Wgmma,
         KernelVariant::WgmmaOverlap,
         KernelVariant::WgmmaWarpSpecialized,
+        KernelVariant::WgmmaPingPong,
     ] {
         assert!(v.needs_wgmma());
         for a in [sigmoid, softmax] {
