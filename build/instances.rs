@@ -53,8 +53,9 @@ const ACTIVATIONS: [(&str, &str); 3] = [
     ("nsigmoid", "sinkless::sigmoid_policy<true>"),
 ];
 
-/// A forward variant, bf16 only: an alternative to the default choices that the benchmark times
-/// beside them (src/config.rs, `KernelVariant`, whose names match `suffix`).
+/// A forward variant: an alternative to the default choices that the benchmark times beside
+/// them (src/config.rs, `KernelVariant`, whose names match `suffix`); bf16 only, except the
+/// Hopper ones (wgmma), compiled for both element types as the candidates for sm_90's default.
 struct FwdVariant {
     /// The kernel name's suffix.
     suffix: &'static str,
@@ -356,23 +357,26 @@ pub fn all() -> Vec<Instance> {
             tensor_maps: false,
         });
     }
-    let (dt, ty) = DTYPES[1];
     for fv in &FWD_VARIANTS {
         let (act, policy, block_n, stages, wgmma) =
             (fv.act, fv.policy, fv.block_n, fv.stages, fv.wgmma);
-        for &hd in fv.head_dims {
-            v.push(forward(
-                format!("sinkless_attn_fwd_{act}_{dt}_hd{hd}_{}", fv.suffix),
-                ty,
-                policy,
-                hd,
-                format!("sinkless::fwd_traits<{hd}, {policy}, {block_n}, {stages}, {wgmma}>"),
-                fv.expect_sass,
-                wgmma >= 3,
-            ));
+        let dtypes = if wgmma > 0 { &DTYPES[..] } else { &DTYPES[1..] };
+        for &(dt, ty) in dtypes {
+            for &hd in fv.head_dims {
+                v.push(forward(
+                    format!("sinkless_attn_fwd_{act}_{dt}_hd{hd}_{}", fv.suffix),
+                    ty,
+                    policy,
+                    hd,
+                    format!("sinkless::fwd_traits<{hd}, {policy}, {block_n}, {stages}, {wgmma}>"),
+                    fv.expect_sass,
+                    wgmma >= 3,
+                ));
+            }
         }
     }
-    // the sigmoid's backward through rcp.approx (KernelVariant::SigmoidRcp)
+    // the sigmoid's backward through rcp.approx (KernelVariant::SigmoidRcp), bf16
+    let (dt, ty) = DTYPES[1];
     for hd in [64, 128] {
         v.extend(backward(
             |kind| format!("sinkless_attn_{kind}_sigmoid_{dt}_hd{hd}_rcp"),
@@ -383,8 +387,11 @@ pub fn all() -> Vec<Instance> {
         ));
     }
     // the backward's main pass with its key-warp products by wgmma (KernelVariant::Wgmma; the
-    // deterministic dQ pass stays the default's)
-    for (act, policy) in [("softmax", SOFTMAX), ("sigmoid", SIGMOID)] {
+    // deterministic dQ pass stays the default's), f16 and bf16
+    for ((act, policy), (dt, ty)) in [("softmax", SOFTMAX), ("sigmoid", SIGMOID)]
+        .into_iter()
+        .flat_map(|a| DTYPES.map(|d| (a, d)))
+    {
         for hd in [64, 128] {
             v.push(Instance {
                 name: format!("sinkless_attn_bwd_{act}_{dt}_hd{hd}_wgmma"),

@@ -171,7 +171,8 @@ impl Mask {
 }
 
 /// An alternative kernel, compiled beside the default one so that the benchmark can time the two
-/// on the same GPU. Each exists for bf16 at the head-dim buckets and activations listed;
+/// on the same GPU. Each exists for bf16 (the wgmma ones, the candidates for sm_90's default,
+/// for f16 too) at the head-dim buckets and activations listed;
 /// elsewhere the forward (and, for a variant with a backward of its own, the backward) returns
 /// [`Error::Unsupported`] naming it. Every variant computes the same function to the same
 /// tolerance (the emulator tests check each one); only speed differs. Variants without a
@@ -201,25 +202,25 @@ pub enum KernelVariant {
     /// Hopper's `wgmma.mma_async` instead of `mma.sync`: the forward's two products, 128 x 128
     /// tiles over two warpgroups; in the backward's main pass the four products of the key
     /// warps (`S^T`, `dV`, `dP^T`, `dK`), each warpgroup over 64 keys (`dQ` and the
-    /// deterministic dQ pass stay on `mma.sync`). Softmax and sigmoid, head dims 64 and 128, on
-    /// sm_90 GPUs only (elsewhere the CUDA backend returns
+    /// deterministic dQ pass stay on `mma.sync`). Softmax and sigmoid, f16 and bf16, head dims
+    /// 64 and 128, on sm_90 GPUs only (elsewhere the CUDA backend returns
     /// [`Error::Unsupported`](crate::Error::Unsupported); the emulator runs it everywhere).
     Wgmma,
     /// [`KernelVariant::Wgmma`] with FlashAttention-3's intra-warpgroup overlap: each step
     /// issues the next key tile's scores and the previous tile's `P V` together and applies the
     /// activation while the second product runs. Forward only (the backward is the default's),
-    /// for the same activations, head dims and GPUs as `Wgmma`.
+    /// for the same activations, element types, head dims and GPUs as `Wgmma`.
     WgmmaOverlap,
     /// [`KernelVariant::WgmmaOverlap`] with FlashAttention-3's warp specialisation: a third
     /// warpgroup loads Q, K and V with the tensor memory accelerator (`cp.async.bulk.tensor`)
     /// into a two-stage ring guarded by mbarriers, and the two computing warpgroups never wait
     /// at a block barrier; `setmaxnreg` moves registers from the loading warpgroup to them.
-    /// Forward only, for the same activations, head dims and GPUs as `Wgmma`.
+    /// Forward only, for the same activations, element types, head dims and GPUs as `Wgmma`.
     WgmmaWarpSpecialized,
     /// [`KernelVariant::WgmmaWarpSpecialized`] with FlashAttention-3's ping-pong: the two
     /// computing warpgroups take turns issuing their products (named barriers), so one's
-    /// activation runs under the other's products. Forward only, for the same activations, head
-    /// dims and GPUs as `Wgmma`.
+    /// activation runs under the other's products. Forward only, for the same activations,
+    /// element types, head dims and GPUs as `Wgmma`.
     WgmmaPingPong,
 }
 

@@ -147,7 +147,7 @@ fn deterministic_mode_is_bitwise_reproducible() {
     }
 }
 
-/// The variants with a backward of their own (bf16, where compiled) against the reference.
+/// The variants with a backward of their own (bf16, and f16 where compiled) against the reference.
 #[test]
 fn kernel_variants_with_a_backward() {
     let emu = Emulator::new();
@@ -169,6 +169,13 @@ fn kernel_variants_with_a_backward() {
                 .run_backward::<half::bf16, _>(&emu, 700 + i as u64)
                 .unwrap(),
         ));
+        if case.variant_in_f16() {
+            bad.extend(failures(
+                &case
+                    .run_backward::<half::f16, _>(&emu, 700 + i as u64)
+                    .unwrap(),
+            ));
+        }
         // every third case also with the deterministic dQ pass (the default's kernel, after
         // the variant's main pass where it has only that)
         if i % 3 == 0 {

@@ -183,7 +183,7 @@ proptest! {
     }
 }
 
-/// Every kernel variant's forward (bf16, where compiled) against the reference.
+/// Every kernel variant's forward (bf16, and f16 where compiled) against the reference.
 #[test]
 fn kernel_variants_forward() {
     let emu = Emulator::new();
@@ -194,13 +194,21 @@ fn kernel_variants_forward() {
             "{v:?} has too few cases"
         );
     }
+    assert!(
+        cases.iter().any(|c| c.variant_in_f16()),
+        "the wgmma variants run in f16 too"
+    );
     let mut bad = Vec::new();
     for (i, case) in cases.iter().enumerate() {
+        let seed = 900 + i as u64;
         bad.extend(failures(
-            &case
-                .run_forward::<half::bf16, _>(&emu, 900 + i as u64)
-                .unwrap(),
+            &case.run_forward::<half::bf16, _>(&emu, seed).unwrap(),
         ));
+        if case.variant_in_f16() {
+            bad.extend(failures(
+                &case.run_forward::<half::f16, _>(&emu, seed).unwrap(),
+            ));
+        }
     }
     assert!(bad.is_empty(), "{}", bad.join("\n"));
 }
@@ -267,9 +275,10 @@ fn kernel_variants_exist_where_documented() {
             for d in [32, 96, 192, 256] {
                 assert!(!v.exists_for(BF16, a, d), "{v:?} {a:?} {d}");
             }
-            assert!(!v.exists_for(F16, a, 64) && !v.exists_for(F16, a, 128));
+            assert!(v.exists_for(F16, a, 64) && v.exists_for(F16, a, 120));
+            assert!(!v.exists_for(F16, a, 256));
         }
-        assert!(!v.exists_for(BF16, nsigmoid, 128));
+        assert!(!v.exists_for(BF16, nsigmoid, 128) && !v.exists_for(F16, nsigmoid, 64));
     }
     for v in KernelVariant::ALTERNATIVES {
         assert_eq!(KernelVariant::from_name(v.name()), Some(v));
@@ -286,6 +295,20 @@ fn kernel_variants_exist_where_documented() {
             row_pad: 0,
             qk_std: 1.0,
         };
+        if case.variant_in_f16() {
+            // the wgmma variants: compiled for f16 too, so the case runs and passes
+            let r = case
+                .run_forward::<half::f16, _>(&Emulator::new(), 1)
+                .unwrap();
+            assert!(failures(&r).is_empty(), "{v:?} in f16: {r:?}");
+            if v.has_backward() {
+                let r = case
+                    .run_backward::<half::f16, _>(&Emulator::new(), 1)
+                    .unwrap();
+                assert!(failures(&r).is_empty(), "{v:?} backward in f16: {r:?}");
+            }
+            continue;
+        }
         match case.run_forward::<half::f16, _>(&Emulator::new(), 1) {
             Err(Error::Unsupported { feature }) => {
                 assert!(

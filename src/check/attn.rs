@@ -71,6 +71,14 @@ pub struct AttnInputs<T> {
 }
 
 impl AttnCase {
+    /// Whether a [`variant_cases`] case runs in f16 as well as bf16: its variant is compiled for
+    /// f16 (the wgmma ones are; the others are bf16 alone).
+    pub fn variant_in_f16(&self) -> bool {
+        self.opts
+            .variant
+            .exists_for(DType::F16, self.opts.activation, self.head_dim)
+    }
+
     /// The case's [`Shape`].
     pub fn shape(&self) -> Shape<'_> {
         let seqlens = match &self.lengths {
@@ -555,7 +563,7 @@ pub fn long_key_cases() -> Vec<AttnCase> {
     cases
 }
 
-/// The kernel variants ([`KernelVariant`]), bf16 only (where they are compiled): every
+/// The kernel variants ([`KernelVariant`]), for bf16 (and f16 where [`AttnCase::variant_in_f16`]): every
 /// variant on each activation and head-dim bucket it exists for, at the bucket and at a dim
 /// inside it, on a causal GQA shape, a two-sided window with MQA and varlen; plus, per variant
 /// and bucket, a long key sequence (where the sigmoid's accuracy shows and softmax's running

@@ -387,8 +387,8 @@ pub fn run_all(emu: &Emulator, gpu: Option<&CudaBackend>, small: bool) -> Vec<Re
             flatten(case.run_backward::<half::bf16, _>(gpu, seed));
         }
     }
-    // The kernel variants, bf16 only (where they are compiled), backward where they have one;
-    // on the GPU those it can run (wgmma needs sm_90).
+    // The kernel variants, bf16 and, where compiled, f16, backward where they have one; on the
+    // GPU those it can run (wgmma needs sm_90).
     if let Some(gpu) = gpu {
         for v in KernelVariant::ALTERNATIVES {
             if !gpu.runs_variant(v) {
@@ -407,14 +407,27 @@ pub fn run_all(emu: &Emulator, gpu: Option<&CudaBackend>, small: bool) -> Vec<Re
     {
         let seed = 3000 + i as u64;
         let backward = case.opts.variant.has_backward();
+        let f16 = case.variant_in_f16();
         flatten(case.run_forward::<half::bf16, _>(emu, seed));
+        if f16 {
+            flatten(case.run_forward::<half::f16, _>(emu, seed));
+        }
         if backward {
             flatten(case.run_backward::<half::bf16, _>(emu, seed));
+            if f16 {
+                flatten(case.run_backward::<half::f16, _>(emu, seed));
+            }
         }
         if let Some(gpu) = gpu.filter(|g| g.runs_variant(case.opts.variant)) {
             flatten(case.run_forward::<half::bf16, _>(gpu, seed));
+            if f16 {
+                flatten(case.run_forward::<half::f16, _>(gpu, seed));
+            }
             if backward {
                 flatten(case.run_backward::<half::bf16, _>(gpu, seed));
+                if f16 {
+                    flatten(case.run_backward::<half::f16, _>(gpu, seed));
+                }
             }
         }
     }
