@@ -106,6 +106,9 @@ const WGMMA: &[&str] = &["HGMMA"];
 const WGMMA_MMA: &[&str] = &["HGMMA", "HMMA"];
 const WGMMA_TMA: &[&str] = &["HGMMA", "UTMALDG"];
 
+/// The head dims of the overlapped wgmma forwards: every bucket of whole 64-column blocks.
+const WGMMA_HDS: &[usize] = &[64, 128, 192, 256];
+
 const FWD_VARIANTS: [FwdVariant; 16] = [
     // the sigmoid through rcp.approx in every n-tile, every second, every fourth (default tiles)
     variant("rcp", "sigmoid", RCP1, &[64, 128], (0, 0, 0), MMA_RCP),
@@ -124,14 +127,14 @@ const FWD_VARIANTS: [FwdVariant; 16] = [
     variant("wgmma", "softmax", SOFTMAX, &[64, 128], (0, 0, 1), WGMMA),
     variant("wgmma", "sigmoid", SIGMOID, &[64, 128], (0, 0, 1), WGMMA),
     // the same with the activation of one step under the P V product of the step before
-    variant("wgmma_ov", "softmax", SOFTMAX, &[64, 128], (0, 0, 2), WGMMA),
-    variant("wgmma_ov", "sigmoid", SIGMOID, &[64, 128], (0, 0, 2), WGMMA),
+    variant("wgmma_ov", "softmax", SOFTMAX, WGMMA_HDS, (0, 0, 2), WGMMA),
+    variant("wgmma_ov", "sigmoid", SIGMOID, WGMMA_HDS, (0, 0, 2), WGMMA),
     // and warp-specialised: a producer warpgroup feeding K and V by TMA through mbarriers
     variant(
         "wgmma_ws",
         "softmax",
         SOFTMAX,
-        &[64, 128],
+        WGMMA_HDS,
         (0, 0, 3),
         WGMMA_TMA,
     ),
@@ -139,7 +142,7 @@ const FWD_VARIANTS: [FwdVariant; 16] = [
         "wgmma_ws",
         "sigmoid",
         SIGMOID,
-        &[64, 128],
+        WGMMA_HDS,
         (0, 0, 3),
         WGMMA_TMA,
     ), // and the two computing warpgroups taking turns at the tensor core (ping-pong)
@@ -147,7 +150,7 @@ const FWD_VARIANTS: [FwdVariant; 16] = [
         "wgmma_pp",
         "softmax",
         SOFTMAX,
-        &[64, 128],
+        WGMMA_HDS,
         (0, 0, 4),
         WGMMA_TMA,
     ),
@@ -155,7 +158,7 @@ const FWD_VARIANTS: [FwdVariant; 16] = [
         "wgmma_pp",
         "sigmoid",
         SIGMOID,
-        &[64, 128],
+        WGMMA_HDS,
         (0, 0, 4),
         WGMMA_TMA,
     ),

@@ -63,14 +63,18 @@ namespace sinkless {
 // kBlockN_ and kKvStages_, when not 0, override the key tile and the K/V stages: the forward
 // variants the benchmark measures against these choices (config.rs, KernelVariant).
 //
-// kWgmma_ (sm_90a only, hd 64 and 128): both products by wgmma.mma_async (wgmma.cuh) instead of
-// mma.sync. Two warpgroups of 64 query rows each (8 warps, one m-tile per warp, in the same
-// accumulator layout, so the activations, masks and epilogue are shared) over 128 x 128 tiles
-// with double-buffered K/V: Q's 64 rows and K's 128 each come out of shared memory once per
-// key tile per warpgroup instead of once per warp, and P V takes P from registers. 16/32 KiB
-// per tile at hd 64/128: 80 KiB (two CTAs an SM) or 160 KiB (one), plus 1 KiB to align the
-// tiles on the 1024-byte boundary the 128-byte swizzle needs. Registers per thread at hd 128:
-// S 64 + O 64 + P 32.
+// kWgmma_ (sm_90a only, hd 64 to 256 in whole 64-column blocks): both products by wgmma.mma_async
+// (wgmma.cuh) instead of mma.sync. Two warpgroups of 64 query rows each (8 warps, one m-tile per
+// warp, in the same accumulator layout, so the activations, masks and epilogue are shared) over 128
+// x 128 tiles with double-buffered K/V: Q's 64 rows and K's 128 each come out of shared memory once
+// per key tile per warpgroup instead of once per warp, and P V takes P from registers. 16/32 KiB
+// per tile at hd 64/128: 80 KiB (two CTAs an SM) or 160 KiB (one), plus 1 KiB to align the tiles on
+// the 1024-byte boundary the 128-byte swizzle needs. Registers per thread at hd 128: S 64 + O 64 +
+// P 32. At hd 192 and 256 the key tile is 64: O alone takes 96/128 registers, and S 32 + P 16 keep
+// the total (144/176) clear of the 240 a warp-specialised consumer gets (128 keys would need 224 at
+// hd 256 before any address or statistic), and the shared memory is 144/192 KiB (Q 48/64, K and V
+// two stages of 24/32 each), within an H100's 227 KiB; P V is issued as products of 64/128 columns
+// (wgmma.cuh).
 //
 // kWgmma_ >= 2 adds FlashAttention-3's intra-warpgroup overlap: step i issues S_i = Q K_i^T and
 // O += P_{i-1} V_{i-1} back to back, applies the activation to S_i while the tensor core works
@@ -118,7 +122,7 @@ struct fwd_traits {
     static constexpr bool kPingPong = kWgmma_ == 4;
     // named barriers: 1 + w the epilogue of consumer warpgroup w, kTurnBarrier + w its turns
     static constexpr uint32_t kTurnBarrier = 3;
-    static_assert(!kWgmma || kHD == 64 || kHD == 128, "wgmma path: hd 64 and 128");
+    static_assert(!kWgmma || kHD % 64 == 0, "wgmma path: hd 64, 128, 192 and 256 (whole 64-column blocks)");
     static constexpr int kWarps = kWgmma ? 8 : 4;  // the warps that compute
     static constexpr int kComputeThreads = 32 * kWarps;
     static constexpr int kProducerThreads = kTma ? 128 : 0;  // a whole warpgroup: setmaxnreg is per warpgroup
@@ -127,7 +131,7 @@ struct fwd_traits {
     static constexpr bool kTall = !kWgmma && (kHD <= 96 || (kHD == 128 && Act::kTallTilesAtHd128));
     static constexpr int kMTiles = kTall ? 2 : 1;
     static constexpr int kBlockM = 16 * kMTiles * kWarps;
-    static constexpr int kBlockN = kBlockN_ != 0 ? kBlockN_ : kWgmma ? 128 : kHD == 32 ? 128 : 64;
+    static constexpr int kBlockN = kBlockN_ != 0 ? kBlockN_ : kWgmma ? (kHD <= 128 ? 128 : 64) : kHD == 32 ? 128 : 64;
     static constexpr int kKvStages = kKvStages_ != 0 ? kKvStages_ : kWgmma ? 2 : kHD >= 128 ? 1 : 2;
     static_assert(!kOverlap || kKvStages == 2, "the overlapped loop has two K and two V buffers");
     using q_tile = smem_tile<kBlockM, kHD>;

@@ -209,18 +209,20 @@ pub enum KernelVariant {
     /// [`KernelVariant::Wgmma`] with FlashAttention-3's intra-warpgroup overlap: each step
     /// issues the next key tile's scores and the previous tile's `P V` together and applies the
     /// activation while the second product runs. Forward only (the backward is the default's),
-    /// for the same activations, element types, head dims and GPUs as `Wgmma`.
+    /// for the same activations, element types and GPUs as `Wgmma`, and head dims 64, 128, 192
+    /// and 256 (64-key tiles at the last two).
     WgmmaOverlap,
     /// [`KernelVariant::WgmmaOverlap`] with FlashAttention-3's warp specialisation: a third
     /// warpgroup loads Q, K and V with the tensor memory accelerator (`cp.async.bulk.tensor`)
     /// into a two-stage ring guarded by mbarriers, and the two computing warpgroups never wait
     /// at a block barrier; `setmaxnreg` moves registers from the loading warpgroup to them.
-    /// Forward only, for the same activations, element types, head dims and GPUs as `Wgmma`.
+    /// Forward only, for the same activations, element types, head dims and GPUs as
+    /// `WgmmaOverlap`.
     WgmmaWarpSpecialized,
     /// [`KernelVariant::WgmmaWarpSpecialized`] with FlashAttention-3's ping-pong: the two
     /// computing warpgroups take turns issuing their products (named barriers), so one's
     /// activation runs under the other's products. Forward only, for the same activations,
-    /// element types, head dims and GPUs as `Wgmma`.
+    /// element types, head dims and GPUs as `WgmmaOverlap`.
     WgmmaPingPong,
 }
 

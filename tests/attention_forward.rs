@@ -268,15 +268,20 @@ fn kernel_variants_exist_where_documented() {
         KernelVariant::WgmmaPingPong,
     ] {
         assert!(v.needs_wgmma());
+        // the overlapped forwards at every bucket of whole 64-column blocks, `Wgmma` at two
+        let wide = v != KernelVariant::Wgmma;
         for a in [sigmoid, softmax] {
             for d in [40, 64, 104, 128] {
                 assert!(v.exists_for(BF16, a, d), "{v:?} {a:?} {d}");
             }
-            for d in [32, 96, 192, 256] {
+            for d in [136, 192, 200, 256] {
+                assert_eq!(v.exists_for(BF16, a, d), wide, "{v:?} {a:?} {d}");
+                assert_eq!(v.exists_for(F16, a, d), wide, "{v:?} {a:?} {d}");
+            }
+            for d in [32, 96] {
                 assert!(!v.exists_for(BF16, a, d), "{v:?} {a:?} {d}");
             }
             assert!(v.exists_for(F16, a, 64) && v.exists_for(F16, a, 120));
-            assert!(!v.exists_for(F16, a, 256));
         }
         assert!(!v.exists_for(BF16, nsigmoid, 128) && !v.exists_for(F16, nsigmoid, 64));
     }

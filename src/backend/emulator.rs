@@ -29,6 +29,7 @@ use crate::attention::{
 };
 use crate::config::{AttentionOptions, Element};
 use crate::error::{Error, Result};
+use crate::kernels::KernelSpec;
 use crate::plan::{self, Addr, BackwardAddrs, ForwardAddrs, Launch, WorkspaceAddrs};
 use crate::tensor::{check_shape, Shape, TensorRef};
 use std::ffi::{c_char, c_int, c_void, CStr};
@@ -214,26 +215,38 @@ impl Emulator {
         self
     }
 
-    /// Sets the GPU whose limits are enforced.
+    /// Sets the GPU whose limits are enforced (a kernel compiled for sm_90a alone, such as the
+    /// wgmma variants, runs under sm_90's whatever the target: no other GPU runs it).
     pub fn with_target(mut self, target: Target) -> Self {
         self.target = target;
         self
     }
 
+    /// The limits a launch of `kernel` runs under: the target's, except for a kernel compiled
+    /// for sm_90a alone, which only a Hopper GPU can run and so gets Hopper's.
+    fn target_for(&self, kernel: &KernelSpec) -> Target {
+        if kernel.hopper_only {
+            Target::Sm90
+        } else {
+            self.target
+        }
+    }
+
     /// Runs one planned launch.
     pub(crate) fn launch(&self, l: &Launch) -> Result<()> {
-        if l.smem > self.target.max_smem() {
+        let limit = self.target_for(l.kernel).max_smem();
+        if l.smem > limit {
             return Err(Error::SharedMemory {
                 kernel: l.kernel.name.into(),
                 requested: l.smem,
-                limit: self.target.max_smem(),
+                limit,
             });
         }
         let cfg = SimLaunch {
             grid: l.grid,
             block: l.block,
             dynamic_smem_bytes: l.smem as u64,
-            max_smem_bytes: self.target.max_smem() as u64,
+            max_smem_bytes: limit as u64,
             seed: self.seed,
             worker_threads: self.worker_threads,
         };

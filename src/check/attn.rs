@@ -597,7 +597,7 @@ pub fn variant_cases() -> Vec<AttnCase> {
     ];
     let mut cases = Vec::new();
     for variant in KernelVariant::ALTERNATIVES {
-        for (bucket, inside) in [(64, 56), (128, 120)] {
+        for (bucket, inside) in [(64, 56), (128, 120), (192, 184), (256, 248)] {
             let mut long_added = false;
             for activation in activations {
                 if !variant.exists_for(DType::BF16, activation, bucket) {

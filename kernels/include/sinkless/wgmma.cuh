@@ -35,11 +35,12 @@ __device__ __forceinline__ uint64_t desc_k_major(const Tile& t, int r0, int k0) 
     return smem_desc(ptx::smem_addr(block) + uint32_t(k0 % 64) * 2, 16, 1024);
 }
 
-// The N-major operand B over rows k0..k0+15 (k0 % 16 == 0) and every column of the tile.
+// The N-major operand B over rows k0..k0+15 (k0 % 16 == 0) and the columns from column block
+// cb0 on (each block starts on a 1024-byte boundary, as the whole tile does).
 template <class Tile>
-__device__ __forceinline__ uint64_t desc_n_major(const Tile& t, int k0) {
+__device__ __forceinline__ uint64_t desc_n_major(const Tile& t, int k0, int cb0 = 0) {
     static_assert(Tile::kW == 8, "wgmma tiles have 64-column blocks");
-    return smem_desc(ptx::smem_addr(t.base + k0 * 64), Tile::kRows * 128, 1024);
+    return smem_desc(ptx::smem_addr(t.base + cb0 * (Tile::kRows * 64) + k0 * 64), Tile::kRows * 128, 1024);
 }
 
 template <int NT>
@@ -69,15 +70,25 @@ __device__ __forceinline__ void wg_issue_nt(float (&acc)[NT][4], const TA& ta, i
 
 // acc[nt] += A(registers)[ks] * B[k 16 ks .., n 8 nt ..] with B stored [k][n] (N-major) over all
 // of its columns: issued as one wgmma group, not waited for (acc and a belong to the tensor core
-// until a wgmma_wait retires the group; fence a after that wait).
+// until a wgmma_wait retires the group; fence a after that wait). Wider than 128 columns (head
+// dims 192 and 256), the columns go in products of 128 (or 64, at 192) over their own slices of
+// acc: wgmma's accumulator of n columns is n-tiles 0 .. n / 8 - 1 in acc's layout.
 template <class T, int NT, int KS, class TB>
 __device__ __forceinline__ void wg_issue_rn(float (&acc)[NT][4], uint32_t (&a)[KS][4], const TB& tb) {
     static_assert(TB::kCols == NT * 8, "B holds the n-tiles");
+    constexpr int kPart = NT % 16 == 0 ? 16 : 8;  // n-tiles per product
+    static_assert(NT % kPart == 0, "B's columns: whole blocks of 64");
     ptx::fence_operand(flat(acc));
     ptx::fence_operand(reinterpret_cast<uint32_t(&)[KS * 4]>(a));
     ptx::wgmma_fence();
 #pragma unroll
-    for (int ks = 0; ks < KS; ++ks) ptx::wgmma<T::kBf16, true, NT * 8>(flat(acc), a[ks], 0, desc_n_major(tb, ks * 16));
+    for (int part = 0; part < NT / kPart; ++part) {
+        float(&d)[kPart * 4] = reinterpret_cast<float(&)[kPart * 4]>(acc[part * kPart]);
+#pragma unroll
+        for (int ks = 0; ks < KS; ++ks) {
+            ptx::wgmma<T::kBf16, true, kPart * 8>(d, a[ks], 0, desc_n_major(tb, ks * 16, part * kPart / 8));
+        }
+    }
     ptx::wgmma_commit();
 }
 
