@@ -94,8 +94,11 @@ namespace sinkless {
 // ahead of the other by a tile. setmaxnreg gives the producer 24 registers a thread and each
 // consumer thread 240, the whole register file for 384 threads (one CTA an SM, as its 160 KiB
 // of shared memory at hd 128 allow anyway). Copies need no address arithmetic in the compute
-// threads, and tails need no predicates: elements outside the tensor arrive as zeros (under
-// varlen the tokens past a sequence are the next one's, which the mask hides as before).
+// threads, and tails need no predicates: elements outside the tensor arrive as zeros. Under
+// varlen the tokens past a sequence are the next one's instead: the mask hides their keys, but
+// their values would still be multiplied by zero weights, and 0 * Inf is NaN, so the consumers
+// zero those rows of the one tile that has them (the first step's) and meet at a named barrier
+// before a P V reads it: a non-finite value in one sequence never reaches another's output.
 //
 // kWgmma_ == 4 adds FlashAttention-3's ping-pong between the two consumer warpgroups: they take
 // turns issuing a step's two products, so that one warpgroup's activation (MUFU and FP32 work)
@@ -120,8 +123,9 @@ struct fwd_traits {
     static constexpr bool kOverlap = kWgmma_ >= 2;
     static constexpr bool kTma = kWgmma_ >= 3;
     static constexpr bool kPingPong = kWgmma_ == 4;
-    // named barriers: 1 + w the epilogue of consumer warpgroup w, kTurnBarrier + w its turns
-    static constexpr uint32_t kTurnBarrier = 3;
+    // named barriers: 1 + w the epilogue of consumer warpgroup w, kTurnBarrier + w its turns,
+    // kClearBarrier the varlen tail's zeroed values
+    static constexpr uint32_t kTurnBarrier = 3, kClearBarrier = 5;
     static_assert(!kWgmma || kHD % 64 == 0, "wgmma path: hd 64, 128, 192 and 256 (whole 64-column blocks)");
     static constexpr int kWarps = kWgmma ? 8 : 4;  // the warps that compute
     static constexpr int kComputeThreads = 32 * kWarps;
@@ -418,6 +422,23 @@ __device__ __forceinline__ void attn_fwd_body(const P& pp) {
             // o is still 0: nothing to rescale
             activate(0);
             acc_to_a<T>(pa, s);
+            if constexpr (tr::kTma) {
+                // varlen: V rows past the sequence in the first step's tile belong to the next
+                // sequence (traits comment); both warpgroups zero their share of them before
+                // either multiplies the tile (condition uniform over the block)
+                const int valid = sb.sk - (n_end - 1) * tr::kBlockN;
+                if (p.cu_seqlens_k != nullptr && valid < tr::kBlockN) {
+                    ptx::mbarrier_wait(bars.v_full(0), 0);
+                    const kv_tile vt = v_tile(0);
+                    for (int idx = tid; idx < (tr::kBlockN - valid) * kv_tile::kChunks; idx += kThreads) {
+                        uint32_t* chunk = reinterpret_cast<uint32_t*>(
+                            vt.chunk(valid + idx / kv_tile::kChunks, idx % kv_tile::kChunks));
+                        chunk[0] = chunk[1] = chunk[2] = chunk[3] = 0u;
+                    }
+                    ptx::fence_proxy_async();
+                    ptx::bar_sync(tr::kClearBarrier, kThreads);
+                }
+            }
         }
         for (int i = 1; i < count; ++i) {
             k_ready(i);

@@ -212,9 +212,26 @@ impl AttnCase {
                 .collect::<Vec<T>>()
         };
         let q = scaled(&mut rng, tq.max(1) * qs.row, self.qk_std);
-        let k = scaled(&mut rng, tk.max(1) * ks.row, self.qk_std);
-        let v = scaled(&mut rng, tk.max(1) * ks.row, 1.0);
+        let mut k = scaled(&mut rng, tk.max(1) * ks.row, self.qk_std);
+        let mut v = scaled(&mut rng, tk.max(1) * ks.row, 1.0);
         let d_o = scaled(&mut rng, tq.max(1) * qs.row, 1.0);
+        // The keys and values of a packed sequence without queries are NaN: no query may see
+        // them, so a kernel whose tiles run past the end of its own sequence (the tensor copies
+        // of the warp-specialised forwards do) fails if it lets them into a neighbour's output.
+        if let Lengths::Varlen { cu_q, cu_k } = &self.lengths {
+            for (qw, kw) in cu_q.windows(2).zip(cu_k.windows(2)) {
+                if qw[0] != qw[1] {
+                    continue;
+                }
+                let tokens = usize::try_from(kw[0]).expect("prefix sums")
+                    ..usize::try_from(kw[1]).expect("prefix sums");
+                for t in tokens {
+                    let row = t * ks.row..t * ks.row + self.heads_kv * self.head_dim;
+                    k[row.clone()].fill(T::from_f64(f64::NAN));
+                    v[row].fill(T::from_f64(f64::NAN));
+                }
+            }
+        }
         let per_head = |rng: &mut Rng, lo: f64, hi: f64| {
             (0..self.heads_q)
                 .map(|_| rng.uniform(lo, hi) as f32)
