@@ -108,8 +108,12 @@ pub fn build_fatbin(
         .max(1);
     let mut work: Vec<Job> = Vec::new();
     let mut whole_files = Vec::new();
+    const WHOLE_MODE: &[&str] = &["-fatbin", "-Xfatbin=-compress-all,-compress-mode=size"];
     let mut whole_hash = Fnv::new();
     whole_hash.bytes(base.hex().as_bytes());
+    for m in WHOLE_MODE {
+        whole_hash.bytes(m.as_bytes());
+    }
     for (inst, file) in table.iter().zip(files) {
         if inst.tensor_maps {
             whole_hash
@@ -144,7 +148,7 @@ pub fn build_fatbin(
             src,
             obj: cache.join(format!("{stem}.fatbin")),
             log: cache.join(format!("{stem}.ptxas.txt")),
-            mode: &["-fatbin"],
+            mode: WHOLE_MODE,
         });
         Some(work.len() - 1)
     };
@@ -251,9 +255,13 @@ pub fn build_fatbin(
 
     let bindir = nvcc.parent().expect("nvcc has a parent directory");
     let fatbin = out.join("sinkless.fatbin");
+    // Machine code compressed as well as PTX, for size (the driver inflates it at load; CUDA
+    // 13's compressed fatbins need a 580 driver, as its PTX and the toolkit itself do): an
+    // eighth of the size, for the crate and for every binary that embeds it (the GPU bundle
+    // holds four).
     run(Command::new(bindir.join("fatbinary"))
         .arg(format!("--create={}", fatbin.display()))
-        .arg("-64")
+        .args(["-64", "--compress-all", "--compress-mode=size"])
         .args(&images))?;
 
     let mut logs = String::new();

@@ -58,7 +58,9 @@ if [[ $profile == release ]]; then
     strip "$dest"/bin/* "$dest"/tests/*
 fi
 # Without nvcc the binaries carry no kernels and every GPU step would only say so.
-if [[ $profile == release ]] && ! "$dest/bin/sinkless" info | grep -q "GPU kernels: compiled"; then
+# (captured first: grep -q would close the pipe while sinkless still writes)
+info=$("$dest/bin/sinkless" info 2>/dev/null || true)
+if [[ $profile == release ]] && ! grep -q "GPU kernels: compiled" <<<"$info"; then
     echo "bundle.sh: this build has no GPU kernels (nvcc not found); run: bash scripts/install-toolchain.sh" >&2
     exit 1
 fi
@@ -74,7 +76,7 @@ dirty=$([[ -n "$(git status --porcelain 2>/dev/null)" ]] && echo yes || echo no)
     echo "profile=$profile"
     echo "rustc=$(rustc --version)"
     echo "host=$(uname -m) $(ldd --version 2>/dev/null | head -1 | sed 's/.* //') glibc"
-    "$dest/bin/sinkless" info 2>/dev/null | grep -E "^GPU kernels" | cut -c1-160 | sed "s/^/kernels=/"
+    grep -E "^GPU kernels" <<<"$info" | cut -c1-160 | sed "s/^/kernels=/"
 } >"$dest/BUNDLE_INFO"
 
 echo "bundle: $dest ($profile, commit $commit$([[ $dirty == yes ]] && echo ', uncommitted changes'))"
