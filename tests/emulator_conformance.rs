@@ -7,7 +7,7 @@ use sinkless::conformance::{
     cases, check_against_isa, compare, run_all_cuda, run_all_emulator, run_emulator,
     ConformanceCase, Kernel, Mismatch, Values,
 };
-use sinkless::{CudaBackend, DType, Emulator, Target};
+use sinkless::{check, CudaBackend, DType, Emulator, Target};
 
 /// Fails with the count and the first mismatches.
 fn assert_none(what: &str, mismatches: &[Mismatch]) {
@@ -243,7 +243,9 @@ fn gpu_agrees_with_the_emulator() {
     let gpu = match CudaBackend::new(0) {
         Ok(g) => g,
         Err(e) => {
-            eprintln!("skipped: no GPU run of the conformance suite ({e})");
+            check::notice(&format!(
+                "skipped: no GPU run of the conformance suite ({e})"
+            ));
             return;
         }
     };
@@ -254,7 +256,10 @@ fn gpu_agrees_with_the_emulator() {
         .filter(|o| {
             let runs = o.case.runs_on(&gpu);
             if !runs {
-                eprintln!("skipped on this GPU (needs sm_90): {}", o.case.name());
+                check::notice(&format!(
+                    "skipped on this GPU (needs sm_90): {}",
+                    o.case.name()
+                ));
             }
             runs
         })

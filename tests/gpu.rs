@@ -8,7 +8,7 @@ fn gpu() -> Option<CudaBackend> {
     match CudaBackend::new(0) {
         Ok(g) => Some(g),
         Err(e) => {
-            eprintln!("skipped: no GPU run ({e})");
+            check::notice(&format!("skipped: no GPU run ({e})"));
             None
         }
     }
@@ -63,10 +63,10 @@ fn kernel_variants_on_the_gpu() {
     for (i, case) in check::variant_cases().iter().enumerate() {
         let seed = 6000 + i as u64;
         if !gpu.runs_variant(case.opts.variant) {
-            eprintln!(
+            check::notice(&format!(
                 "skipping a {} variant case: this GPU is not sm_90",
                 case.opts.variant.name()
-            );
+            ));
             continue;
         }
         bad.extend(failures(

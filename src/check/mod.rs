@@ -55,6 +55,15 @@ impl Rng {
     }
 }
 
+/// Writes `line` to the process's standard error itself, past the test harness, which keeps
+/// what a passing test prints with `eprintln!` to itself: a test that skips (no GPU, a GPU
+/// without sm_90) says so in `cargo test`'s output.
+pub fn notice(line: &str) {
+    use std::io::Write;
+    // nothing useful to do if stderr is gone
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
 /// Largest `|a - b|`; any NaN on either side gives infinity, so NaN never passes.
 pub fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
     assert_eq!(a.len(), b.len(), "compared buffers differ in length");
