@@ -116,13 +116,13 @@ fn instance_source(inst: &instances::Instance) -> String {
                 Some(t) => format!("({t}::kThreads)"),
                 None => inst.threads.to_string(),
             };
-            if inst.tensor_maps {
+            if inst.tensor_maps() {
                 format!("{threads}, 1")
             } else {
                 threads
             }
         },
-        grid_constant = if inst.tensor_maps {
+        grid_constant = if inst.tensor_maps() {
             "__grid_constant__ "
         } else {
             ""
@@ -169,7 +169,7 @@ fn dispatch_source(table: &[instances::Instance]) -> String {
             name = inst.name,
             threads = inst.threads,
             hopper = inst.hopper_only(),
-            maps = inst.tensor_maps,
+            maps = inst.tensor_maps(),
             traits = if inst.traits.is_some() { format!("Some(sinkless_sim_traits_{})", inst.name) } else { "None".into() },
         )
         .unwrap();

@@ -24,13 +24,17 @@ pub struct Instance {
     /// The build exports them from the host-compiled copy, so the Rust plan reads the tile
     /// sizes from the same `constexpr`s the device code uses instead of repeating them.
     pub traits: Option<String>,
-    /// The params struct holds tensor maps (`tma_params.h`): the kernel takes it as a
-    /// `__grid_constant__` (the copies read the maps in parameter space) and is compiled with a
-    /// register cap (`__launch_bounds__(threads, 1)`), which `setmaxnreg` needs.
-    pub tensor_maps: bool,
 }
 
 impl Instance {
+    /// Whether the params struct holds tensor maps (`tma_params.h`; those structs are the
+    /// `_tma_` ones): the kernel takes it as a `__grid_constant__` (the copies read the maps in
+    /// parameter space), is compiled with a register cap (`__launch_bounds__(threads, 1)`), which
+    /// `setmaxnreg` needs, and goes into the whole-program fatbin.
+    pub fn tensor_maps(&self) -> bool {
+        self.params.contains("_tma_")
+    }
+
     /// Whether the kernel runs on sm_90 alone: it must hold HGMMA (wgmma) or UTMALDG (tensor
     /// copies), which only sm_90a has of our targets. Its other targets hold a stub that traps,
     /// which the CUDA backend never launches, and `expect_sass` applies to sm_90a alone.
@@ -145,7 +149,8 @@ const FWD_VARIANTS: [FwdVariant; 16] = [
         WGMMA_HDS,
         (0, 0, 3),
         WGMMA_TMA,
-    ), // and the two computing warpgroups taking turns at the tensor core (ping-pong)
+    ),
+    // and the two computing warpgroups taking turns at the tensor core (ping-pong)
     variant(
         "wgmma_pp",
         "softmax",
@@ -274,7 +279,6 @@ fn forward(
         threads: 0,
         expect_sass,
         traits: Some(traits),
-        tensor_maps,
     }
 }
 
@@ -295,7 +299,6 @@ fn backward(
         threads: 0,
         expect_sass,
         traits: Some(format!("sinkless::{traits}<{hd}>")),
-        tensor_maps: false,
     })
 }
 
@@ -311,7 +314,6 @@ pub fn all() -> Vec<Instance> {
             threads: 128,
             expect_sass: &[],
             traits: None,
-            tensor_maps: false,
         });
     }
     // The emulator's conformance suite: one or more kernels per PTX wrapper, run on the
@@ -325,7 +327,6 @@ pub fn all() -> Vec<Instance> {
             threads,
             expect_sass,
             traits: None,
-            tensor_maps: params.contains("_tma_"),
         });
     }
     for (act, policy) in ACTIVATIONS {
@@ -357,7 +358,6 @@ pub fn all() -> Vec<Instance> {
             threads: 0,
             expect_sass: &[],
             traits: Some("sinkless::bwd_head_reduce_traits".into()),
-            tensor_maps: false,
         });
     }
     for fv in &FWD_VARIANTS {
@@ -404,7 +404,6 @@ pub fn all() -> Vec<Instance> {
                 threads: 0,
                 expect_sass: WGMMA_MMA,
                 traits: Some(format!("sinkless::bwd_traits<{hd}, true>")),
-                tensor_maps: false,
             });
         }
     }
@@ -417,7 +416,6 @@ pub fn all() -> Vec<Instance> {
             threads: 0,
             expect_sass: &[],
             traits: Some("sinkless::bwd_rows_traits".into()),
-            tensor_maps: false,
         });
     }
     v

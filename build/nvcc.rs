@@ -115,7 +115,7 @@ pub fn build_fatbin(
         whole_hash.bytes(m.as_bytes());
     }
     for (inst, file) in table.iter().zip(files) {
-        if inst.tensor_maps {
+        if inst.tensor_maps() {
             whole_hash
                 .file(&root.join("kernels").join(inst.family))
                 .bytes(&read(file));

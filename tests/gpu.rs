@@ -69,23 +69,8 @@ fn kernel_variants_on_the_gpu() {
             ));
             continue;
         }
-        bad.extend(failures(
-            &case.run_forward::<half::bf16, _>(&gpu, seed).unwrap(),
-        ));
-        if case.variant_in_f16() {
-            bad.extend(failures(
-                &case.run_forward::<half::f16, _>(&gpu, seed).unwrap(),
-            ));
-        }
-        if case.opts.variant.has_backward() {
-            bad.extend(failures(
-                &case.run_backward::<half::bf16, _>(&gpu, seed).unwrap(),
-            ));
-            if case.variant_in_f16() {
-                bad.extend(failures(
-                    &case.run_backward::<half::f16, _>(&gpu, seed).unwrap(),
-                ));
-            }
+        for run in case.run_variant(&gpu, seed) {
+            bad.extend(failures(&run.unwrap()));
         }
     }
     assert!(bad.is_empty(), "{}", bad.join("\n"));

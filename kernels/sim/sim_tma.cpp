@@ -61,10 +61,16 @@ Mbarrier* find(Worker& w, uint32_t offset) {
     return nullptr;
 }
 
-// The live barrier at bar, its tag intact.
-Mbarrier& barrier_at(uint64_t* bar, const char* what) {
+// The shared-memory offset of an mbarrier's 8 bytes, which must be 8-byte aligned.
+uint32_t barrier_offset(uint64_t* bar, const char* what) {
     const uint32_t off = offset_of(bar, 8, what);
     if (off % 8 != 0) fail(SINKLESS_SIM_ERR_MISALIGNED, "%s: mbarrier at shared byte %u is not 8-byte aligned", what, off);
+    return off;
+}
+
+// The live barrier at bar, its tag intact.
+Mbarrier& barrier_at(uint64_t* bar, const char* what) {
+    const uint32_t off = barrier_offset(bar, what);
     Mbarrier* b = find(*tls_worker, off);
     if (!b) fail(SINKLESS_SIM_ERR_CONFIG, "%s: no mbarrier was initialised at shared byte %u", what, off);
     uint64_t t;
@@ -188,8 +194,7 @@ void describe_async_waits(const Worker& w, char* msg, size_t len, size_t* used) 
 }
 
 void mbarrier_init(uint64_t* bar, uint32_t count) {
-    const uint32_t off = offset_of(bar, 8, "mbarrier.init");
-    if (off % 8 != 0) fail(SINKLESS_SIM_ERR_MISALIGNED, "mbarrier.init: shared byte %u is not 8-byte aligned", off);
+    const uint32_t off = barrier_offset(bar, "mbarrier.init");
     if (count == 0 || count >= (1u << 20)) fail(SINKLESS_SIM_ERR_CONFIG, "mbarrier.init: count %u is not in 1 .. 2^20 - 1", count);
     Worker& w = *tls_worker;
     Mbarrier* b = find(w, off);

@@ -968,6 +968,28 @@ impl AttnCase {
         let g = self.backward_on(backend, &x)?;
         Ok(self.judge_backward(B::NAME, &x, &g))
     }
+
+    /// A [`variant_cases`] case's runs on `backend`, each judged: the forward in bf16 and, where
+    /// the variant is compiled for it ([`AttnCase::variant_in_f16`]), in f16; then the backward
+    /// the same way where the variant has one of its own. One entry per run, so that a failing
+    /// launch does not hide the others.
+    pub fn run_variant<B>(&self, backend: &B, seed: u64) -> Vec<Result<Vec<CaseResult>>>
+    where
+        B: CheckBackend<half::bf16> + CheckBackend<half::f16>,
+    {
+        let f16 = self.variant_in_f16();
+        let mut runs = vec![self.run_forward::<half::bf16, _>(backend, seed)];
+        if f16 {
+            runs.push(self.run_forward::<half::f16, _>(backend, seed));
+        }
+        if self.opts.variant.has_backward() {
+            runs.push(self.run_backward::<half::bf16, _>(backend, seed));
+            if f16 {
+                runs.push(self.run_backward::<half::f16, _>(backend, seed));
+            }
+        }
+        runs
+    }
 }
 
 /// What the suites need of a backend for element type `T`: buffers made from host data and read

@@ -415,29 +415,13 @@ pub fn run_all(emu: &Emulator, gpu: Option<&CudaBackend>, small: bool) -> Vec<Re
         .step_by(if small { 7 } else { 1 })
     {
         let seed = 3000 + i as u64;
-        let backward = case.opts.variant.has_backward();
-        let f16 = case.variant_in_f16();
-        flatten(case.run_forward::<half::bf16, _>(emu, seed));
-        if f16 {
-            flatten(case.run_forward::<half::f16, _>(emu, seed));
-        }
-        if backward {
-            flatten(case.run_backward::<half::bf16, _>(emu, seed));
-            if f16 {
-                flatten(case.run_backward::<half::f16, _>(emu, seed));
-            }
-        }
+        case.run_variant(emu, seed)
+            .into_iter()
+            .for_each(&mut flatten);
         if let Some(gpu) = gpu.filter(|g| g.runs_variant(case.opts.variant)) {
-            flatten(case.run_forward::<half::bf16, _>(gpu, seed));
-            if f16 {
-                flatten(case.run_forward::<half::f16, _>(gpu, seed));
-            }
-            if backward {
-                flatten(case.run_backward::<half::bf16, _>(gpu, seed));
-                if f16 {
-                    flatten(case.run_backward::<half::f16, _>(gpu, seed));
-                }
-            }
+            case.run_variant(gpu, seed)
+                .into_iter()
+                .for_each(&mut flatten);
         }
     }
     results
