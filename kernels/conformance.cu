@@ -108,11 +108,15 @@ __device__ __forceinline__ void conf_cp_async(const sinkless_conf_cp_async_param
 }
 
 __device__ __forceinline__ void conf_ldmatrix(const sinkless_conf_ldmatrix_params& p) {
+    // Rows staged 24 elements (48 bytes) apart: row r starts in 16-byte slot 3r mod 8, and lane
+    // l's row is (7l + 3) % 32, so any 8 consecutive lanes (one matrix) hit 8 distinct slots
+    // (3 (7l + 3) = 5l + 1 mod 8): no bank conflict, which the emulator would fail.
+    constexpr uint32_t kStride = 24;
     uint16_t* s = dynamic_smem<uint16_t>();
     const uint32_t lane = threadIdx.x;
-    for (uint32_t i = lane; i < 32 * 16; i += 32) s[i] = p.src[i];
+    for (uint32_t i = lane; i < 32 * 16; i += 32) s[(i / 16) * kStride + i % 16] = p.src[i];
     __syncwarp();
-    const uint16_t* row = s + ((7 * lane + 3) % 32) * 16 + 8 * ((lane / 8) % 2);
+    const uint16_t* row = s + ((7 * lane + 3) % 32) * kStride + 8 * ((lane / 8) % 2);
     uint32_t* o = p.out + lane * 4;
     auto put = [&](int variant, const uint32_t* r, int count) {
         for (int i = 0; i < 4; ++i) o[variant * 32 * 4 + i] = i < count ? r[i] : 0u;
@@ -138,10 +142,14 @@ template <bool kBf16>
 __device__ __forceinline__ void conf_mma(const sinkless_conf_mma_params& p) {
     const uint32_t lane = threadIdx.x, g = lane / 4, t = 2 * (lane % 4), k = p.k;
     float d[4] = {p.c[g * 8 + t], p.c[g * 8 + t + 1], p.c[(g + 8) * 8 + t], p.c[(g + 8) * 8 + t + 1]};
+    // A's rows sit k + 8 elements apart, an odd number of 16-byte slots (k is a multiple of 16),
+    // so the 8 rows of each ldmatrix matrix fall in 8 distinct slots; B's rows are 16 bytes
+    // apart. The planted bank conflict packs A's rows k apart instead (an even slot count).
+    const uint32_t lda = p.plant == SINKLESS_CONF_PLANT_LDMATRIX_BANK_CONFLICT ? k : k + 8;
     uint16_t* sa = dynamic_smem<uint16_t>();
-    uint16_t* sb = sa + 16 * k;
+    uint16_t* sb = sa + 16 * (k + 8);
     if (p.use_ldmatrix) {
-        for (uint32_t i = lane; i < 16 * k; i += 32) sa[i] = p.a[i];
+        for (uint32_t i = lane; i < 16 * k; i += 32) sa[(i / k) * lda + i % k] = p.a[i];
         for (uint32_t i = lane; i < 8 * k; i += 32) sb[i] = p.b[i];
         __syncwarp();
     }
@@ -151,7 +159,7 @@ __device__ __forceinline__ void conf_mma(const sinkless_conf_mma_params& p) {
             // Lanes 0-15 address rows 0-15 at column k0, lanes 16-31 the same rows at k0 + 8:
             // matrices 0-3 are then exactly fragments a[0..3]. B is stored k-major, so its 8x8
             // blocks are read transposed; lanes 16-31 repeat addresses that x2 ignores.
-            ptx::ldmatrix_x4(a, sa + (lane % 16) * k + k0 + (lane / 16) * 8);
+            ptx::ldmatrix_x4(a, sa + (lane % 16) * lda + k0 + (lane / 16) * 8);
             ptx::ldmatrix_x2_trans(b, sb + (k0 + lane % 16) * 8);
         } else {
             const uint16_t* ar = p.a + g * k + k0 + t;
@@ -263,7 +271,7 @@ __device__ __forceinline__ void conf_wgmma(const sinkless_conf_wgmma_params& p) 
                 bt_tile_t{sb}.chunk(int(n), int(kk / 8))[kk % 8] = p.b[i];
             }
         }
-        ptx::fence_proxy_async();
+        if (p.plant != SINKLESS_CONF_PLANT_SKIP_PROXY_FENCE) ptx::fence_proxy_async();
         __syncthreads();
         float d[32];
 #pragma unroll

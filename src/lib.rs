@@ -31,6 +31,8 @@ pub mod conformance;
 pub mod error;
 mod ffi;
 mod kernels;
+#[doc(hidden)]
+pub mod output;
 mod plan;
 pub mod reference;
 pub mod report;

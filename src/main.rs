@@ -13,6 +13,14 @@ use sinkless::report::KernelReport;
 use sinkless::{check, CudaBackend, Emulator, Error};
 use std::process::ExitCode;
 
+/// `println!` / `print!` that end the process quietly when standard output is a closed pipe.
+macro_rules! outln {
+    ($($arg:tt)*) => { sinkless::output::print(format_args!("{}\n", format_args!($($arg)*))) };
+}
+macro_rules! out {
+    ($($arg:tt)*) => { sinkless::output::print(format_args!($($arg)*)) };
+}
+
 const USAGE: &str = "usage: sinkless <info|check|report|bench|table|plot>\n\
     \n  info     toolchain, compiled targets, driver and GPU, the kernel report\
     \n  check    run every available backend against the float64 reference\
@@ -34,7 +42,7 @@ fn main() -> ExitCode {
         Some("table") => sinkless::bench::cli::table(&args[1..]),
         Some("plot") => sinkless::bench::cli::plot(&args[1..]),
         Some("-h" | "--help" | "help") => {
-            print!("{USAGE}");
+            out!("{USAGE}");
             ExitCode::SUCCESS
         }
         _ => {
@@ -50,38 +58,38 @@ fn gpu() -> Result<CudaBackend, Error> {
 }
 
 fn info() -> ExitCode {
-    println!("sinkless {}", env!("CARGO_PKG_VERSION"));
+    outln!("sinkless {}", env!("CARGO_PKG_VERSION"));
     match KernelReport::current() {
         Some(r) => {
             let mut targets: Vec<&str> = r.rows.iter().map(|r| r.target.as_str()).collect();
             targets.sort_unstable();
             targets.dedup();
-            println!("GPU kernels: compiled for {} (+ PTX), {} instances", targets.join(", "), r.rows.len() / targets.len().max(1));
+            outln!("GPU kernels: compiled for {} (+ PTX), {} instances", targets.join(", "), r.rows.len() / targets.len().max(1));
         }
-        None => println!("GPU kernels: not compiled (nvcc was not found at build time; run `bash scripts/install-toolchain.sh`)"),
+        None => outln!("GPU kernels: not compiled (nvcc was not found at build time; run `bash scripts/install-toolchain.sh`)"),
     }
     match sinkless::backend::cuda::device_count() {
-        Ok(n) => println!("CUDA driver: found, {n} device(s)"),
-        Err(e) => println!("CUDA driver: {e}"),
+        Ok(n) => outln!("CUDA driver: found, {n} device(s)"),
+        Err(e) => outln!("CUDA driver: {e}"),
     }
     match gpu() {
         Ok(g) => {
             let (major, minor) = g.compute_capability();
-            println!(
+            outln!(
                 "GPU 0: {} (sm_{major}{minor})",
                 g.device_name().unwrap_or_else(|e| e.to_string())
             );
         }
-        Err(e) => println!("GPU 0: unavailable: {e}"),
+        Err(e) => outln!("GPU 0: unavailable: {e}"),
     }
-    println!("Emulator: available (kernels compiled for the host)");
+    outln!("Emulator: available (kernels compiled for the host)");
     if let Some(r) = KernelReport::current() {
-        println!("\n{r}");
+        outln!("\n{r}");
         let problems = r.problems();
         if problems.is_empty() {
-            println!("no spills, no local memory, expected instruction classes present");
+            outln!("no spills, no local memory, expected instruction classes present");
         } else {
-            println!("problems:\n  {}", problems.join("\n  "));
+            outln!("problems:\n  {}", problems.join("\n  "));
         }
     }
     ExitCode::SUCCESS
@@ -89,19 +97,19 @@ fn info() -> ExitCode {
 
 fn report() -> ExitCode {
     let Some(r) = KernelReport::current() else {
-        println!("no kernel report: this build compiled no GPU kernels (nvcc not found)");
+        outln!("no kernel report: this build compiled no GPU kernels (nvcc not found)");
         return ExitCode::SUCCESS;
     };
-    print!("{r}");
+    out!("{r}");
     let problems = r.problems();
     if problems.is_empty() {
-        println!(
+        outln!(
             "kernel report: clean ({} kernel/target pairs)",
             r.rows.len()
         );
         ExitCode::SUCCESS
     } else {
-        println!(
+        outln!(
             "kernel report: {} problem(s)\n  {}",
             problems.len(),
             problems.join("\n  ")
@@ -114,15 +122,15 @@ fn run_check(small: bool) -> ExitCode {
     let gpu = match gpu() {
         Ok(g) => Some(g),
         Err(e) => {
-            println!("no GPU ({e}); checking on the emulator only");
+            outln!("no GPU ({e}); checking on the emulator only");
             None
         }
     };
     let emu = Emulator::new();
     let (mut passed, mut failed) = (0, 0);
-    println!("conformance (PTX wrappers, planted bugs; GPU against the emulator bit for bit):");
+    outln!("conformance (PTX wrappers, planted bugs; GPU against the emulator bit for bit):");
     for v in sinkless::conformance::verdicts(&emu, gpu.as_ref()) {
-        println!("  {v}");
+        outln!("  {v}");
         if v.passed {
             passed += 1
         } else {
@@ -130,15 +138,18 @@ fn run_check(small: bool) -> ExitCode {
         }
     }
     let results = check::run_all(&emu, gpu.as_ref(), small);
-    println!(
+    outln!(
         "{:9} {:96} {:>11} {:>11}  verdict",
-        "backend", "case", "max err", "tolerance"
+        "backend",
+        "case",
+        "max err",
+        "tolerance"
     );
     for r in results {
         match r {
             Ok(c) => {
                 let ok = c.passed();
-                println!(
+                outln!(
                     "{:9} {:96} {:>11.3e} {:>11.3e}  {}",
                     c.backend,
                     c.case,
@@ -153,12 +164,12 @@ fn run_check(small: bool) -> ExitCode {
                 }
             }
             Err(e) => {
-                println!("error: {e}");
+                outln!("error: {e}");
                 failed += 1;
             }
         }
     }
-    println!("{passed} passed, {failed} failed");
+    outln!("{passed} passed, {failed} failed");
     if failed == 0 {
         ExitCode::SUCCESS
     } else {

@@ -3,8 +3,8 @@
 //! and never hangs.
 
 use sinkless::conformance::{
-    check_against_isa, run_emulator, Caught, ConformanceOutput, Plant, EMULATOR_DEADLOCK,
-    EMULATOR_OUT_OF_BOUNDS,
+    check_against_isa, run_emulator, Caught, ConformanceOutput, Plant, EMULATOR_BANK_CONFLICT,
+    EMULATOR_DEADLOCK, EMULATOR_OUT_OF_BOUNDS, EMULATOR_PROXY,
 };
 use sinkless::{Emulator, Error, Result, Target};
 use std::sync::mpsc;
@@ -71,6 +71,57 @@ fn missing_mbarrier_wait_reads_the_poison_in_the_first_copy_only() {
             assert_eq!(m.got, "0xffff", "seed {seed}: {m}");
         }
     }
+}
+
+/// Runs `plant` under the schedule of `seed` and checks that the launch fails in `kernel` with
+/// `code` and a message holding every one of `needles`.
+fn expect_emulator_error(plant: Plant, seed: u64, kernel: &str, code: i32, needles: &[&str]) {
+    assert_eq!(plant.caught(), Caught::Emulator { code });
+    match run_bounded(plant, Emulator::new().with_seed(seed), seed) {
+        Err(Error::Emulator {
+            kernel: k,
+            code: c,
+            message,
+        }) => {
+            assert_eq!((k.as_str(), c), (kernel, code), "seed {seed}: {message}");
+            for n in needles {
+                assert!(message.contains(n), "seed {seed}: no {n:?} in {message}");
+            }
+        }
+        other => panic!(
+            "{} seed {seed}: expected error {code}, got {other:?}",
+            plant.name()
+        ),
+    }
+}
+
+/// wgmma operands staged with plain stores and no `fence.proxy.async`: the async proxy's image
+/// of shared memory never saw them, so the first operand read fails the launch, whatever the
+/// schedule.
+#[test]
+fn a_missing_proxy_fence_fails_the_first_wgmma_operand_read() {
+    for seed in [1, 2, 3] {
+        expect_emulator_error(
+            Plant::SkipProxyFence,
+            seed,
+            "sinkless_conf_wgmma_bf16",
+            EMULATOR_PROXY,
+            &["wgmma A operand reads shared byte", "fence.proxy.async"],
+        );
+    }
+}
+
+/// A's rows packed 128 bytes apart: rows 0 and 1 of the first `ldmatrix` matrix share a bank
+/// slot, which fails the launch rather than passing slowly.
+#[test]
+fn an_ldmatrix_bank_conflict_fails_the_launch() {
+    expect_emulator_error(
+        Plant::LdmatrixBankConflict,
+        1,
+        "sinkless_conf_mma_f16",
+        EMULATOR_BANK_CONFLICT,
+        &["ldmatrix matrix 0: rows 0 and 1", "bank conflict"],
+    );
 }
 
 /// A missing `cp.async.wait_group` reads stage 0 before it lands: wrong words, and only in
@@ -161,7 +212,8 @@ fn shared_memory_over_the_target_limit_is_refused() {
             limit,
         }) => {
             assert_eq!(kernel, "sinkless_conf_mma_bf16");
-            assert_eq!(requested, 48 * 4096);
+            // A's 16 rows padded to k + 8 elements, B's k rows of 8, 2 bytes each
+            assert_eq!(requested, (16 * (4096 + 8) + 8 * 4096) * 2);
             assert_eq!(limit, Target::Sm80.max_smem());
         }
         other => panic!("expected Error::SharedMemory, got {other:?}"),

@@ -29,7 +29,12 @@ enum sinkless_sim_status {
     SINKLESS_SIM_ERR_MISALIGNED = 5,      /* cp.async / ldmatrix address not 16-byte aligned */
     SINKLESS_SIM_ERR_SHARED_ADDRESS = 6,  /* cp.async / ldmatrix address outside dynamic shared memory */
     SINKLESS_SIM_ERR_STACK_OVERFLOW = 7,  /* a CUDA thread overflowed its fiber stack */
-    SINKLESS_SIM_ERR_RESOURCES = 8        /* the host ran out of memory or threads */
+    SINKLESS_SIM_ERR_RESOURCES = 8,       /* the host ran out of memory or threads */
+    SINKLESS_SIM_ERR_PROXY = 9,           /* shared memory written by the generic proxy and then read or
+                                             overwritten by the async proxy (wgmma, tensor copies) with no
+                                             fence.proxy.async in between */
+    SINKLESS_SIM_ERR_BANK_CONFLICT = 10   /* an ldmatrix whose 8 row addresses of one matrix are not in 8
+                                             distinct 16-byte slots of a 128-byte line (a replay on the GPU) */
 };
 
 /* One kernel launch. */

@@ -199,6 +199,9 @@ struct Worker {
     // resources
     StackArena* stacks = nullptr;
     unsigned char* smem_map = nullptr;  // dynamic shared memory, flush against a guard page
+    // Dynamic shared memory as the async proxy (wgmma operand reads, tensor copies) last saw
+    // it: refreshed from the generic view by each fence.proxy.async (sim_wgmma.cpp).
+    std::vector<unsigned char> async_view;
     size_t smem_map_bytes = 0;
     unsigned char* altstack = nullptr;
     size_t altstack_bytes = 0;

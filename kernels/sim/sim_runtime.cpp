@@ -159,7 +159,10 @@ void describe_deadlock(Worker& w) {
 int run_block(Worker& w, uint64_t block) {
     const dim3 g = w.view.grid_dim;
     w.view.block_idx = uint3{unsigned(block % g.x), unsigned(block / g.x % g.y), unsigned(block / g.x / g.y)};
-    if (w.smem_bytes) memset(w.view.smem, 0xFF, w.smem_bytes);
+    if (w.smem_bytes) {
+        memset(w.view.smem, 0xFF, w.smem_bytes);
+        memset(w.async_view.data(), 0xFF, w.smem_bytes);
+    }
     w.rng = w.seed ^ (0xd1b54a32d192ed03ull * (block + 1));
     w.status = SINKLESS_SIM_OK;
     w.msg[0] = 0;
@@ -263,6 +266,7 @@ bool worker_setup(Worker& w, const Launch& L) {
     w.smem_map = static_cast<unsigned char*>(m);
     if (mprotect(w.smem_map + smem_pages, page, PROT_NONE) != 0) return false;
     w.view.smem = w.smem_map + smem_pages - smem_rounded;
+    w.async_view.assign(w.smem_bytes, 0xFF);
 
     w.stacks = acquire_stacks(w.threads);
     if (!w.stacks) return false;

@@ -20,7 +20,8 @@
 // previous tile. The opposite mistake, a copy issued into a buffer that a wgmma product still in
 // flight reads, fails the launch at the copy, and a product that reads a destination whose copy
 // has not landed fails at its retirement (sim_wgmma.cpp). A block that exits with copies in flight
-// fails as well. Layout (CUDA driver API, cuTensorMapEncodeTiled; PTX ISA, "Tensor Copy"): box
+// fails as well, and so does a copy landing on bytes that plain stores or cp.async wrote after
+// the last fence.proxy.async (the proxies, sim_wgmma.cpp). Layout (CUDA driver API, cuTensorMapEncodeTiled; PTX ISA, "Tensor Copy"): box
 // element (e0, .., e4) of the box at coordinates (c0, .., c4) is tensor element (c + e), zero when
 // any coordinate is outside [0, dim); the destination holds the box row-major with e0 fastest,
 // and the 128-byte swizzle moves the 16-byte chunk at shared-window address a to
@@ -104,7 +105,18 @@ void land(Worker& w, const BulkCopy& c) {
     const size_t n = c.image.size();
     for (size_t j = 0; j < n; j += 16) {
         const uint32_t a = c.dst + uint32_t(j);
-        memcpy(w.view.smem + (a ^ (((a >> 7) & 7u) << 4)), c.image.data() + j, 16);
+        const uint32_t x = a ^ (((a >> 7) & 7u) << 4);
+        // a generic write the async proxy has not seen races with this copy (sim_wgmma.cpp)
+        if (memcmp(w.view.smem + x, w.async_view.data() + x, 16) != 0) {
+            w.status = SINKLESS_SIM_ERR_PROXY;
+            snprintf(w.msg, sizeof w.msg,
+                     "block (%u,%u,%u): the tensor copy of thread %u lands on shared bytes [%u, %u), written through "
+                     "the generic proxy after the last fence.proxy.async: which write wins is undefined",
+                     w.view.block_idx.x, w.view.block_idx.y, w.view.block_idx.z, c.issuer, x, x + 16);
+            return;
+        }
+        memcpy(w.view.smem + x, c.image.data() + j, 16);
+        memcpy(w.async_view.data() + x, c.image.data() + j, 16);
     }
     Mbarrier* b = find(w, c.bar);
     uint64_t t = 0;

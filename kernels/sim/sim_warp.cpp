@@ -14,6 +14,10 @@
 // the lower-numbered element of each pair in the low 16 bits. ldmatrix: lanes 8i..8i+7 give the
 // row addresses of matrix i; lane l receives in r[i] row l/4, columns 2(l%4) and 2(l%4)+1 of
 // matrix i, or with .trans rows 2(l%4) and 2(l%4)+1 of column l/4.
+// The GPU reads each 8x8 matrix in one shared-memory wavefront when its 8 rows sit in the 8
+// distinct 16-byte slots of a 128-byte line (4 of the 32 banks each); two rows in the same slot
+// make it replay. Kernels here lay their tiles out so that never happens (tile.cuh), so the
+// emulator fails such an ldmatrix (SINKLESS_SIM_ERR_BANK_CONFLICT), naming the rows.
 //
 // mma numerics: f16 and bf16 products are exact in double, the sixteen products and the
 // accumulator are summed in double (exact unless the terms span more than about 2^30) and
@@ -87,10 +91,22 @@ uint16_t half_of(uint32_t word, int hi) { return uint16_t(hi ? word >> 16 : word
 void complete_ldmatrix(Warp& w, int count, bool trans) {
     for (int i = 0; i < count; ++i) {
         uint16_t m[8][8];
+        int slot_row[8] = {-1, -1, -1, -1, -1, -1, -1, -1};
         for (int r = 0; r < 8; ++r) {
             const void* row = w.slot[8 * i + r].addr;
             check_smem_range(row, 16, "ldmatrix");
             memcpy(m[r], row, 16);
+            const uint32_t off = uint32_t(static_cast<const unsigned char*>(row) - tls_block->smem);
+            const int slot = int(off >> 4) & 7;
+            if (slot_row[slot] >= 0) {
+                const uint32_t other = uint32_t(static_cast<const unsigned char*>(w.slot[8 * i + slot_row[slot]].addr) -
+                                                tls_block->smem);
+                fail(SINKLESS_SIM_ERR_BANK_CONFLICT,
+                     "ldmatrix%s matrix %d: rows %d and %d (shared bytes %u and %u) share the banks of 16-byte slot %d: "
+                     "a bank conflict",
+                     trans ? ".trans" : "", i, slot_row[slot], r, other, off, slot);
+            }
+            slot_row[slot] = r;
         }
         for (uint32_t lane = 0; lane < 32; ++lane) {
             const int q = int(lane / 4), c = int(2 * (lane % 4));

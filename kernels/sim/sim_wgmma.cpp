@@ -13,8 +13,17 @@
 // last wait_group, threads of a warpgroup disagreeing on the shape or the descriptors, a block
 // that is not made of whole warpgroups, a descriptor this emulator does not model (only the
 // 128-byte swizzle with base offset 0, which is what the kernels use) or that reaches outside
-// dynamic shared memory. fence.proxy.async is accepted and does nothing: the emulator has one view of
-// shared memory, so a missing proxy fence cannot show here (the GPU run is its test).
+// dynamic shared memory.
+//
+// Proxies. On the GPU, shared memory written through the generic proxy (plain stores, cp.async)
+// is guaranteed visible to the async proxy (wgmma's operand reads, tensor copies) only after the
+// writer's fence.proxy.async. The emulator keeps a second image of shared memory, the bytes as
+// the async proxy last saw them (Worker::async_view): each fence.proxy.async refreshes it from
+// the generic view, wgmma's operand reads compare the two (and tensor copies, sim_tma.cpp, check
+// them before they write both), and a byte that differs fails the launch with
+// SINKLESS_SIM_ERR_PROXY. A fence publishes every thread's writes here, not just its own, so a
+// thread that skips its fence while another fences after its writes goes unseen; a kernel with
+// no fence where one is needed does not.
 //
 // Layouts (PTX ISA, "Shared Memory Matrix Layout"; CUTLASS's canonical GMMA layouts), for 16-bit
 // elements, a descriptor with start address s, leading byte offset LBO and stride byte offset
@@ -61,6 +70,12 @@ double element(uint32_t x, bool bf16, const char* which) {
     if (uint64_t(x) + 2 > tls_worker->smem_bytes) {
         fail(SINKLESS_SIM_ERR_SHARED_ADDRESS, "wgmma %s operand reads shared byte %u, past the %llu bytes of the block",
              which, x, static_cast<unsigned long long>(tls_worker->smem_bytes));
+    }
+    if (memcmp(p, tls_worker->async_view.data() + x, 2) != 0) {
+        fail(SINKLESS_SIM_ERR_PROXY,
+             "wgmma %s operand reads shared byte %u, written through the generic proxy (a store or cp.async) "
+             "after the last fence.proxy.async: the tensor core may see the old bytes",
+             which, x);
     }
     uint16_t h;
     memcpy(&h, p, 2);
@@ -223,7 +238,10 @@ bool wgmma_in_flight_reads(const Worker& w, uint32_t dst, uint32_t bytes, uint32
     return false;
 }
 
-void fence_proxy_async() {}
+void fence_proxy_async() {
+    Worker& w = *tls_worker;
+    if (w.smem_bytes) memcpy(w.async_view.data(), w.view.smem, w.smem_bytes);
+}
 
 void wgmma(float* d, int n, const uint32_t* a, uint64_t desc_a, uint64_t desc_b, bool b_n_major, bool bf16) {
     Warpgroup& g = my_group("wgmma.mma_async");

@@ -300,7 +300,7 @@ pub fn bench(args: &[String]) -> ExitCode {
         Err(e) => return report(e),
     };
     if args.print_grid {
-        print!("{}", grid_lines(&args.grid));
+        crate::output::print(format_args!("{}", grid_lines(&args.grid)));
         return ExitCode::SUCCESS;
     }
     let mut records = match bench_inner(&args) {
@@ -318,7 +318,10 @@ pub fn bench(args: &[String]) -> ExitCode {
             Err(e) => return report(e),
         }
     }
-    print!("{}", markdown(&records, &TableOptions::default()));
+    crate::output::print(format_args!(
+        "{}",
+        markdown(&records, &TableOptions::default())
+    ));
     ExitCode::SUCCESS
 }
 
@@ -341,7 +344,7 @@ pub fn table(args: &[String]) -> ExitCode {
             "sinkless table [--headline] RESULTS.jsonl...".into(),
         ));
     }
-    print!("{}", markdown(&records, &opts));
+    crate::output::print(format_args!("{}", markdown(&records, &opts)));
     ExitCode::SUCCESS
 }
 
@@ -361,7 +364,7 @@ pub fn plot(args: &[String]) -> ExitCode {
     }
     match plot::plot(&records, Path::new(outdir)) {
         Ok(path) => {
-            println!("wrote {}", path.display());
+            crate::output::print(format_args!("wrote {}\n", path.display()));
             ExitCode::SUCCESS
         }
         Err(e) => report(e),

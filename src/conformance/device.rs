@@ -110,6 +110,12 @@ fn x(n: u32) -> [u32; 3] {
     [n, 1, 1]
 }
 
+/// Dynamic shared memory of `conf_mma` with `ldmatrix` (`conformance_params.h`): A's 16 rows
+/// padded to `k + 8` elements, B's `k` rows of 8.
+pub(super) fn mma_smem(k: u32) -> usize {
+    (16 * (k as usize + 8) + 8 * k as usize) * 2
+}
+
 /// The kernel's `plant` field for a case.
 fn plant_field(plant: Option<Plant>) -> u32 {
     match plant {
@@ -120,6 +126,8 @@ fn plant_field(plant: Option<Plant>) -> u32 {
         Some(Plant::WarpExit) => ffi::SINKLESS_CONF_PLANT_WARP_EXIT,
         Some(Plant::SkipWait) => ffi::SINKLESS_CONF_PLANT_SKIP_WAIT,
         Some(Plant::SkipMbarrierWait) => ffi::SINKLESS_CONF_PLANT_SKIP_MBARRIER_WAIT,
+        Some(Plant::SkipProxyFence) => ffi::SINKLESS_CONF_PLANT_SKIP_PROXY_FENCE,
+        Some(Plant::LdmatrixBankConflict) => ffi::SINKLESS_CONF_PLANT_LDMATRIX_BANK_CONFLICT,
         Some(_) => ffi::SINKLESS_CONF_PLANT_NONE,
     }
 }
@@ -213,7 +221,7 @@ pub(super) fn run<D: Device>(dev: &D, case: &ConformanceCase) -> Result<Vec<Outp
                 "ldmatrix",
                 x(1),
                 x(32),
-                1024,
+                ffi::SINKLESS_CONF_LDMATRIX_SMEM as usize,
                 Params::ConfLdmatrix(p),
             )?)?;
             vec![Output::exact("out", Values::U32(dev.download(&out)?))]
@@ -227,12 +235,13 @@ pub(super) fn run<D: Device>(dev: &D, case: &ConformanceCase) -> Result<Vec<Outp
                 d: dev.addr(&d) as *mut f32,
                 k,
                 use_ldmatrix: u32::from(ldmatrix),
+                plant: plant_field(case.plant),
             };
             let name = match dtype {
                 DType::F16 => "mma_f16",
                 DType::BF16 => "mma_bf16",
             };
-            let smem = if ldmatrix { 48 * k as usize } else { 0 };
+            let smem = if ldmatrix { mma_smem(k) } else { 0 };
             dev.launch(&launch(name, x(1), x(32), smem, Params::ConfMma(p))?)?;
             vec![Output::exact("d", Values::F32(dev.download(&d)?))]
         }
@@ -245,6 +254,7 @@ pub(super) fn run<D: Device>(dev: &D, case: &ConformanceCase) -> Result<Vec<Outp
                 d: dev.addr(&d) as *mut f32,
                 k,
                 reg_a: u32::from(reg_a),
+                plant: plant_field(case.plant),
             };
             let name = match dtype {
                 DType::F16 => "wgmma_f16",

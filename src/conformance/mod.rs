@@ -42,6 +42,16 @@ pub const EMULATOR_DEADLOCK: i32 = 3;
 /// [`Error::Emulator`].
 pub const EMULATOR_OUT_OF_BOUNDS: i32 = 4;
 
+/// The emulator's status code for shared memory written through the generic proxy (plain
+/// stores, `cp.async`) and then read by `wgmma` or overwritten by a tensor copy with no
+/// `fence.proxy.async` in between (`SINKLESS_SIM_ERR_PROXY`), as carried by [`Error::Emulator`].
+pub const EMULATOR_PROXY: i32 = 9;
+
+/// The emulator's status code for an `ldmatrix` whose 8 rows of one matrix do not fall in 8
+/// distinct 16-byte slots of a 128-byte line, a bank conflict (`SINKLESS_SIM_ERR_BANK_CONFLICT`),
+/// as carried by [`Error::Emulator`].
+pub const EMULATOR_BANK_CONFLICT: i32 = 10;
+
 /// A conformance kernel and its launch shape. Block sizes are fixed by each kernel
 /// (`conformance_params.h`) except where a field sets them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,8 +83,8 @@ pub enum Kernel {
     Mma {
         /// Element type of A and B.
         dtype: DType,
-        /// Inner dimension, a multiple of 16; with `ldmatrix` the launch takes `48 k` bytes of
-        /// shared memory.
+        /// Inner dimension, a multiple of 16; with `ldmatrix` the launch takes `48 k + 256`
+        /// bytes of shared memory.
         k: u32,
         /// Fragments through shared memory and `ldmatrix` rather than gathered from global.
         ldmatrix: bool,
@@ -140,12 +150,19 @@ pub enum Plant {
     /// `conf_tma` with threads 64.. not waiting on the mbarrier for the first copy: they read its
     /// buffer before the copy lands.
     SkipMbarrierWait,
+    /// `conf_wgmma` staging its operands with plain stores and no `fence.proxy.async` before
+    /// the products read them.
+    SkipProxyFence,
+    /// `conf_mma` with A's rows packed `k` elements apart in shared memory: the rows of each
+    /// `ldmatrix` matrix collide in the banks.
+    LdmatrixBankConflict,
     /// `conf_widen` told one element more than its input holds: a read past the end.
     ReadPastEnd,
     /// `conf_widen` with its f16 output four elements short: a write past the end.
     WritePastEnd,
-    /// `conf_mma` with `ldmatrix` at `k = 4096`: 192 KiB of shared memory, over sm_80's limit
-    /// (run with [`Target::Sm80`] whatever the emulator's target; it fits on sm_90).
+    /// `conf_mma` with `ldmatrix` at `k = 4096`: 192 KiB (and 256 bytes) of shared memory, over
+    /// sm_80's limit (run with [`Target::Sm80`] whatever the emulator's target; it fits on
+    /// sm_90).
     SharedMemoryOverLimit,
 }
 
@@ -157,7 +174,8 @@ pub enum Caught {
     WrongAnswer,
     /// The launch fails with [`Error::Emulator`] carrying this code.
     Emulator {
-        /// [`EMULATOR_DEADLOCK`] or [`EMULATOR_OUT_OF_BOUNDS`].
+        /// [`EMULATOR_DEADLOCK`], [`EMULATOR_OUT_OF_BOUNDS`], [`EMULATOR_PROXY`] or
+        /// [`EMULATOR_BANK_CONFLICT`].
         code: i32,
     },
     /// The launch is refused with [`Error::SharedMemory`].
@@ -173,13 +191,15 @@ enum Fault {
 
 impl Plant {
     /// Every planted bug.
-    pub const ALL: [Plant; 9] = [
+    pub const ALL: [Plant; 11] = [
         Plant::SkipSync,
         Plant::ExitEarly,
         Plant::DivergentBarrier,
         Plant::WarpExit,
         Plant::SkipWait,
         Plant::SkipMbarrierWait,
+        Plant::SkipProxyFence,
+        Plant::LdmatrixBankConflict,
         Plant::ReadPastEnd,
         Plant::WritePastEnd,
         Plant::SharedMemoryOverLimit,
@@ -194,6 +214,8 @@ impl Plant {
             Plant::WarpExit => "warp_exit",
             Plant::SkipWait => "skip_wait",
             Plant::SkipMbarrierWait => "skip_mbarrier_wait",
+            Plant::SkipProxyFence => "skip_proxy_fence",
+            Plant::LdmatrixBankConflict => "ldmatrix_bank_conflict",
             Plant::ReadPastEnd => "read_past_end",
             Plant::WritePastEnd => "write_past_end",
             Plant::SharedMemoryOverLimit => "shared_memory_over_limit",
@@ -210,6 +232,12 @@ impl Plant {
             Plant::ReadPastEnd | Plant::WritePastEnd => Caught::Emulator {
                 code: EMULATOR_OUT_OF_BOUNDS,
             },
+            Plant::SkipProxyFence => Caught::Emulator {
+                code: EMULATOR_PROXY,
+            },
+            Plant::LdmatrixBankConflict => Caught::Emulator {
+                code: EMULATOR_BANK_CONFLICT,
+            },
             Plant::SharedMemoryOverLimit => Caught::SharedMemory,
         }
     }
@@ -222,8 +250,18 @@ impl Plant {
             }
             Plant::SkipWait => Kernel::CpAsync { blocks: 2 },
             Plant::SkipMbarrierWait => TMA_CASES[0],
+            Plant::SkipProxyFence => Kernel::Wgmma {
+                dtype: DType::BF16,
+                k: 64,
+                reg_a: false,
+            },
             Plant::ReadPastEnd => Kernel::Widen { n: 65536 },
             Plant::WritePastEnd => Kernel::Widen { n: 1024 },
+            Plant::LdmatrixBankConflict => Kernel::Mma {
+                dtype: DType::F16,
+                k: 64,
+                ldmatrix: true,
+            },
             Plant::SharedMemoryOverLimit => Kernel::Mma {
                 dtype: DType::BF16,
                 k: 4096,
@@ -246,12 +284,13 @@ impl Plant {
                 Kernel::Reduce { .. }
             ) | (Plant::SkipWait, Kernel::CpAsync { .. })
                 | (Plant::SkipMbarrierWait, Kernel::Tma { .. })
+                | (Plant::SkipProxyFence, Kernel::Wgmma { .. })
                 | (
                     Plant::ReadPastEnd | Plant::WritePastEnd,
                     Kernel::Widen { .. }
                 )
                 | (
-                    Plant::SharedMemoryOverLimit,
+                    Plant::SharedMemoryOverLimit | Plant::LdmatrixBankConflict,
                     Kernel::Mma { ldmatrix: true, .. }
                 )
         )

@@ -9,6 +9,9 @@ pub const SINKLESS_CONF_PLANT_DIVERGENT_BARRIER: u32 = 3;
 pub const SINKLESS_CONF_PLANT_WARP_EXIT: u32 = 4;
 pub const SINKLESS_CONF_PLANT_SKIP_WAIT: u32 = 5;
 pub const SINKLESS_CONF_PLANT_SKIP_MBARRIER_WAIT: u32 = 6;
+pub const SINKLESS_CONF_PLANT_SKIP_PROXY_FENCE: u32 = 7;
+pub const SINKLESS_CONF_PLANT_LDMATRIX_BANK_CONFLICT: u32 = 8;
+pub const SINKLESS_CONF_LDMATRIX_SMEM: u32 = 1536;
 pub const SINKLESS_CONF_WGMMA_SMEM: u32 = 33792;
 pub const SINKLESS_CONF_TMA_LOADS: u32 = 4;
 pub const SINKLESS_CONF_TMA_MAX_BOX: u32 = 8192;
@@ -775,12 +778,13 @@ pub struct sinkless_conf_mma_params {
     pub d: *mut f32,
     pub k: u32,
     pub use_ldmatrix: u32,
+    pub plant: u32,
 }
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
 const _: () = {
     [
         "Size of sinkless_conf_mma_params",
-    ][::std::mem::size_of::<sinkless_conf_mma_params>() - 40usize];
+    ][::std::mem::size_of::<sinkless_conf_mma_params>() - 48usize];
     [
         "Alignment of sinkless_conf_mma_params",
     ][::std::mem::align_of::<sinkless_conf_mma_params>() - 8usize];
@@ -802,6 +806,9 @@ const _: () = {
     [
         "Offset of field: sinkless_conf_mma_params::use_ldmatrix",
     ][::std::mem::offset_of!(sinkless_conf_mma_params, use_ldmatrix) - 36usize];
+    [
+        "Offset of field: sinkless_conf_mma_params::plant",
+    ][::std::mem::offset_of!(sinkless_conf_mma_params, plant) - 40usize];
 };
 impl Default for sinkless_conf_mma_params {
     fn default() -> Self {
@@ -821,12 +828,13 @@ pub struct sinkless_conf_wgmma_params {
     pub d: *mut f32,
     pub k: u32,
     pub reg_a: u32,
+    pub plant: u32,
 }
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
 const _: () = {
     [
         "Size of sinkless_conf_wgmma_params",
-    ][::std::mem::size_of::<sinkless_conf_wgmma_params>() - 40usize];
+    ][::std::mem::size_of::<sinkless_conf_wgmma_params>() - 48usize];
     [
         "Alignment of sinkless_conf_wgmma_params",
     ][::std::mem::align_of::<sinkless_conf_wgmma_params>() - 8usize];
@@ -848,6 +856,9 @@ const _: () = {
     [
         "Offset of field: sinkless_conf_wgmma_params::reg_a",
     ][::std::mem::offset_of!(sinkless_conf_wgmma_params, reg_a) - 36usize];
+    [
+        "Offset of field: sinkless_conf_wgmma_params::plant",
+    ][::std::mem::offset_of!(sinkless_conf_wgmma_params, plant) - 40usize];
 };
 impl Default for sinkless_conf_wgmma_params {
     fn default() -> Self {

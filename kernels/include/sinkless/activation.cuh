@@ -331,21 +331,22 @@ struct sigmoid_policy {
     __device__ __forceinline__ void rescale(const float (&)[MT][2], float (&)[MT][NO][4]) const {}
     template <int MT, int NO>
     __device__ __forceinline__ void finalize(state<MT>& st, float (&o)[MT][NO][4], float (&stat)[MT][2]) const {
-        if (!kNormalized) return;
+        if constexpr (kNormalized) {
 #pragma unroll
-        for (int mt = 0; mt < MT; ++mt)
+            for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
-            for (int h = 0; h < 2; ++h) {
-                const float l = quad_sum(st.l[mt][h]);
-                // a row with no visible key stays 0
-                const float inv = l > 0.f ? reciprocal(l) : 0.f;
+                for (int h = 0; h < 2; ++h) {
+                    const float l = quad_sum(st.l[mt][h]);
+                    // a row with no visible key stays 0
+                    const float inv = l > 0.f ? reciprocal(l) : 0.f;
 #pragma unroll
-                for (int nt = 0; nt < NO; ++nt) {
-                    o[mt][nt][2 * h] *= inv;
-                    o[mt][nt][2 * h + 1] *= inv;
+                    for (int nt = 0; nt < NO; ++nt) {
+                        o[mt][nt][2 * h] *= inv;
+                        o[mt][nt][2 * h + 1] *= inv;
+                    }
+                    stat[mt][h] = l;
                 }
-                stat[mt][h] = l;
-            }
+        }
     }
 
     // backward: stat is 1 / L (normalized), unused otherwise

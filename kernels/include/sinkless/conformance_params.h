@@ -21,6 +21,10 @@
 #define SINKLESS_CONF_PLANT_SKIP_WAIT 5u          /* cp.async kernel drops its first wait: wrong data */
 #define SINKLESS_CONF_PLANT_SKIP_MBARRIER_WAIT 6u /* threads 64.. of the tensor-copy kernel do not wait for
                                                     its first copy: they read the buffer before it lands */
+#define SINKLESS_CONF_PLANT_SKIP_PROXY_FENCE 7u   /* the wgmma kernel stages its operands with plain stores
+                                                    and no fence.proxy.async: the async proxy may not see them */
+#define SINKLESS_CONF_PLANT_LDMATRIX_BANK_CONFLICT 8u /* the mma kernel packs A's rows k apart in shared memory:
+                                                        its ldmatrix rows collide in the banks */
 
 /* Every thread records its coordinates. Any grid and block (up to 1024 threads). */
 typedef struct {
@@ -46,16 +50,18 @@ typedef struct {
     uint32_t plant;      /* SINKLESS_CONF_PLANT_NONE or SINKLESS_CONF_PLANT_SKIP_WAIT */
 } sinkless_conf_cp_async_params;
 
-/* The six ldmatrix variants on one 32 x 16 matrix of 16-bit values. Block 32, grid 1, 1024 bytes
- * of dynamic shared memory. Lane l passes the address of row (7l + 3) % 32, column 8 * ((l / 8) % 2). */
+/* The six ldmatrix variants on one 32 x 16 matrix of 16-bit values. Block 32, grid 1,
+ * SINKLESS_CONF_LDMATRIX_SMEM bytes of dynamic shared memory (rows staged 24 elements apart).
+ * Lane l passes the address of row (7l + 3) % 32, column 8 * ((l / 8) % 2). */
 typedef struct {
     const uint16_t* src; /* [32][16] row-major */
     uint32_t* out;       /* [6 variants][32 lanes][4 registers]; variants x1, x2, x4, x1.trans,
                             x2.trans, x4.trans; registers past the variant's count are 0 */
 } sinkless_conf_ldmatrix_params;
+#define SINKLESS_CONF_LDMATRIX_SMEM (32 * 24 * 2)
 
 /* D = A * B + C with mma.m16n8k16 (f16 or bf16 by instance), k / 16 steps. Block 32, grid 1,
- * dynamic shared memory 48 * k bytes when use_ldmatrix (else 0). */
+ * dynamic shared memory 48 * k + 256 bytes when use_ldmatrix (else 0): A's rows padded to k + 8. */
 typedef struct {
     const uint16_t* a; /* [16][k] row-major */
     const uint16_t* b; /* [k][8] row-major */
@@ -64,6 +70,7 @@ typedef struct {
     uint32_t k;        /* a multiple of 16 */
     uint32_t use_ldmatrix; /* 0: fragments gathered from global memory by the table layout;
                               1: staged in shared memory, A by ldmatrix.x4, B by ldmatrix.x2.trans */
+    uint32_t plant;        /* SINKLESS_CONF_PLANT_NONE or SINKLESS_CONF_PLANT_LDMATRIX_BANK_CONFLICT */
 } sinkless_conf_mma_params;
 
 /* D = A * B + C with one warpgroup's wgmma.mma_async.m64n64k16 (f16 or bf16 by instance), k / 16
@@ -78,6 +85,7 @@ typedef struct {
     uint32_t reg_a;    /* 0: A from shared memory (descriptor), B stored K-major ([n][k]);
                           1: A gathered from global memory into registers by the table layout,
                           B stored N-major ([k][n]) */
+    uint32_t plant;    /* SINKLESS_CONF_PLANT_NONE or SINKLESS_CONF_PLANT_SKIP_PROXY_FENCE */
 } sinkless_conf_wgmma_params;
 #define SINKLESS_CONF_WGMMA_SMEM (1024 + 2 * 64 * 128 * 2)
 
