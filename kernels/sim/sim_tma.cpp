@@ -21,7 +21,8 @@
 // flight reads, fails the launch at the copy, and a product that reads a destination whose copy
 // has not landed fails at its retirement (sim_wgmma.cpp). A block that exits with copies in flight
 // fails as well, and so does a copy landing on bytes that plain stores or cp.async wrote after
-// the last fence.proxy.async (the proxies, sim_wgmma.cpp). Layout (CUDA driver API, cuTensorMapEncodeTiled; PTX ISA, "Tensor Copy"): box
+// the last fence.proxy.async (the proxies, sim_wgmma.cpp). Layout (CUDA driver API,
+// cuTensorMapEncodeTiled; PTX ISA, "Tensor Copy"): box
 // element (e0, .., e4) of the box at coordinates (c0, .., c4) is tensor element (c + e), zero when
 // any coordinate is outside [0, dim); the destination holds the box row-major with e0 fastest,
 // and the 128-byte swizzle moves the 16-byte chunk at shared-window address a to
