@@ -267,6 +267,58 @@ pub(crate) fn check_backward<S: ?Sized, O: ?Sized, F: ?Sized, G: ?Sized>(
     Ok(dims)
 }
 
+/// How many f32 elements the workspace of a backward call with this shape and these options
+/// needs: the length to allocate for
+/// [`CudaBackend::backward_with_workspace`](crate::CudaBackend::backward_with_workspace) or
+/// [`Emulator::backward_with_workspace`](crate::Emulator::backward_with_workspace). It depends
+/// only on the arguments (not on the device), so a training loop can size one buffer for its
+/// largest call and reuse it. The buffer holds the dQ accumulator (atomic mode),
+/// `D = rowsum(dO ∘ O)` (softmax, normalized sigmoid) and the per-block bias-gradient partials
+/// (sigmoids); its contents on entry do not matter and are scratch on return.
+///
+/// ```
+/// use half::bf16;
+/// use sinkless::{backward_workspace_len, Activation, AttentionOptions, Shape};
+/// let shape = Shape::dense(2, 1000, 1000, 8, 8, 128);
+/// let atomic = AttentionOptions::new(Activation::Softmax { sink: false });
+/// let n = backward_workspace_len::<bf16>(&shape, &atomic)?;
+/// // The f32 dQ accumulator dominates: 2 * 1000 * 8 * 128 elements.
+/// assert!(n >= 2 * 1000 * 8 * 128);
+/// let det = backward_workspace_len::<bf16>(&shape, &atomic.with_deterministic(true))?;
+/// assert!(det < n);
+/// # Ok::<(), sinkless::Error>(())
+/// ```
+///
+/// # Errors
+/// The option and shape errors of [`Error`] that a backward call with these arguments reports;
+/// [`Error::Unsupported`] for a kernel variant not compiled for this case.
+pub fn backward_workspace_len<T: Element>(
+    shape: &Shape<'_>,
+    opts: &AttentionOptions,
+) -> Result<usize> {
+    opts.validate()?;
+    let dims = check_shape(shape)?;
+    Ok(crate::plan::backward_workspace(T::DTYPE, opts, &dims)?
+        .layout()
+        .len)
+}
+
+/// The workspace layout of a checked backward call, after checking that `len` elements hold it.
+pub(crate) fn workspace_layout<T: Element>(
+    opts: &AttentionOptions,
+    dims: &Dims,
+    len: usize,
+) -> Result<crate::plan::WorkspaceLayout> {
+    let layout = crate::plan::backward_workspace(T::DTYPE, opts, dims)?.layout();
+    if len < layout.len {
+        return Err(Error::WorkspaceTooSmall {
+            needed: layout.len,
+            len,
+        });
+    }
+    Ok(layout)
+}
+
 /// Element offset of (token row, head) in a tensor: dense token `b * seqlen + i`, varlen token `t`.
 fn offset(dims: &Dims, dense_seqlen: usize, strides: Strides, token: usize, head: usize) -> usize {
     if dims.varlen() {

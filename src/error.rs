@@ -42,6 +42,8 @@ pub enum TensorName {
     CuSeqlensQ,
     /// Cumulative key sequence lengths.
     CuSeqlensK,
+    /// The backward's caller-provided scratch buffer.
+    Workspace,
 }
 
 impl fmt::Display for TensorName {
@@ -65,6 +67,7 @@ impl fmt::Display for TensorName {
             TensorName::Out => "out",
             TensorName::CuSeqlensQ => "cu_seqlens_q",
             TensorName::CuSeqlensK => "cu_seqlens_k",
+            TensorName::Workspace => "workspace",
         };
         f.write_str(s)
     }
@@ -84,6 +87,14 @@ pub enum Error {
         /// The tensor.
         tensor: TensorName,
         /// Elements the shape and strides reach.
+        needed: usize,
+        /// Elements the buffer holds.
+        len: usize,
+    },
+    /// The backward's workspace holds fewer f32 elements than
+    /// [`backward_workspace_len`](crate::backward_workspace_len) asks for this call.
+    WorkspaceTooSmall {
+        /// Elements the call needs.
         needed: usize,
         /// Elements the buffer holds.
         len: usize,
@@ -256,6 +267,9 @@ impl fmt::Display for Error {
             Error::ZeroSize { what } => write!(f, "{what} must be positive, got 0"),
             Error::BufferTooSmall { tensor, needed, len } => {
                 write!(f, "{tensor}: shape and strides reach {needed} elements, buffer holds {len}")
+            }
+            Error::WorkspaceTooSmall { needed, len } => {
+                write!(f, "workspace: this backward needs {needed} f32 elements (backward_workspace_len), buffer holds {len}")
             }
             Error::BadStride { tensor, which, got, min } => {
                 write!(f, "{tensor}: {which} stride {got} is below the minimum {min} (rows or heads would overlap)")

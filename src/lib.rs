@@ -39,7 +39,10 @@ pub mod report;
 pub mod tensor;
 mod tma;
 
-pub use attention::{BackwardInputs, BackwardOutputs, CpuReference, ForwardInputs, ForwardOutputs};
+pub use attention::{
+    backward_workspace_len, BackwardInputs, BackwardOutputs, CpuReference, ForwardInputs,
+    ForwardOutputs,
+};
 pub use backend::cuda::CudaBackend;
 pub use backend::emulator::{Emulator, HostBuffer, Target};
 pub use config::{Activation, AttentionOptions, DType, Element, KernelVariant, Mask, SigmoidBias};

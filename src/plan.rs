@@ -405,6 +405,48 @@ pub(crate) struct WorkspaceSizes {
     pub dbias_partial: usize,
 }
 
+/// Where each scratch buffer sits in one caller-provided workspace, in f32 elements from its
+/// start: `[dq_accum | row_dot | dbias_partial]`, each region at least one element (so its
+/// address is valid even where unused) and starting on a 256-byte boundary, as `cudaMalloc`
+/// aligns a buffer of its own, so the kernels' 16-byte vector accesses stay aligned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct WorkspaceLayout {
+    pub dq_accum: std::ops::Range<usize>,
+    pub row_dot: usize,
+    pub dbias_partial: usize,
+    /// Elements the whole workspace needs.
+    pub len: usize,
+}
+
+/// Region alignment inside a workspace, in f32 elements (256 bytes).
+const WORKSPACE_ALIGN: usize = 64;
+
+impl WorkspaceSizes {
+    pub(crate) fn layout(&self) -> WorkspaceLayout {
+        let region = |n: usize| n.max(1).next_multiple_of(WORKSPACE_ALIGN);
+        let row_dot = region(self.dq_accum);
+        let dbias_partial = row_dot + region(self.row_dot);
+        WorkspaceLayout {
+            dq_accum: 0..self.dq_accum,
+            row_dot,
+            dbias_partial,
+            len: dbias_partial + self.dbias_partial.max(1),
+        }
+    }
+}
+
+impl WorkspaceLayout {
+    /// The regions' addresses in a workspace starting at `base`.
+    pub(crate) fn addrs(&self, base: u64) -> WorkspaceAddrs {
+        let at = |off: usize| base + (off * std::mem::size_of::<f32>()) as u64;
+        WorkspaceAddrs {
+            row_dot: at(self.row_dot),
+            dq_accum: at(self.dq_accum.start),
+            dbias_partial: at(self.dbias_partial),
+        }
+    }
+}
+
 /// A backward kernel (`kind` is `bwd` or `bwd_dq`): the variant's where it has one of its own
 /// (`KernelVariant::own_backward_pass`), else the default.
 fn bwd_kernel(

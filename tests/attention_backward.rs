@@ -1,10 +1,12 @@
 //! The attention backward kernels against the float64 reference under the emulator, by
 //! FlashAttention's tolerance rule (3x the input-precision reference's error), for every
 //! activation, mask, GQA/MQA, varlen, sink and bias kind, f16 and bf16; and the deterministic
-//! mode's bitwise reproducibility.
+//! mode's bitwise reproducibility; the caller-provided workspace.
 
-use sinkless::check::{self, failures, AttnCase};
-use sinkless::{Activation, Emulator, KernelVariant, SigmoidBias};
+use sinkless::check::{self, failures, AttnCase, AttnGrads};
+use sinkless::{
+    backward_workspace_len, Activation, Emulator, HostBuffer, KernelVariant, SigmoidBias,
+};
 
 /// Runs every case's backward in f16 and bf16 (every other case deterministic) and asserts
 /// that all pass.
@@ -129,21 +131,13 @@ fn deterministic_mode_is_bitwise_reproducible() {
         let b = case
             .backward_on(&Emulator::new().with_seed(99).with_worker_threads(2), &x)
             .unwrap();
-        let bits = |v: &[half::bf16]| v.iter().map(|x| x.to_bits()).collect::<Vec<u16>>();
+        // dq, dk, dv, dsink, dbias in turn
         assert_eq!(
-            bits(&a.dq),
-            bits(&b.dq),
+            grad_bits(&a),
+            grad_bits(&b),
             "{}",
             case.describe::<half::bf16>()
         );
-        assert_eq!(bits(&a.dk), bits(&b.dk));
-        assert_eq!(bits(&a.dv), bits(&b.dv));
-        let fbits = |v: &Option<Vec<f32>>| {
-            v.as_ref()
-                .map(|v| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>())
-        };
-        assert_eq!(fbits(&a.dsink), fbits(&b.dsink));
-        assert_eq!(fbits(&a.dbias), fbits(&b.dbias));
     }
 }
 
@@ -187,6 +181,95 @@ fn kernel_variants_with_a_backward() {
                 &det.run_backward::<half::bf16, _>(&emu, 700 + i as u64)
                     .unwrap(),
             ));
+        }
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
+
+fn grad_bits(g: &AttnGrads<half::bf16>) -> Vec<Vec<u32>> {
+    let h = |v: &[half::bf16]| {
+        v.iter()
+            .map(|x| u32::from(x.to_bits()))
+            .collect::<Vec<u32>>()
+    };
+    let f = |v: &Option<Vec<f32>>| {
+        v.iter()
+            .flatten()
+            .map(|x| x.to_bits())
+            .collect::<Vec<u32>>()
+    };
+    vec![h(&g.dq), h(&g.dk), h(&g.dv), f(&g.dsink), f(&g.dbias)]
+}
+
+/// `backward_with_workspace` against `backward`: bitwise equal in deterministic mode, with the
+/// workspace NaN-poisoned, of exactly the advertised length (its last region flush against the
+/// guard page) or longer, and reused dirty by a second call; in atomic mode (the dQ accumulator
+/// lives in the workspace and must be zeroed by the call) judged against the reference, twice
+/// on one workspace.
+#[test]
+fn caller_workspace_matches_own_scratch() {
+    let cases = [
+        check::matrix(Activation::Softmax { sink: true }, &[64])[8].clone(),
+        check::matrix(
+            Activation::Sigmoid {
+                bias: SigmoidBias::PerHead,
+            },
+            &[128],
+        )[20]
+            .clone(),
+        check::matrix(
+            Activation::NormalizedSigmoid {
+                bias: SigmoidBias::PerHead,
+            },
+            &[40],
+        )[16]
+            .clone(),
+        check::matrix(
+            Activation::Sigmoid {
+                bias: SigmoidBias::NegLogSeqlenK,
+            },
+            &[48],
+        )[5]
+        .clone(),
+    ];
+    let emu = Emulator::new();
+    let mut bad = Vec::new();
+    for (i, case) in cases.into_iter().enumerate() {
+        let seed = 4000 + i as u64;
+        let x = case.inputs::<half::bf16>(seed);
+        let det = AttnCase {
+            opts: case.opts.with_deterministic(true),
+            ..case.clone()
+        };
+        let name = det.describe::<half::bf16>();
+        let len = backward_workspace_len::<half::bf16>(&det.shape(), &det.opts).unwrap();
+        let own = det.backward_on(&emu, &x).unwrap();
+        let mut exact = HostBuffer::filled(len, f32::NAN);
+        let first = det.backward_on_with(&emu, &x, Some(&mut exact)).unwrap();
+        assert_eq!(
+            grad_bits(&own),
+            grad_bits(&first),
+            "{name}: exact workspace"
+        );
+        let again = det.backward_on_with(&emu, &x, Some(&mut exact)).unwrap();
+        assert_eq!(
+            grad_bits(&own),
+            grad_bits(&again),
+            "{name}: reused workspace"
+        );
+        let mut roomy = HostBuffer::filled(len + 37, f32::NAN);
+        let longer = det.backward_on_with(&emu, &x, Some(&mut roomy)).unwrap();
+        assert_eq!(
+            grad_bits(&own),
+            grad_bits(&longer),
+            "{name}: longer workspace"
+        );
+
+        let len = backward_workspace_len::<half::bf16>(&case.shape(), &case.opts).unwrap();
+        let mut ws = HostBuffer::filled(len, f32::NAN);
+        for _ in 0..2 {
+            let g = case.backward_on_with(&emu, &x, Some(&mut ws)).unwrap();
+            bad.extend(failures(&case.judge_backward("emulator", &x, &g)));
         }
     }
     assert!(bad.is_empty(), "{}", bad.join("\n"));

@@ -1,8 +1,12 @@
 //! The GPU correctness suite: the same fixed cases as the emulator suites, on GPU 0. Skips with
 //! a message when there is no GPU or the build has no kernels.
 
-use sinkless::check::{self, failures, row_dot_cases, AttnCase, CaseResult};
-use sinkless::CudaBackend;
+use half::bf16;
+use sinkless::check::{self, failures, row_dot_cases, AttnCase, AttnGrads, CaseResult, Rng};
+use sinkless::{
+    backward_workspace_len, Activation, AttentionOptions, BackwardInputs, BackwardOutputs,
+    CudaBackend, Error, Shape, Strides, TensorMut, TensorName, TensorRef,
+};
 
 fn gpu() -> Option<CudaBackend> {
     match CudaBackend::new(0) {
@@ -87,25 +91,9 @@ fn deterministic_backward_is_bitwise_reproducible_on_the_gpu() {
         let x = case.inputs::<half::bf16>(3);
         let a = case.backward_on(&gpu, &x).unwrap();
         let b = case.backward_on(&gpu, &x).unwrap();
-        let bits = |g: &check::AttnGrads<half::bf16>| {
-            let mut v: Vec<u32> =
-                g.dq.iter()
-                    .chain(&g.dk)
-                    .chain(&g.dv)
-                    .map(|x| u32::from(x.to_bits()))
-                    .collect();
-            v.extend(
-                g.dsink
-                    .iter()
-                    .chain(&g.dbias)
-                    .flatten()
-                    .map(|x| x.to_bits()),
-            );
-            v
-        };
         assert_eq!(
-            bits(&a),
-            bits(&b),
+            grad_bits(&a),
+            grad_bits(&b),
             "{}: runs differ",
             case.describe::<half::bf16>()
         );
@@ -129,4 +117,124 @@ fn row_dot_on_the_gpu() {
             );
         }
     }
+}
+
+fn grad_bits(g: &AttnGrads<bf16>) -> Vec<u32> {
+    let mut v: Vec<u32> =
+        g.dq.iter()
+            .chain(&g.dk)
+            .chain(&g.dv)
+            .map(|x| u32::from(x.to_bits()))
+            .collect();
+    v.extend(
+        g.dsink
+            .iter()
+            .chain(&g.dbias)
+            .flatten()
+            .map(|x| x.to_bits()),
+    );
+    v
+}
+
+/// `backward_with_workspace` on the GPU: bitwise equal to `backward` in deterministic mode with
+/// a NaN-filled workspace reused dirty; in atomic mode judged against the reference twice on
+/// one workspace (the call must zero its dQ accumulator); too short or misaligned refused.
+#[test]
+fn caller_workspace_on_the_gpu() {
+    let Some(gpu) = gpu() else { return };
+    let mut bad = Vec::new();
+    for (i, case) in check::suite().into_iter().step_by(23).enumerate() {
+        let x = case.inputs::<bf16>(80 + i as u64);
+        let det = AttnCase {
+            opts: case.opts.with_deterministic(true),
+            ..case.clone()
+        };
+        let name = det.describe::<bf16>();
+        let len = backward_workspace_len::<bf16>(&det.shape(), &det.opts).unwrap();
+        let mut ws = gpu.stream().clone_htod(&vec![f32::NAN; len]).unwrap();
+        let own = grad_bits(&det.backward_on(&gpu, &x).unwrap());
+        for run in 0..2 {
+            let g = det.backward_on_with(&gpu, &x, Some(&mut ws)).unwrap();
+            assert_eq!(own, grad_bits(&g), "{name}: workspace run {run} differs");
+        }
+        let len = backward_workspace_len::<bf16>(&case.shape(), &case.opts).unwrap();
+        let mut ws = gpu.stream().clone_htod(&vec![f32::NAN; len]).unwrap();
+        for _ in 0..2 {
+            let g = case.backward_on_with(&gpu, &x, Some(&mut ws)).unwrap();
+            bad.extend(failures(&case.judge_backward("cuda", &x, &g)));
+        }
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+
+    let (b, sq, sk, h, d) = (1, 33, 20, 2, 64);
+    let shape = Shape::dense(b, sq, sk, h, h, d);
+    let opts = AttentionOptions::new(Activation::Softmax { sink: false });
+    let needed = backward_workspace_len::<bf16>(&shape, &opts).unwrap();
+    let mut rng = Rng::new(5);
+    let (qs, ks) = (Strides::contiguous(sq, h, d), Strides::contiguous(sk, h, d));
+    let st = gpu.stream();
+    let mut up = |n: usize| st.clone_htod(&rng.vec::<bf16>(n)).unwrap();
+    let (q, o, d_o, k, v) = (
+        up(b * sq * h * d),
+        up(b * sq * h * d),
+        up(b * sq * h * d),
+        up(b * sk * h * d),
+        up(b * sk * h * d),
+    );
+    let lse = st.clone_htod(&vec![1.0f32; b * h * sq]).unwrap();
+    let mut dq = st.clone_htod(&vec![bf16::NAN; q.len()]).unwrap();
+    let mut dk = st.clone_htod(&vec![bf16::NAN; k.len()]).unwrap();
+    let mut dv = st.clone_htod(&vec![bf16::NAN; k.len()]).unwrap();
+    let mut ws = st.clone_htod(&vec![f32::NAN; needed + 1]).unwrap();
+    let t = |data, strides| TensorRef { data, strides };
+    let mut call = |ws: &mut cudarc::driver::CudaViewMut<'_, f32>| {
+        gpu.backward_with_workspace(
+            &shape,
+            &opts,
+            BackwardInputs {
+                q: t(&q, qs),
+                k: t(&k, ks),
+                v: t(&v, ks),
+                o: t(&o, qs),
+                d_o: t(&d_o, qs),
+                row_stat: Some(&lse),
+                sink: None,
+                bias: None,
+            },
+            BackwardOutputs {
+                dq: TensorMut {
+                    data: &mut dq,
+                    strides: qs,
+                },
+                dk: TensorMut {
+                    data: &mut dk,
+                    strides: ks,
+                },
+                dv: TensorMut {
+                    data: &mut dv,
+                    strides: ks,
+                },
+                dsink: None::<&mut cudarc::driver::CudaSlice<f32>>,
+                dbias: None,
+            },
+            ws,
+        )
+    };
+    assert_eq!(
+        call(&mut ws.slice_mut(2..)),
+        Err(Error::WorkspaceTooSmall {
+            needed,
+            len: needed - 1
+        })
+    );
+    assert!(matches!(
+        call(&mut ws.slice_mut(1..)),
+        Err(Error::Misaligned {
+            tensor: TensorName::Workspace,
+            ..
+        })
+    ));
+    let untouched = |g: Vec<bf16>| g.iter().all(|x| x.is_nan());
+    assert!(untouched(st.clone_dtoh(&dq).unwrap()), "dq was written");
+    assert!(untouched(st.clone_dtoh(&dk).unwrap()), "dk was written");
 }

@@ -19,14 +19,14 @@
 //! ```
 
 use crate::attention::{
-    check_backward, check_forward, BackwardInputs, BackwardOutputs, ForwardInputs, ForwardOutputs,
-    Lens,
+    check_backward, check_forward, workspace_layout, BackwardInputs, BackwardOutputs,
+    ForwardInputs, ForwardOutputs, Lens,
 };
 use crate::config::{AttentionOptions, Element, KernelVariant};
 use crate::error::{Error, Result, TensorName};
 use crate::kernels::KernelSpec;
-use crate::plan::{self, Addr, BackwardAddrs, ForwardAddrs, Launch, WorkspaceAddrs};
-use crate::tensor::{check_shape, Shape, TensorRef};
+use crate::plan::{self, Addr, BackwardAddrs, ForwardAddrs, Launch, WorkspaceLayout};
+use crate::tensor::{check_shape, Dims, Shape, TensorRef};
 use cudarc::driver::sys::CUdevice_attribute;
 use cudarc::driver::{
     CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DevicePtr, DevicePtrMut,
@@ -404,7 +404,8 @@ impl CudaBackend {
     /// The attention backward: dQ, dK, dV (summed over the query heads sharing a key head) and
     /// the sink or per-head bias gradient (see [`BackwardOutputs`]). With
     /// [`AttentionOptions::deterministic`] the gradients are bitwise identical run to run.
-    /// Scratch buffers (D, the dQ accumulator, bias partials) are allocated on the stream.
+    /// Its scratch (D, the dQ accumulator, bias partials) is one buffer allocated on the stream;
+    /// [`backward_with_workspace`](Self::backward_with_workspace) takes the caller's instead.
     /// Queued on [`stream`](Self::stream).
     ///
     /// # Errors
@@ -424,14 +425,64 @@ impl CudaBackend {
         F: DevicePtr<f32>,
         G: DevicePtrMut<f32>,
     {
-        let dims = check_backward(shape, opts, &inputs, &outputs, lens::<T, S, O, F, G>())?;
-        let BackwardOutputs {
-            dq,
-            dk,
-            dv,
-            dsink,
-            dbias,
-        } = outputs;
+        let dims = self.check_backward_call(shape, opts, &inputs, &outputs)?;
+        let layout = plan::backward_workspace(T::DTYPE, opts, &dims)?.layout();
+        // SAFETY: f32 has no invalid bit patterns; backward_in zeroes the dq_accum region before
+        // any kernel reads it, and the kernels write every element of the other regions before
+        // they read it (the emulator backend starts them as NaN to prove it).
+        let mut ws = unsafe { self.stream.alloc::<f32>(layout.len) }
+            .map_err(cuda_err("allocating the backward workspace"))?;
+        self.backward_in(&dims, opts, &layout, inputs, outputs, &mut ws)
+    }
+
+    /// [`backward`](Self::backward) with its scratch in `workspace`, an f32 buffer of at least
+    /// [`backward_workspace_len`](crate::backward_workspace_len) elements on this device, 16-byte
+    /// aligned (any `cudaMalloc`ed buffer is). Its contents on entry do not matter: the part that
+    /// must start at zero is zeroed on the stream. Reusing one workspace across calls saves an
+    /// allocation per call and keeps the backward's memory in the caller's hands (a memory pool,
+    /// a CUDA graph).
+    ///
+    /// # Errors
+    /// Those of [`backward`](Self::backward); [`Error::WorkspaceTooSmall`],
+    /// [`Error::Misaligned`] or [`Error::DeviceMismatch`] naming [`TensorName::Workspace`].
+    pub fn backward_with_workspace<T, S, O, F, G, W>(
+        &self,
+        shape: &Shape<'_>,
+        opts: &AttentionOptions,
+        inputs: BackwardInputs<'_, S, F>,
+        outputs: BackwardOutputs<'_, O, G>,
+        workspace: &mut W,
+    ) -> Result<()>
+    where
+        T: Element + DeviceRepr,
+        S: DevicePtr<T>,
+        O: DevicePtrMut<T>,
+        F: DevicePtr<f32>,
+        G: DevicePtrMut<f32>,
+        W: DevicePtrMut<f32>,
+    {
+        let dims = self.check_backward_call(shape, opts, &inputs, &outputs)?;
+        self.check_device(TensorName::Workspace, &*workspace)?;
+        let layout = workspace_layout::<T>(opts, &dims, workspace.len())?;
+        self.backward_in(&dims, opts, &layout, inputs, outputs, workspace)
+    }
+
+    /// The checks of a backward call: arguments, then every buffer's device.
+    fn check_backward_call<T, S, O, F, G>(
+        &self,
+        shape: &Shape<'_>,
+        opts: &AttentionOptions,
+        inputs: &BackwardInputs<'_, S, F>,
+        outputs: &BackwardOutputs<'_, O, G>,
+    ) -> Result<Dims>
+    where
+        T: Element + DeviceRepr,
+        S: DevicePtr<T>,
+        O: DevicePtrMut<T>,
+        F: DevicePtr<f32>,
+        G: DevicePtrMut<f32>,
+    {
+        let dims = check_backward(shape, opts, inputs, outputs, lens::<T, S, O, F, G>())?;
         for (name, t) in [
             (TensorName::Q, &inputs.q),
             (TensorName::K, &inputs.k),
@@ -441,9 +492,9 @@ impl CudaBackend {
         ] {
             self.check_device(name, t.data)?;
         }
-        self.check_device(TensorName::DQ, &*dq.data)?;
-        self.check_device(TensorName::DK, &*dk.data)?;
-        self.check_device(TensorName::DV, &*dv.data)?;
+        self.check_device(TensorName::DQ, &*outputs.dq.data)?;
+        self.check_device(TensorName::DK, &*outputs.dk.data)?;
+        self.check_device(TensorName::DV, &*outputs.dv.data)?;
         for (name, t) in [
             (TensorName::RowStat, inputs.row_stat),
             (TensorName::Sink, inputs.sink),
@@ -453,32 +504,41 @@ impl CudaBackend {
                 self.check_device(name, t)?;
             }
         }
-        if let Some(d) = &dsink {
+        if let Some(d) = &outputs.dsink {
             self.check_device(TensorName::DSink, &**d)?;
         }
-        if let Some(d) = &dbias {
+        if let Some(d) = &outputs.dbias {
             self.check_device(TensorName::DBias, &**d)?;
         }
-        let sizes = plan::backward_workspace(T::DTYPE, opts, &dims)?;
-        // Only dq_accum must start at zero. The kernels write every element of row_dot and
-        // dbias_partial before they read it (the emulator backend starts them as NaN to prove
-        // it), so those two skip the memset.
-        let scratch = |n: usize, zeroed: bool| {
-            let n = n.max(1);
-            if zeroed {
-                self.stream.alloc_zeros::<f32>(n)
-            } else {
-                // SAFETY: f32 has no invalid bit patterns, and no kernel reads an element of
-                // these buffers that an earlier kernel on the same stream has not written.
-                unsafe { self.stream.alloc::<f32>(n) }
-            }
-            .map_err(cuda_err("allocating backward scratch"))
-        };
-        let (row_dot, dq_accum, dbias_partial) = (
-            scratch(sizes.row_dot, false)?,
-            scratch(sizes.dq_accum, true)?,
-            scratch(sizes.dbias_partial, false)?,
-        );
+        Ok(dims)
+    }
+
+    /// The backward's launches on checked arguments, with its scratch laid out in `workspace`
+    /// as `layout` says: every error comes before the dQ accumulator's memset and the launches.
+    fn backward_in<T, S, O, F, G, W>(
+        &self,
+        dims: &Dims,
+        opts: &AttentionOptions,
+        layout: &WorkspaceLayout,
+        inputs: BackwardInputs<'_, S, F>,
+        outputs: BackwardOutputs<'_, O, G>,
+        workspace: &mut W,
+    ) -> Result<()>
+    where
+        T: Element + DeviceRepr,
+        S: DevicePtr<T>,
+        O: DevicePtrMut<T>,
+        F: DevicePtr<f32>,
+        G: DevicePtrMut<f32>,
+        W: DevicePtrMut<f32>,
+    {
+        let BackwardOutputs {
+            dq,
+            dk,
+            dv,
+            dsink,
+            dbias,
+        } = outputs;
         let (cu_q, cu_k) = (self.upload_cu(&dims.q.cu)?, self.upload_cu(&dims.k.cu)?);
         let stream = self.stream.clone();
         let (qp, _qg) = inputs.q.data.device_ptr(&stream);
@@ -497,9 +557,13 @@ impl CudaBackend {
         let dbias = dbias.map(|d| d.device_ptr_mut(&stream));
         let cu_q = cu_q.as_ref().map(|c| c.device_ptr(&stream));
         let cu_k = cu_k.as_ref().map(|c| c.device_ptr(&stream));
-        let (wr, _wrg) = row_dot.device_ptr(&stream);
-        let (wq, _wqg) = dq_accum.device_ptr(&stream);
-        let (wb, _wbg) = dbias_partial.device_ptr(&stream);
+        let (wp, _wg) = workspace.device_ptr_mut(&stream);
+        if wp % 16 != 0 {
+            return Err(Error::Misaligned {
+                tensor: TensorName::Workspace,
+                addr: wp,
+            });
+        }
         let addrs = BackwardAddrs {
             q: Addr {
                 addr: qp,
@@ -540,14 +604,27 @@ impl CudaBackend {
             dbias: dbias.as_ref().map(|(p, _)| *p),
             cu_seqlens_q: cu_q.as_ref().map(|(p, _)| *p),
             cu_seqlens_k: cu_k.as_ref().map(|(p, _)| *p),
-            ws: WorkspaceAddrs {
-                row_dot: wr,
-                dq_accum: wq,
-                dbias_partial: wb,
-            },
+            ws: layout.addrs(wp),
         };
-        plan::attn_backward(T::DTYPE, opts, &dims, &addrs)?
-            .iter()
-            .try_for_each(|l| self.launch(l))
+        let launches = plan::attn_backward(T::DTYPE, opts, dims, &addrs)?;
+        if !layout.dq_accum.is_empty() {
+            let bytes = layout.dq_accum.len() * std::mem::size_of::<f32>();
+            self.ctx
+                .bind_to_thread()
+                .map_err(cuda_err("binding the context"))?;
+            // SAFETY: the range lies inside `workspace` (workspace_layout checked its length, or
+            // backward allocated exactly layout.len elements), which stays borrowed until the
+            // memset is queued; the memset is ordered before the launches on the same stream.
+            unsafe {
+                cudarc::driver::result::memset_d8_async(
+                    addrs.ws.dq_accum,
+                    0,
+                    bytes,
+                    stream.cu_stream(),
+                )
+            }
+            .map_err(cuda_err("zeroing the dQ accumulator"))?;
+        }
+        launches.iter().try_for_each(|l| self.launch(l))
     }
 }

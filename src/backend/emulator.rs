@@ -24,8 +24,8 @@
 //! ```
 
 use crate::attention::{
-    check_backward, check_forward, BackwardInputs, BackwardOutputs, ForwardInputs, ForwardOutputs,
-    Lens,
+    check_backward, check_forward, workspace_layout, BackwardInputs, BackwardOutputs,
+    ForwardInputs, ForwardOutputs, Lens,
 };
 use crate::config::{AttentionOptions, Element};
 use crate::error::{Error, Result};
@@ -356,7 +356,8 @@ impl Emulator {
     }
 
     /// The attention backward on the emulator: dQ, dK, dV and the sink or per-head bias gradient,
-    /// exactly as [`CudaBackend::backward`](crate::CudaBackend::backward) computes them.
+    /// exactly as [`CudaBackend::backward`](crate::CudaBackend::backward) computes them. Its
+    /// scratch buffers are separate allocations, each against its own guard page.
     ///
     /// # Errors
     /// Every shape, stride, length and option error of [`Error`], before any launch;
@@ -369,13 +370,6 @@ impl Emulator {
         outputs: BackwardOutputs<'_, HostBuffer<T>, HostBuffer<f32>>,
     ) -> Result<()> {
         let dims = check_backward(shape, opts, &inputs, &outputs, lens::<T>())?;
-        let BackwardOutputs {
-            dq,
-            dk,
-            dv,
-            dsink,
-            dbias,
-        } = outputs;
         let sizes = plan::backward_workspace(T::DTYPE, opts, &dims)?;
         // Only dq_accum must start at zero; the kernels write every element of the others, which
         // start as NaN here so that one they miss shows in the gradients.
@@ -385,6 +379,51 @@ impl Emulator {
             scratch(sizes.dq_accum, 0.0),
             scratch(sizes.dbias_partial, f32::NAN),
         );
+        let ws = WorkspaceAddrs {
+            row_dot: row_dot.addr(),
+            dq_accum: dq_accum.addr(),
+            dbias_partial: dbias_partial.addr(),
+        };
+        self.backward_at(opts, &dims, inputs, outputs, ws)
+    }
+
+    /// [`Emulator::backward`] with its scratch in `workspace`, which must hold
+    /// [`backward_workspace_len`](crate::backward_workspace_len) elements; its contents on entry
+    /// do not matter (the part that must start at zero is zeroed here).
+    ///
+    /// # Errors
+    /// Those of [`Emulator::backward`], and [`Error::WorkspaceTooSmall`].
+    pub fn backward_with_workspace<T: Element>(
+        &self,
+        shape: &Shape<'_>,
+        opts: &AttentionOptions,
+        inputs: BackwardInputs<'_, HostBuffer<T>, HostBuffer<f32>>,
+        outputs: BackwardOutputs<'_, HostBuffer<T>, HostBuffer<f32>>,
+        workspace: &mut HostBuffer<f32>,
+    ) -> Result<()> {
+        let dims = check_backward(shape, opts, &inputs, &outputs, lens::<T>())?;
+        let layout = workspace_layout::<T>(opts, &dims, workspace.len())?;
+        workspace[layout.dq_accum.clone()].fill(0.0);
+        let ws = layout.addrs(workspace.addr());
+        self.backward_at(opts, &dims, inputs, outputs, ws)
+    }
+
+    /// The backward's launches on checked arguments, with scratch at `ws`.
+    fn backward_at<T: Element>(
+        &self,
+        opts: &AttentionOptions,
+        dims: &crate::tensor::Dims,
+        inputs: BackwardInputs<'_, HostBuffer<T>, HostBuffer<f32>>,
+        outputs: BackwardOutputs<'_, HostBuffer<T>, HostBuffer<f32>>,
+        ws: WorkspaceAddrs,
+    ) -> Result<()> {
+        let BackwardOutputs {
+            dq,
+            dk,
+            dv,
+            dsink,
+            dbias,
+        } = outputs;
         let cu_q = dims.q.cu.as_deref().map(HostBuffer::from_slice);
         let cu_k = dims.k.cu.as_deref().map(HostBuffer::from_slice);
         let at = |t: &TensorRef<'_, HostBuffer<T>>| Addr {
@@ -416,13 +455,9 @@ impl Emulator {
             dbias: dbias.map(|d| d.addr()),
             cu_seqlens_q: cu_q.as_ref().map(HostBuffer::addr),
             cu_seqlens_k: cu_k.as_ref().map(HostBuffer::addr),
-            ws: WorkspaceAddrs {
-                row_dot: row_dot.addr(),
-                dq_accum: dq_accum.addr(),
-                dbias_partial: dbias_partial.addr(),
-            },
+            ws,
         };
-        plan::attn_backward(T::DTYPE, opts, &dims, &addrs)?
+        plan::attn_backward(T::DTYPE, opts, dims, &addrs)?
             .iter()
             .try_for_each(|l| self.launch(l))
     }

@@ -33,7 +33,7 @@ use crate::attention::{BackwardInputs, BackwardOutputs, ForwardInputs, ForwardOu
 use crate::check::Rng;
 use crate::config::{Activation, AttentionOptions, DType, KernelVariant, Mask, SigmoidBias};
 use crate::tensor::{Shape, Strides, TensorMut, TensorRef};
-use crate::{CpuReference, CudaBackend, Emulator, Error, HostBuffer};
+use crate::{backward_workspace_len, CpuReference, CudaBackend, Emulator, Error, HostBuffer};
 use cudarc::driver::CudaSlice;
 use half::bf16;
 
@@ -181,6 +181,8 @@ pub struct AttnBuffers<B, F> {
     pub dsink: F,
     /// Bias gradient.
     pub dbias: F,
+    /// The backward's workspace, grown to what the largest call so far needed.
+    pub workspace: F,
 }
 
 /// Buffers on a GPU.
@@ -220,11 +222,11 @@ impl<B, F> AttnBuffers<B, F> {
         )
     }
 
-    /// The backward's arguments for problem `p`.
+    /// The backward's arguments for problem `p`, and the workspace.
     pub fn backward_args<S: ?Sized, G: ?Sized>(
         &mut self,
         p: &AttnProblem,
-    ) -> (BackwardInputs<'_, S, G>, BackwardOutputs<'_, S, G>)
+    ) -> (BackwardInputs<'_, S, G>, BackwardOutputs<'_, S, G>, &mut F)
     where
         B: Storage<S>,
         F: Storage<G>,
@@ -251,6 +253,7 @@ impl<B, F> AttnBuffers<B, F> {
                 dsink: a.has_sink().then(|| self.dsink.storage_mut()),
                 dbias: a.has_bias_tensor().then(|| self.dbias.storage_mut()),
             },
+            &mut self.workspace,
         )
     }
 }
@@ -315,6 +318,9 @@ impl DeviceAttn {
             bias: per_head()?,
             dsink: per_head()?,
             dbias: per_head()?,
+            workspace: s
+                .alloc_zeros::<f32>(1)
+                .map_err(cuda("allocating the workspace"))?,
         })
     }
 }
@@ -341,6 +347,7 @@ impl HostAttn {
             bias: per_head(),
             dsink: per_head(),
             dbias: per_head(),
+            workspace: HostBuffer::filled(1, f32::NAN),
         }
     }
 }
@@ -370,9 +377,18 @@ fn cuda_forward(gpu: &CudaBackend, p: &AttnProblem, b: &mut DeviceAttn) -> crate
     gpu.forward(&p.shape(), &p.opts, inputs, outputs)
 }
 
+/// The backward in the buffers' workspace (grown on a warm-up run), so the timed runs hold no
+/// allocation, as a training loop that keeps one would.
 fn cuda_backward(gpu: &CudaBackend, p: &AttnProblem, b: &mut DeviceAttn) -> crate::Result<()> {
-    let (inputs, outputs) = b.backward_args::<CudaSlice<bf16>, CudaSlice<f32>>(p);
-    gpu.backward(&p.shape(), &p.opts, inputs, outputs)
+    let need = backward_workspace_len::<bf16>(&p.shape(), &p.opts)?;
+    if b.workspace.len() < need {
+        b.workspace = gpu
+            .stream()
+            .alloc_zeros::<f32>(need)
+            .map_err(cuda("allocating the workspace"))?;
+    }
+    let (inputs, outputs, ws) = b.backward_args::<CudaSlice<bf16>, CudaSlice<f32>>(p);
+    gpu.backward_with_workspace(&p.shape(), &p.opts, inputs, outputs, ws)
 }
 
 /// The GPU entry points `sinkless bench` times, labelled `sinkless` in the results: the
@@ -483,7 +499,7 @@ fn reference_forward(p: &AttnProblem, b: &mut HostAttn) -> crate::Result<()> {
 }
 
 fn reference_backward(p: &AttnProblem, b: &mut HostAttn) -> crate::Result<()> {
-    let (inputs, outputs) = b.backward_args(p);
+    let (inputs, outputs, _) = b.backward_args(p);
     CpuReference.backward(&p.shape(), &p.opts, inputs, outputs)
 }
 
@@ -493,8 +509,12 @@ fn emulator_forward(p: &AttnProblem, b: &mut HostAttn) -> crate::Result<()> {
 }
 
 fn emulator_backward(p: &AttnProblem, b: &mut HostAttn) -> crate::Result<()> {
-    let (inputs, outputs) = b.backward_args::<HostBuffer<bf16>, HostBuffer<f32>>(p);
-    Emulator::new().backward(&p.shape(), &p.opts, inputs, outputs)
+    let need = backward_workspace_len::<bf16>(&p.shape(), &p.opts)?;
+    if b.workspace.len() < need {
+        b.workspace = HostBuffer::filled(need, f32::NAN);
+    }
+    let (inputs, outputs, ws) = b.backward_args::<HostBuffer<bf16>, HostBuffer<f32>>(p);
+    Emulator::new().backward_with_workspace(&p.shape(), &p.opts, inputs, outputs, ws)
 }
 
 /// The CPU entry points of the dry run: the kernels under the emulator (`emulator`) and the
@@ -877,7 +897,7 @@ mod tests {
         let (i, o) = b.forward_args::<[bf16], [f32]>(&soft);
         assert!(i.sink.is_some() && i.bias.is_none() && o.row_stat.is_some());
         let sig = AttnProblem::new(shape, BenchActivation::Sigmoid);
-        let (i, o) = b.backward_args::<[bf16], [f32]>(&sig);
+        let (i, o, _) = b.backward_args::<[bf16], [f32]>(&sig);
         assert!(i.sink.is_none() && i.row_stat.is_none() && o.dsink.is_none());
         // Different windows of the pool: q and k differ.
         assert_ne!(&b.q[..], &b.k[..]);

@@ -894,6 +894,20 @@ impl AttnCase {
         backend: &B,
         x: &AttnInputs<T>,
     ) -> Result<AttnGrads<T>> {
+        self.backward_on_with(backend, x, None)
+    }
+
+    /// [`AttnCase::backward_on`], with the backward's scratch in `workspace` where one is given
+    /// (the backend's `backward_with_workspace`).
+    ///
+    /// # Errors
+    /// Whatever the backend reports.
+    pub fn backward_on_with<T: Element, B: CheckBackend<T>>(
+        &self,
+        backend: &B,
+        x: &AttnInputs<T>,
+        workspace: Option<&mut B::F32>,
+    ) -> Result<AttnGrads<T>> {
         let (o, stat) = self.forward_on(backend, x)?;
         let up = |v: &[T]| backend.up(v);
         let up32 = |v: &[f32]| backend.up32(v);
@@ -915,36 +929,37 @@ impl AttnCase {
         let (mut dsink, mut dbias) = (poisoned32(&x.sink)?, poisoned32(&x.bias)?);
         let (qs, ks) = (self.q_strides(), self.k_strides());
         let t = |data, strides| TensorRef { data, strides };
-        backend.backward(
-            &self.shape(),
-            &self.opts,
-            BackwardInputs {
-                q: t(&q, qs),
-                k: t(&k, ks),
-                v: t(&v, ks),
-                o: t(&o, qs),
-                d_o: t(&d_o, qs),
-                row_stat: stat.as_ref(),
-                sink: sink.as_ref(),
-                bias: bias.as_ref(),
+        let inputs = BackwardInputs {
+            q: t(&q, qs),
+            k: t(&k, ks),
+            v: t(&v, ks),
+            o: t(&o, qs),
+            d_o: t(&d_o, qs),
+            row_stat: stat.as_ref(),
+            sink: sink.as_ref(),
+            bias: bias.as_ref(),
+        };
+        let outputs = BackwardOutputs {
+            dq: TensorMut {
+                data: &mut dq,
+                strides: qs,
             },
-            BackwardOutputs {
-                dq: TensorMut {
-                    data: &mut dq,
-                    strides: qs,
-                },
-                dk: TensorMut {
-                    data: &mut dk,
-                    strides: ks,
-                },
-                dv: TensorMut {
-                    data: &mut dv,
-                    strides: ks,
-                },
-                dsink: dsink.as_mut(),
-                dbias: dbias.as_mut(),
+            dk: TensorMut {
+                data: &mut dk,
+                strides: ks,
             },
-        )?;
+            dv: TensorMut {
+                data: &mut dv,
+                strides: ks,
+            },
+            dsink: dsink.as_mut(),
+            dbias: dbias.as_mut(),
+        };
+        let shape = self.shape();
+        match workspace {
+            None => backend.backward(&shape, &self.opts, inputs, outputs),
+            Some(ws) => backend.backward_with_workspace(&shape, &self.opts, inputs, outputs, ws),
+        }?;
         let down32 = |b: &B::F32| backend.down32(b);
         Ok(AttnGrads {
             dq: backend.down(&dq)?,
@@ -1044,6 +1059,18 @@ pub trait CheckBackend<T: Element> {
         inputs: BackwardInputs<'_, Self::Buf, Self::F32>,
         outputs: BackwardOutputs<'_, Self::Buf, Self::F32>,
     ) -> Result<()>;
+    /// The backend's backward with a caller-provided workspace.
+    ///
+    /// # Errors
+    /// Whatever the backend reports.
+    fn backward_with_workspace(
+        &self,
+        shape: &Shape<'_>,
+        opts: &AttentionOptions,
+        inputs: BackwardInputs<'_, Self::Buf, Self::F32>,
+        outputs: BackwardOutputs<'_, Self::Buf, Self::F32>,
+        workspace: &mut Self::F32,
+    ) -> Result<()>;
 }
 
 impl<T: Element> CheckBackend<T> for Emulator {
@@ -1080,6 +1107,16 @@ impl<T: Element> CheckBackend<T> for Emulator {
     ) -> Result<()> {
         Emulator::backward(self, shape, opts, inputs, outputs)
     }
+    fn backward_with_workspace(
+        &self,
+        shape: &Shape<'_>,
+        opts: &AttentionOptions,
+        inputs: BackwardInputs<'_, Self::Buf, Self::F32>,
+        outputs: BackwardOutputs<'_, Self::Buf, Self::F32>,
+        workspace: &mut Self::F32,
+    ) -> Result<()> {
+        Emulator::backward_with_workspace(self, shape, opts, inputs, outputs, workspace)
+    }
 }
 
 impl<T: Element + DeviceRepr> CheckBackend<T> for CudaBackend {
@@ -1115,5 +1152,15 @@ impl<T: Element + DeviceRepr> CheckBackend<T> for CudaBackend {
         outputs: BackwardOutputs<'_, Self::Buf, Self::F32>,
     ) -> Result<()> {
         CudaBackend::backward(self, shape, opts, inputs, outputs)
+    }
+    fn backward_with_workspace(
+        &self,
+        shape: &Shape<'_>,
+        opts: &AttentionOptions,
+        inputs: BackwardInputs<'_, Self::Buf, Self::F32>,
+        outputs: BackwardOutputs<'_, Self::Buf, Self::F32>,
+        workspace: &mut Self::F32,
+    ) -> Result<()> {
+        CudaBackend::backward_with_workspace(self, shape, opts, inputs, outputs, workspace)
     }
 }
