@@ -231,6 +231,15 @@ fn caller_workspace_matches_own_scratch() {
             &[48],
         )[5]
         .clone(),
+        // the wgmma variant's own main pass, with a bias gradient
+        check::variant_cases()
+            .into_iter()
+            .find(|c| {
+                c.opts.variant == KernelVariant::Wgmma
+                    && c.opts.variant.has_backward()
+                    && c.opts.activation.has_bias_tensor()
+            })
+            .expect("a wgmma backward case with a per-head bias"),
     ];
     let emu = Emulator::new();
     let mut bad = Vec::new();
