@@ -24,6 +24,10 @@ pub struct Instance {
     /// The build exports them from the host-compiled copy, so the Rust plan reads the tile
     /// sizes from the same `constexpr`s the device code uses instead of repeating them.
     pub traits: Option<String>,
+    /// The head-dim bucket of an attention kernel; `None` for the kernels every build holds.
+    pub head_dim: Option<usize>,
+    /// A `KernelVariant`'s kernel (src/config.rs) rather than a default one.
+    pub variant: bool,
 }
 
 impl Instance {
@@ -279,6 +283,8 @@ fn forward(
         threads: 0,
         expect_sass,
         traits: Some(traits),
+        head_dim: Some(hd),
+        variant: false,
     }
 }
 
@@ -299,6 +305,8 @@ fn backward(
         threads: 0,
         expect_sass,
         traits: Some(format!("sinkless::{traits}<{hd}>")),
+        head_dim: Some(hd),
+        variant: false,
     })
 }
 
@@ -314,6 +322,8 @@ pub fn all() -> Vec<Instance> {
             threads: 128,
             expect_sass: &[],
             traits: None,
+            head_dim: None,
+            variant: false,
         });
     }
     // The emulator's conformance suite: one or more kernels per PTX wrapper, run on the
@@ -327,6 +337,8 @@ pub fn all() -> Vec<Instance> {
             threads,
             expect_sass,
             traits: None,
+            head_dim: None,
+            variant: false,
         });
     }
     for (act, policy) in ACTIVATIONS {
@@ -358,6 +370,8 @@ pub fn all() -> Vec<Instance> {
             threads: 0,
             expect_sass: &[],
             traits: Some("sinkless::bwd_head_reduce_traits".into()),
+            head_dim: None,
+            variant: false,
         });
     }
     for fv in &FWD_VARIANTS {
@@ -366,28 +380,36 @@ pub fn all() -> Vec<Instance> {
         let dtypes = if wgmma > 0 { &DTYPES[..] } else { &DTYPES[1..] };
         for &(dt, ty) in dtypes {
             for &hd in fv.head_dims {
-                v.push(forward(
-                    format!("sinkless_attn_fwd_{act}_{dt}_hd{hd}_{}", fv.suffix),
-                    ty,
-                    policy,
-                    hd,
-                    format!("sinkless::fwd_traits<{hd}, {policy}, {block_n}, {stages}, {wgmma}>"),
-                    fv.expect_sass,
-                    wgmma >= 3,
-                ));
+                v.push(Instance {
+                    variant: true,
+                    ..forward(
+                        format!("sinkless_attn_fwd_{act}_{dt}_hd{hd}_{}", fv.suffix),
+                        ty,
+                        policy,
+                        hd,
+                        format!(
+                            "sinkless::fwd_traits<{hd}, {policy}, {block_n}, {stages}, {wgmma}>"
+                        ),
+                        fv.expect_sass,
+                        wgmma >= 3,
+                    )
+                });
             }
         }
     }
     // the sigmoid's backward through rcp.approx (KernelVariant::SigmoidRcp), bf16
     let (dt, ty) = DTYPES[1];
     for hd in [64, 128] {
-        v.extend(backward(
-            |kind| format!("sinkless_attn_{kind}_sigmoid_{dt}_hd{hd}_rcp"),
-            ty,
-            RCP1,
-            hd,
-            MMA_RCP,
-        ));
+        v.extend(
+            backward(
+                |kind| format!("sinkless_attn_{kind}_sigmoid_{dt}_hd{hd}_rcp"),
+                ty,
+                RCP1,
+                hd,
+                MMA_RCP,
+            )
+            .map(|i| Instance { variant: true, ..i }),
+        );
     }
     // the backward's main pass with its key-warp products by wgmma (KernelVariant::Wgmma; the
     // deterministic dQ pass stays the default's), f16 and bf16
@@ -404,6 +426,8 @@ pub fn all() -> Vec<Instance> {
                 threads: 0,
                 expect_sass: WGMMA_MMA,
                 traits: Some(format!("sinkless::bwd_traits<{hd}, true>")),
+                head_dim: Some(hd),
+                variant: true,
             });
         }
     }
@@ -416,7 +440,65 @@ pub fn all() -> Vec<Instance> {
             threads: 0,
             expect_sass: &[],
             traits: Some("sinkless::bwd_rows_traits".into()),
+            head_dim: None,
+            variant: false,
         });
     }
     v
+}
+
+/// Which kernels a build compiles: `SINKLESS_HEAD_DIMS` (head-dim buckets, e.g. `64,128`; unset
+/// or `all`: every bucket) and `SINKLESS_VARIANTS` (`0`: no kernel variant, only the default
+/// kernels; unset or `1`: all). The kernels without a head dim (the row dot, the backward's
+/// reductions, the conformance suite) are always built.
+pub struct Selection {
+    /// The buckets kept, ascending.
+    pub head_dims: Vec<usize>,
+    /// Whether the variants' kernels are kept.
+    pub variants: bool,
+}
+
+impl Selection {
+    /// The selection the environment asks for, or a message naming the bad value.
+    pub fn from_env() -> Result<Selection, String> {
+        let head_dims = match std::env::var("SINKLESS_HEAD_DIMS") {
+            Err(_) => HEAD_DIMS.to_vec(),
+            Ok(v) if v.trim().is_empty() || v.trim() == "all" => HEAD_DIMS.to_vec(),
+            Ok(v) => {
+                let mut dims = Vec::new();
+                for part in v.split([',', ';', ' ']).filter(|p| !p.is_empty()) {
+                    match part.parse::<usize>() {
+                        Ok(d) if HEAD_DIMS.contains(&d) => dims.push(d),
+                        _ => {
+                            return Err(format!(
+                                "SINKLESS_HEAD_DIMS={v:?}: {part:?} is not a head-dim bucket \
+                                 (one of {HEAD_DIMS:?}, or `all`)"
+                            ))
+                        }
+                    }
+                }
+                dims.sort_unstable();
+                dims.dedup();
+                dims
+            }
+        };
+        let variants = match std::env::var("SINKLESS_VARIANTS").as_deref() {
+            Err(_) | Ok("1") | Ok("") => true,
+            Ok("0") => false,
+            Ok(v) => return Err(format!("SINKLESS_VARIANTS={v:?}: `0` (none) or `1` (all)")),
+        };
+        Ok(Selection {
+            head_dims,
+            variants,
+        })
+    }
+
+    /// Whether the build compiles `inst`.
+    pub fn keeps(&self, inst: &Instance) -> bool {
+        let head_dim = match inst.head_dim {
+            Some(d) => self.head_dims.contains(&d),
+            None => true,
+        };
+        head_dim && (self.variants || !inst.variant)
+    }
 }

@@ -204,7 +204,7 @@ pub enum KernelVariant {
     /// warps (`S^T`, `dV`, `dP^T`, `dK`), each warpgroup over 64 keys (`dQ` and the
     /// deterministic dQ pass stay on `mma.sync`). Softmax and sigmoid, f16 and bf16, head dims
     /// 64 and 128, on sm_90 GPUs only (elsewhere the CUDA backend returns
-    /// [`Error::Unsupported`](crate::Error::Unsupported); the emulator runs it everywhere).
+    /// [`Error::Unsupported`]; the emulator runs it everywhere).
     Wgmma,
     /// [`KernelVariant::Wgmma`] with FlashAttention-3's intra-warpgroup overlap: each step
     /// issues the next key tile's scores and the previous tile's `P V` together and applies the

@@ -99,6 +99,12 @@ pub enum Error {
         /// Elements the buffer holds.
         len: usize,
     },
+    /// The kernel a call needs exists but this build left it out (`SINKLESS_HEAD_DIMS`,
+    /// `SINKLESS_VARIANTS` at build time; [`built_kernels`](crate::built_kernels) says what is in).
+    KernelNotBuilt {
+        /// The kernel's name.
+        kernel: String,
+    },
     /// A stride makes rows or heads overlap, or is not the contiguous one where required.
     BadStride {
         /// The tensor.
@@ -270,6 +276,17 @@ impl fmt::Display for Error {
             }
             Error::WorkspaceTooSmall { needed, len } => {
                 write!(f, "workspace: this backward needs {needed} f32 elements (backward_workspace_len), buffer holds {len}")
+            }
+            Error::KernelNotBuilt { kernel } => {
+                let b = crate::built_kernels();
+                write!(
+                    f,
+                    "kernel {kernel} is not in this build, which holds head-dim buckets {:?} and {} \
+                     (rebuild with its bucket in SINKLESS_HEAD_DIMS{}, or with neither variable set)",
+                    b.head_dims,
+                    if b.variants { "the kernel variants" } else { "no kernel variant" },
+                    if b.variants { "" } else { " and SINKLESS_VARIANTS=1" },
+                )
             }
             Error::BadStride { tensor, which, got, min } => {
                 write!(f, "{tensor}: {which} stride {got} is below the minimum {min} (rows or heads would overlap)")

@@ -40,3 +40,28 @@ pub(crate) fn find(name: &str) -> Option<&'static KernelSpec> {
         .ok()
         .map(|i| &KERNELS[i])
 }
+
+/// Whether `name` is in the full instance table, built into this binary or not.
+pub(crate) fn in_full_table(name: &str) -> bool {
+    ALL_KERNEL_NAMES.binary_search(&name).is_ok()
+}
+
+/// Which kernels this build holds: the head-dim buckets it compiled (`SINKLESS_HEAD_DIMS` at
+/// build time; all six, 32 64 96 128 192 256, by default) and whether it compiled the
+/// [`KernelVariant`](crate::KernelVariant)s' kernels (`SINKLESS_VARIANTS`; yes by default). A
+/// call that needs a kernel left out fails with [`Error::KernelNotBuilt`](crate::Error).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BuiltKernels {
+    /// Head-dim buckets, ascending.
+    pub head_dims: &'static [usize],
+    /// Whether the kernel variants are in.
+    pub variants: bool,
+}
+
+/// What this build compiled (see [`BuiltKernels`]).
+pub fn built_kernels() -> BuiltKernels {
+    BuiltKernels {
+        head_dims: BUILT_HEAD_DIMS,
+        variants: BUILT_VARIANTS,
+    }
+}

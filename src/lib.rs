@@ -47,6 +47,7 @@ pub use backend::cuda::CudaBackend;
 pub use backend::emulator::{Emulator, HostBuffer, Target};
 pub use config::{Activation, AttentionOptions, DType, Element, KernelVariant, Mask, SigmoidBias};
 pub use error::{Error, Result, TensorName};
+pub use kernels::{built_kernels, BuiltKernels};
 pub use tensor::{Seqlens, Shape, Strides, TensorMut, TensorRef};
 
 /// The README's examples, compiled as doctests.

@@ -68,6 +68,12 @@ fn info() -> ExitCode {
         }
         None => outln!("GPU kernels: not compiled (nvcc was not found at build time; run `bash scripts/install-toolchain.sh`)"),
     }
+    let b = sinkless::built_kernels();
+    outln!(
+        "Kernel selection: head-dim buckets {:?}, {} (SINKLESS_HEAD_DIMS, SINKLESS_VARIANTS at build time)",
+        b.head_dims,
+        if b.variants { "kernel variants in" } else { "no kernel variant" }
+    );
     match sinkless::backend::cuda::device_count() {
         Ok(n) => outln!("CUDA driver: found, {n} device(s)"),
         Err(e) => outln!("CUDA driver: {e}"),
@@ -138,6 +144,7 @@ fn run_check(small: bool) -> ExitCode {
         }
     }
     let results = check::run_all(&emu, gpu.as_ref(), small);
+    let (mut skipped, mut left_out) = (0, Vec::<String>::new());
     outln!(
         "{:9} {:96} {:>11} {:>11}  verdict",
         "backend",
@@ -163,13 +170,36 @@ fn run_check(small: bool) -> ExitCode {
                     failed += 1
                 }
             }
+            Err(Error::KernelNotBuilt { kernel }) => {
+                if !left_out.contains(&kernel) {
+                    left_out.push(kernel);
+                }
+                skipped += 1;
+            }
             Err(e) => {
                 outln!("error: {e}");
                 failed += 1;
             }
         }
     }
-    outln!("{passed} passed, {failed} failed");
+    if skipped > 0 {
+        let b = sinkless::built_kernels();
+        outln!(
+            "skipped {skipped} runs: {} kernels they need are not in this build (head-dim buckets {:?}, {}): {}",
+            left_out.len(),
+            b.head_dims,
+            if b.variants { "kernel variants in" } else { "no kernel variant" },
+            left_out.join(", ")
+        );
+    }
+    outln!(
+        "{passed} passed, {failed} failed{}",
+        if skipped > 0 {
+            format!(", {skipped} skipped")
+        } else {
+            String::new()
+        }
+    );
     if failed == 0 {
         ExitCode::SUCCESS
     } else {

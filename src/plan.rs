@@ -101,9 +101,18 @@ pub(crate) struct Launch {
 }
 
 pub(crate) fn kernel(name: String) -> Result<&'static KernelSpec> {
-    kernels::find(&name).ok_or(Error::Unsupported {
-        feature: format!("kernel {name} is not in the instance table"),
-    })
+    kernels::find(&name).ok_or_else(|| not_found(name))
+}
+
+/// The error for a kernel this binary lacks: left out of this build, or not one that exists.
+fn not_found(name: String) -> Error {
+    if kernels::in_full_table(&name) {
+        Error::KernelNotBuilt { kernel: name }
+    } else {
+        Error::Unsupported {
+            feature: format!("kernel {name} is not in the instance table"),
+        }
+    }
 }
 
 /// A tensor as the plan sees it: an address and strides.
@@ -475,7 +484,11 @@ fn variant_kernel(
     dtype: DType,
     head_dim: usize,
 ) -> Result<&'static KernelSpec> {
-    kernels::find(&format!("{name}_{}", variant.name())).ok_or(Error::Unsupported {
+    let full = format!("{name}_{}", variant.name());
+    if kernels::in_full_table(&full) && kernels::find(&full).is_none() {
+        return Err(Error::KernelNotBuilt { kernel: full });
+    }
+    kernels::find(&full).ok_or(Error::Unsupported {
         feature: format!(
             "kernel variant {variant:?} ({}) for {} {} at head dim {head_dim} (each variant is \
              compiled for the cases its KernelVariant documentation lists)",

@@ -586,9 +586,9 @@ pub fn host_variant_entries() -> Vec<HostEntry> {
 /// How an error shows in the table.
 fn status_of(e: &Error) -> Status {
     match e {
-        Error::Unsupported { .. } | Error::UnsupportedHeadDim { .. } => {
-            Status::Unsupported(e.to_string())
-        }
+        Error::Unsupported { .. }
+        | Error::UnsupportedHeadDim { .. }
+        | Error::KernelNotBuilt { .. } => Status::Unsupported(e.to_string()),
         _ => Status::Failed(e.to_string()),
     }
 }
