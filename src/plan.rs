@@ -566,6 +566,9 @@ pub(crate) fn attn_backward(
         (TensorName::DK, a.dk),
         (TensorName::DV, a.dv),
     ])?;
+    for addr in [a.ws.dq_accum, a.ws.row_dot, a.ws.dbias_partial] {
+        check_aligned(TensorName::Workspace, addr)?;
+    }
     let main = bwd_kernel("bwd", opts, dtype, dims)?;
     let (bias_kind, bias_value) = bias_fields(opts.activation);
     let s = |what, v: usize| to_i64(what, v);

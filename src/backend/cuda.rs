@@ -558,12 +558,6 @@ impl CudaBackend {
         let cu_q = cu_q.as_ref().map(|c| c.device_ptr(&stream));
         let cu_k = cu_k.as_ref().map(|c| c.device_ptr(&stream));
         let (wp, _wg) = workspace.device_ptr_mut(&stream);
-        if wp % 16 != 0 {
-            return Err(Error::Misaligned {
-                tensor: TensorName::Workspace,
-                addr: wp,
-            });
-        }
         let addrs = BackwardAddrs {
             q: Addr {
                 addr: qp,
