@@ -136,7 +136,9 @@ struct bwd_rows_traits {
 // kWgmma_ (sm_90a only, hd 64 and 128): the four products of the key warps (S^T, dV, dP^T, dK)
 // by wgmma.mma_async (wgmma.cuh) instead of mma.sync, each warpgroup over its 64 keys: the 8
 // key warps are two warpgroups, and the accumulator layout per warp is mma.sync's, so the
-// activations, masks, dS^T tile, dQ product and epilogue are unchanged. K, V, Q and dO come
+// activations, masks, dS^T tile and epilogue are unchanged. At hd 128 the fifth product, dQ's,
+// is a wgmma too (each warpgroup one 64-column half of dQ over all 128 keys, reading dS^T from
+// shared memory M-major); at hd 64 it stays on mma.sync (see kWgmmaDq). K, V, Q and dO come
 // out of shared memory once per warpgroup and product rather than once per warp. The tiles sit
 // on 1024-byte boundaries (1 KiB of slack), as the 128-byte swizzle needs. 64 queries per step
 // at both head dims: at hd 128 that is dK + dV 128, S^T and dP^T 32 each, P^T and dS^T 16 each
@@ -153,6 +155,9 @@ struct bwd_traits {
     static constexpr int kThreads = 32 * kWarps;
     static constexpr int kBlockN = 16 * kWarpsN;
     static constexpr int kBlockM = kDv > 64 && !kWgmma ? 32 : 64;
+    // dQ by wgmma too at hd 128, where each warpgroup's half of dQ's columns is one whole block
+    // of 64; at hd 64 a half would start inside a swizzled line, so dQ stays on mma.sync there.
+    static constexpr bool kWgmmaDq = kWgmma && kHD == 128;
     // dQ = dS K is split over the warps in (16 rows x kDqCols) units: 8 units at hd 32, 64, 128
     static constexpr int kDqCols = kHD == 32 ? 16 : 32;
     // dbias partials per key block, one per lane of a key warp (the host's dbias_block_slots)
@@ -317,7 +322,32 @@ __device__ __forceinline__ void attn_bwd_body(const sinkless_attn_bwd_params& p)
                 for (int e = 0; e < 4; ++e) db += dp[0][nt][e];
         }
 
-        if (!p.deterministic) {
+        if constexpr (tr::kWgmmaDq) {
+            // dQ = dS K by wgmma: warpgroup g takes dQ's columns 64 g .. 64 g + 63 for all 64
+            // queries, over the block's 128 keys (dS^T read M-major, K N-major); its warp w holds
+            // queries 16 w .. in the accumulator layout of mma.sync. Waiting for it retires dK's
+            // product as well.
+            if (!p.deterministic) {
+                store_acc<T>(dst_tile, wn0, 0, dp, lane);
+                ptx::fence_proxy_async();
+                __syncthreads();
+                const int g = warp / 4;
+                float acc[1][kHD / 16][4];
+                fill(acc, 0.f);
+                wg_gemm_tn<T, kHD / 16, tr::kBlockN>(acc[0], dst_tile, k_tile, g);
+#pragma unroll
+                for (int nt = 0; nt < kHD / 16; ++nt)
+#pragma unroll
+                    for (int e = 0; e < 4; ++e) {
+                        const int r = 16 * (warp % 4) + acc_row(0, e, lane);
+                        const int c = 64 * g + acc_col(nt, e, lane);
+                        if (r < rows && c < p.head_dim) {
+                            atomicAdd(p.dq_accum + (packed_row(p, b, sb.q_start, m0 + r) * p.heads_q + h) * p.head_dim + c,
+                                      acc[0][nt][e]);
+                        }
+                    }
+            }
+        } else if (!p.deterministic) {
             if (dv0 == 0) store_acc<T>(dst_tile, wn0, 0, dp, lane);
             __syncthreads();
             constexpr int kMTiles = tr::kBlockM / 16;

@@ -11,8 +11,9 @@
 //   conf_cp_async   cp.async with zero-fill, commit groups, wait_group 2/1/0, wait_all
 //   conf_ldmatrix   ldmatrix x1/x2/x4, with and without .trans
 //   conf_mma        mma.m16n8k16 f16/bf16, fragments by the table and by ldmatrix
-//   conf_wgmma      wgmma.mma_async.m64n64k16 f16/bf16 (sm_90a): A and B by descriptors (B
-//                   K-major), or A from registers and B N-major; the 128-byte swizzle of tile.cuh
+//   conf_wgmma      wgmma.mma_async.m64n64k16 f16/bf16 (sm_90a): A and B by descriptors (both
+//                   K-major, or A M-major and B N-major), or A from registers and B N-major; the
+//                   128-byte swizzle of tile.cuh
 //   conf_tma        cp.async.bulk.tensor.4d (sm_90): tensor maps, the 128-byte swizzle, zero fill
 //                   out of bounds; mbarrier init, arrive.expect_tx and parity waits over four
 //                   phases; named barriers (bar.sync, bar.arrive)
@@ -251,21 +252,29 @@ __device__ __forceinline__ void conf_wgmma(const sinkless_conf_wgmma_params& p) 
     if constexpr (!ptx::kHasWgmma) {
         ptx::trap();
     } else {
-        using a_tile_t = smem_tile<64, 128>;   // [m][k]
+        using a_tile_t = smem_tile<64, 128>;   // A K-major: [m][k]
+        using at_tile_t = smem_tile<128, 64>;  // A M-major: [k][m]
         using bt_tile_t = smem_tile<64, 128>;  // B K-major: [n][k]
         using b_tile_t = smem_tile<128, 64>;   // B N-major: [k][n]
+        static_assert(a_tile_t::kElems == at_tile_t::kElems, "both forms of A in one region");
         const uint32_t t = threadIdx.x, k = p.k;
+        const bool reg_a = p.form == SINKLESS_CONF_WGMMA_REGISTER_A, mn = p.form == SINKLESS_CONF_WGMMA_SHARED_MN;
         uint16_t* smem = dynamic_smem<uint16_t>();
         smem += ((1024u - (ptx::smem_addr(smem) & 1023u)) & 1023u) / 2;
         const a_tile_t sa{smem};
+        const at_tile_t sat{smem};
         uint16_t* const sb = smem + a_tile_t::kElems;
         for (uint32_t i = t; i < 64 * k; i += 128) {
             const uint32_t r = i / k, c = i % k;
-            sa.chunk(int(r), int(c / 8))[c % 8] = p.a[i];
+            if (mn) {
+                sat.chunk(int(c), int(r / 8))[r % 8] = p.a[i];
+            } else {
+                sa.chunk(int(r), int(c / 8))[c % 8] = p.a[i];
+            }
         }
         for (uint32_t i = t; i < k * 64; i += 128) {
             const uint32_t kk = i / 64, n = i % 64;
-            if (p.reg_a) {
+            if (reg_a || mn) {
                 b_tile_t{sb}.chunk(int(kk), int(n / 8))[n % 8] = p.b[i];
             } else {
                 bt_tile_t{sb}.chunk(int(n), int(kk / 8))[kk % 8] = p.b[i];
@@ -281,7 +290,7 @@ __device__ __forceinline__ void conf_wgmma(const sinkless_conf_wgmma_params& p) 
             d[i] = p.c[r * 64 + c];
         }
         uint32_t a[8][4] = {};
-        if (p.reg_a) {
+        if (reg_a) {
             const uint32_t r = 16 * (t / 32) + (t % 32) / 4, c = 2 * (t % 4);
 #pragma unroll
             for (uint32_t ks = 0; ks < 8; ++ks) {
@@ -295,16 +304,19 @@ __device__ __forceinline__ void conf_wgmma(const sinkless_conf_wgmma_params& p) 
         }
         // One group per k step, fenced on both sides, and the operand form chosen outside the
         // steps: no branch sits between a fence and its product, so ptxas has nothing to patch.
-        const auto run = [&](auto reg_a) {
-            constexpr bool kRegA = decltype(reg_a)::value;
+        const auto run = [&](auto form) {
+            constexpr uint32_t kForm = decltype(form)::value;
 #pragma unroll
             for (uint32_t ks = 0; ks < 8; ++ks) {
                 if (16 * ks >= k) break;
                 ptx::fence_operand(d);
                 ptx::fence_operand(a[ks]);
                 ptx::wgmma_fence();
-                if constexpr (kRegA) {
+                if constexpr (kForm == SINKLESS_CONF_WGMMA_REGISTER_A) {
                     ptx::wgmma<kBf16, true, 64>(d, a[ks], 0, desc_n_major(b_tile_t{sb}, int(16 * ks)));
+                } else if constexpr (kForm == SINKLESS_CONF_WGMMA_SHARED_MN) {
+                    ptx::wgmma<kBf16, false, 64, true>(d, a[ks], desc_n_major(sat, int(16 * ks)),
+                                                       desc_n_major(b_tile_t{sb}, int(16 * ks)));
                 } else {
                     ptx::wgmma<kBf16, false, 64>(d, a[ks], desc_k_major(sa, 0, int(16 * ks)),
                                                  desc_k_major(bt_tile_t{sb}, 0, int(16 * ks)));
@@ -314,10 +326,12 @@ __device__ __forceinline__ void conf_wgmma(const sinkless_conf_wgmma_params& p) 
                 ptx::fence_operand(d);
             }
         };
-        if (p.reg_a) {
-            run(std::true_type{});
+        if (reg_a) {
+            run(std::integral_constant<uint32_t, SINKLESS_CONF_WGMMA_REGISTER_A>{});
+        } else if (mn) {
+            run(std::integral_constant<uint32_t, SINKLESS_CONF_WGMMA_SHARED_MN>{});
         } else {
-            run(std::false_type{});
+            run(std::integral_constant<uint32_t, SINKLESS_CONF_WGMMA_SHARED_K>{});
         }
 #pragma unroll
         for (int i = 0; i < 32; ++i) {

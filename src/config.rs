@@ -201,8 +201,9 @@ pub enum KernelVariant {
     KeyTile128,
     /// Hopper's `wgmma.mma_async` instead of `mma.sync`: the forward's two products, 128 x 128
     /// tiles over two warpgroups; in the backward's main pass the four products of the key
-    /// warps (`S^T`, `dV`, `dP^T`, `dK`), each warpgroup over 64 keys (`dQ` and the
-    /// deterministic dQ pass stay on `mma.sync`). Softmax and sigmoid, f16 and bf16, head dims
+    /// warps (`S^T`, `dV`, `dP^T`, `dK`), each warpgroup over 64 keys, and at head dim 128 the
+    /// atomic mode's `dQ` product too (at 64 it and the deterministic dQ pass stay on
+    /// `mma.sync`). Softmax and sigmoid, f16 and bf16, head dims
     /// 64 and 128, on sm_90 GPUs only (elsewhere the CUDA backend returns
     /// [`Error::Unsupported`]; the emulator runs it everywhere).
     Wgmma,

@@ -5,7 +5,7 @@
 
 use sinkless::conformance::{
     cases, check_against_isa, compare, run_all_cuda, run_all_emulator, run_emulator,
-    ConformanceCase, Kernel, Mismatch, Values,
+    ConformanceCase, Kernel, Mismatch, Values, WgmmaForm,
 };
 use sinkless::{check, CudaBackend, DType, Emulator, Target};
 
@@ -80,8 +80,8 @@ fn mma_f16_and_bf16_by_table_and_by_ldmatrix() {
     );
 }
 
-/// Hopper's warpgroup product: descriptors with the 128-byte swizzle (B K-major and N-major),
-/// register A, k from one step to two 64-column blocks.
+/// Hopper's warpgroup product: descriptors with the 128-byte swizzle (both operands K-major, and
+/// A M-major with B N-major), register A with B N-major, k from one step to two 64-column blocks.
 #[test]
 fn wgmma_f16_and_bf16_by_descriptor_and_register_a() {
     check_on(
@@ -189,9 +189,13 @@ fn the_whole_suite_covers_every_kernel() {
         assert!(has(
             &|k| matches!(k, Kernel::Mma { dtype: d, .. } if *d == dtype)
         ));
-        for reg_a in [false, true] {
+        for form in [
+            WgmmaForm::SharedK,
+            WgmmaForm::RegisterA,
+            WgmmaForm::SharedMn,
+        ] {
             assert!(has(
-                &|k| matches!(k, Kernel::Wgmma { dtype: d, reg_a: r, .. } if *d == dtype && *r == reg_a)
+                &|k| matches!(k, Kernel::Wgmma { dtype: d, form: f, .. } if *d == dtype && *f == form)
             ));
         }
     }

@@ -71,8 +71,11 @@ void wgmma_commit();
 void wgmma_wait(int pending_groups);
 void fence_proxy_async();
 // wgmma.mma_async.m64nNk16, f32 accumulators: d[N / 2] per thread; A from registers a[4] when a
-// is not null (B then N-major), else from shared memory by desc_a (B K-major).
-void wgmma(float* d, int n, const uint32_t* a, uint64_t desc_a, uint64_t desc_b, bool b_n_major, bool bf16);
+// is not null, else from shared memory by desc_a; a_m_major and b_n_major are the instruction's
+// imm-trans-a and imm-trans-b. Modelled: register A with B N-major, and shared A with both
+// K-major or A M-major with B N-major.
+void wgmma(float* d, int n, const uint32_t* a, uint64_t desc_a, uint64_t desc_b, bool a_m_major, bool b_n_major,
+           bool bf16);
 
 // Hopper's asynchronous transaction barriers, tensor copies and named barriers (sim_tma.cpp).
 // mbarrier_arrive announces tx_bytes (0: none) for the current phase, then arrives once;

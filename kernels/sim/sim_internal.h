@@ -117,7 +117,7 @@ const char* warp_op_name(int op);
 struct WgmmaOp {
     uint64_t group;  // the wgmma group it belongs to
     int n;
-    bool reg_a, bf16;
+    bool reg_a, a_m_major, b_n_major, bf16;
     uint64_t desc_a, desc_b;
     const uint32_t* a[128];  // register A of each thread, read when the product retires
     float* d[128];           // each thread's accumulators, written when the op retires

@@ -12,8 +12,9 @@
 // the GPU leaves undefined fails the launch: a product without a wgmma.fence since the thread's
 // last wait_group, threads of a warpgroup disagreeing on the shape or the descriptors, a block
 // that is not made of whole warpgroups, a descriptor this emulator does not model (only the
-// 128-byte swizzle with base offset 0, which is what the kernels use) or that reaches outside
-// dynamic shared memory.
+// 128-byte swizzle with base offset 0, which is what the kernels use; of the operand majors,
+// register A with B N-major, and shared A with both K-major or A M-major with B N-major) or that
+// reaches outside dynamic shared memory.
 //
 // Proxies. On the GPU, shared memory written through the generic proxy (plain stores, cp.async)
 // is guaranteed visible to the async proxy (wgmma's operand reads, tensor copies) only after the
@@ -28,10 +29,10 @@
 // Layouts (PTX ISA, "Shared Memory Matrix Layout"; CUTLASS's canonical GMMA layouts), for 16-bit
 // elements, a descriptor with start address s, leading byte offset LBO and stride byte offset
 // SBO, and byte address x swizzled to x ^ (((x >> 7) & 7) << 4):
-//   K-major (A, and B with imm-trans-b 0), element (row r of M or N, k):
+//   K-major (imm-trans 0), element (row r of M or N, k):
 //       s + (r % 8) * 128 + (r / 8) * SBO + k * 2
-//   N-major (B with imm-trans-b 1), element (k, n):
-//       s + (n % 64) * 2 + (n / 64) * LBO + (k % 8) * 128 + (k / 8) * SBO
+//   M- or N-major (imm-trans 1), element (k, row r of M or N):
+//       s + (r % 64) * 2 + (r / 64) * LBO + (k % 8) * 128 + (k / 8) * SBO
 // Register A (m64k16): warp w of the group holds rows 16w .. 16w + 15 in the mma.m16n8k16 A
 // layout. Accumulators: thread t, value i is row 16 (t / 32) + (t % 32) / 4 + 8 ((i >> 1) & 1),
 // column 8 (i >> 2) + 2 (t % 4) + (i & 1).
@@ -84,14 +85,12 @@ double element(uint32_t x, bool bf16, const char* which) {
 
 uint16_t half_of(uint32_t word, int hi) { return uint16_t(hi ? word >> 16 : word & 0xffffu); }
 
-// Unswizzled shared-window addresses of A's element (r, k) and B's element (k, c) of a product.
-uint32_t a_address(const Descriptor& da, int r, int k) {
-    return da.start + uint32_t(r % 8) * 128 + uint32_t(r / 8) * da.sbo + uint32_t(k) * 2;
-}
-uint32_t b_address(const Descriptor& db, bool n_major, int k, int c) {
-    return n_major ? db.start + uint32_t(c % 64) * 2 + uint32_t(c / 64) * db.lbo + uint32_t(k % 8) * 128 +
-                         uint32_t(k / 8) * db.sbo
-                   : db.start + uint32_t(c % 8) * 128 + uint32_t(c / 8) * db.sbo + uint32_t(k) * 2;
+// The unswizzled shared-window address of an operand's element (row r of M or N, k): A's (r, k)
+// and B's (k, r) both, the layout being the same function of the row and k for either.
+uint32_t operand_address(const Descriptor& dx, bool trans, int r, int k) {
+    return trans ? dx.start + uint32_t(r % 64) * 2 + uint32_t(r / 64) * dx.lbo + uint32_t(k % 8) * 128 +
+                       uint32_t(k / 8) * dx.sbo
+                 : dx.start + uint32_t(r % 8) * 128 + uint32_t(r / 8) * dx.sbo + uint32_t(k) * 2;
 }
 
 // The whole 128-byte lines a product's shared operands touch (the swizzle moves chunks only
@@ -106,11 +105,11 @@ void footprint(const WgmmaOp& op, uint32_t (&lo)[2], uint32_t (&hi)[2]) {
     if (!op.reg_a) {
         const Descriptor da = decode(op.desc_a, "A");
         for (int r = 0; r < 64; ++r)
-            for (int k = 0; k < 16; k += 15) widen(0, a_address(da, r, k));
+            for (int k = 0; k < 16; ++k) widen(0, operand_address(da, op.a_m_major, r, k));
     }
     const Descriptor db = decode(op.desc_b, "B");
     for (int k = 0; k < 16; ++k)
-        for (int c = 0; c < op.n; ++c) widen(1, b_address(db, op.reg_a, k, c));
+        for (int c = 0; c < op.n; ++c) widen(1, operand_address(db, op.b_n_major, c, k));
 }
 
 void retire(const WgmmaOp& op) {
@@ -130,11 +129,11 @@ void retire(const WgmmaOp& op) {
     } else {
         const Descriptor da = decode(op.desc_a, "A");
         for (int r = 0; r < 64; ++r)
-            for (int k = 0; k < 16; ++k) a[r][k] = element(a_address(da, r, k), op.bf16, "A");
+            for (int k = 0; k < 16; ++k) a[r][k] = element(operand_address(da, op.a_m_major, r, k), op.bf16, "A");
     }
     const Descriptor db = decode(op.desc_b, "B");
     for (int k = 0; k < 16; ++k)
-        for (int c = 0; c < n; ++c) b[k][c] = element(b_address(db, op.reg_a, k, c), op.bf16, "B");
+        for (int c = 0; c < n; ++c) b[k][c] = element(operand_address(db, op.b_n_major, c, k), op.bf16, "B");
     uint32_t lo[2], hi[2];
     footprint(op, lo, hi);
     for (int i = 0; i < 2; ++i) {
@@ -243,7 +242,8 @@ void fence_proxy_async() {
     if (w.smem_bytes) memcpy(w.async_view.data(), w.view.smem, w.smem_bytes);
 }
 
-void wgmma(float* d, int n, const uint32_t* a, uint64_t desc_a, uint64_t desc_b, bool b_n_major, bool bf16) {
+void wgmma(float* d, int n, const uint32_t* a, uint64_t desc_a, uint64_t desc_b, bool a_m_major, bool b_n_major,
+           bool bf16) {
     Warpgroup& g = my_group("wgmma.mma_async");
     Fiber* f = tls_fiber;
     if (!f->wg_fenced) {
@@ -251,8 +251,11 @@ void wgmma(float* d, int n, const uint32_t* a, uint64_t desc_a, uint64_t desc_b,
     }
     if (n < 8 || n > 256 || n % 8 != 0) fail(SINKLESS_SIM_ERR_CONFIG, "wgmma n = %d is not one of 8, 16, ..., 256", n);
     const bool reg_a = a != nullptr;
-    if (reg_a != b_n_major) {
-        fail(SINKLESS_SIM_ERR_CONFIG, "wgmma: the emulator models B N-major with register A and K-major with shared A");
+    if (reg_a ? a_m_major || !b_n_major : a_m_major != b_n_major) {
+        fail(SINKLESS_SIM_ERR_CONFIG,
+             "wgmma with %s A%s and B %s: the emulator models register A with B N-major, and shared A with both "
+             "K-major or A M-major with B N-major",
+             reg_a ? "register" : "shared", a_m_major ? " M-major" : "", b_n_major ? "N-major" : "K-major");
     }
     WgmmaOp& op = g.issuing;
     const uint32_t t = f->linear % 128;
@@ -260,10 +263,13 @@ void wgmma(float* d, int n, const uint32_t* a, uint64_t desc_a, uint64_t desc_b,
         op.group = f->wg_open_group;
         op.n = n;
         op.reg_a = reg_a;
+        op.a_m_major = a_m_major;
+        op.b_n_major = b_n_major;
         op.bf16 = bf16;
         op.desc_a = desc_a;
         op.desc_b = desc_b;
-    } else if (op.group != f->wg_open_group || op.n != n || op.reg_a != reg_a || op.bf16 != bf16 ||
+    } else if (op.group != f->wg_open_group || op.n != n || op.reg_a != reg_a || op.a_m_major != a_m_major ||
+               op.b_n_major != b_n_major || op.bf16 != bf16 ||
                op.desc_b != desc_b || (!reg_a && op.desc_a != desc_a)) {
         fail(SINKLESS_SIM_ERR_DEADLOCK,
              "divergent wgmma.mma_async: thread %u issues n=%d desc_b=%016llx in group %llu, while %u threads of its "

@@ -245,7 +245,7 @@ pub(super) fn run<D: Device>(dev: &D, case: &ConformanceCase) -> Result<Vec<Outp
             dev.launch(&launch(name, x(1), x(32), smem, Params::ConfMma(p))?)?;
             vec![Output::exact("d", Values::F32(dev.download(&d)?))]
         }
-        Kernel::Wgmma { dtype, k, reg_a } => {
+        Kernel::Wgmma { dtype, k, form } => {
             let (ops, d) = Operands::new(dev, dtype, (64, k as usize, 64), seed)?;
             let p = ffi::sinkless_conf_wgmma_params {
                 a: ops.a,
@@ -253,7 +253,7 @@ pub(super) fn run<D: Device>(dev: &D, case: &ConformanceCase) -> Result<Vec<Outp
                 c: ops.c,
                 d: dev.addr(&d) as *mut f32,
                 k,
-                reg_a: u32::from(reg_a),
+                form: form.code(),
                 plant: plant_field(case.plant),
             };
             let name = match dtype {

@@ -29,6 +29,7 @@ mod isa;
 use crate::backend::emulator::{Emulator, Target};
 use crate::config::DType;
 use crate::error::{Error, Result};
+use crate::ffi;
 use crate::CudaBackend;
 use std::fmt;
 
@@ -96,8 +97,8 @@ pub enum Kernel {
         dtype: DType,
         /// Inner dimension: 16 to 128, a multiple of 16.
         k: u32,
-        /// A from registers and B N-major, rather than both from descriptors with B K-major.
-        reg_a: bool,
+        /// Where the operands come from and which way they are stored.
+        form: WgmmaForm,
     },
     /// `sinkless_conf_tma`: four tensor copies (`cp.async.bulk.tensor.4d`, the 128-byte swizzle,
     /// zeros out of bounds) of boxes of a padded 4D tensor, completing on one mbarrier over four
@@ -130,6 +131,28 @@ pub enum Kernel {
         /// Sums added into.
         nsums: u32,
     },
+}
+
+/// The operand forms of the warpgroup product case ([`Kernel::Wgmma`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WgmmaForm {
+    /// A and B from shared memory by descriptors, both K-major (B stored `[n][k]`).
+    SharedK,
+    /// A from registers in the `mma.m16n8k16` table layout, B N-major (`[k][n]`).
+    RegisterA,
+    /// A and B from shared memory by descriptors, A M-major (`[k][m]`) and B N-major.
+    SharedMn,
+}
+
+impl WgmmaForm {
+    /// The params' `form` value.
+    pub(crate) fn code(self) -> u32 {
+        match self {
+            WgmmaForm::SharedK => ffi::SINKLESS_CONF_WGMMA_SHARED_K,
+            WgmmaForm::RegisterA => ffi::SINKLESS_CONF_WGMMA_REGISTER_A,
+            WgmmaForm::SharedMn => ffi::SINKLESS_CONF_WGMMA_SHARED_MN,
+        }
+    }
 }
 
 /// A planted bug: an emulator self-test that must fail in a specific way ([`Plant::caught`]).
@@ -253,7 +276,7 @@ impl Plant {
             Plant::SkipProxyFence => Kernel::Wgmma {
                 dtype: DType::BF16,
                 k: 64,
-                reg_a: false,
+                form: WgmmaForm::SharedK,
             },
             Plant::ReadPastEnd => Kernel::Widen { n: 65536 },
             Plant::WritePastEnd => Kernel::Widen { n: 1024 },
@@ -374,10 +397,14 @@ impl ConformanceCase {
                 dtype.name(),
                 if ldmatrix { " ldmatrix" } else { "" }
             ),
-            Kernel::Wgmma { dtype, k, reg_a } => format!(
+            Kernel::Wgmma { dtype, k, form } => format!(
                 "wgmma {} k={k}{}",
                 dtype.name(),
-                if reg_a { " register A" } else { "" }
+                match form {
+                    WgmmaForm::SharedK => "",
+                    WgmmaForm::RegisterA => " register A",
+                    WgmmaForm::SharedMn => " A M-major",
+                }
             ),
             Kernel::Tma { dims, boxed } => {
                 let join = |v: [u32; 4]| v.map(|x| x.to_string()).join("x");
@@ -442,8 +469,15 @@ pub fn cases() -> Vec<ConformanceCase> {
                 v.push(Kernel::Mma { dtype, k, ldmatrix });
             }
         }
-        for (k, reg_a) in [(128, false), (48, false), (128, true), (16, true)] {
-            v.push(Kernel::Wgmma { dtype, k, reg_a });
+        for (k, form) in [
+            (128, WgmmaForm::SharedK),
+            (48, WgmmaForm::SharedK),
+            (128, WgmmaForm::RegisterA),
+            (16, WgmmaForm::RegisterA),
+            (128, WgmmaForm::SharedMn),
+            (32, WgmmaForm::SharedMn),
+        ] {
+            v.push(Kernel::Wgmma { dtype, k, form });
         }
     }
     v.extend(TMA_CASES);

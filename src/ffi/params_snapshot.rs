@@ -13,6 +13,9 @@ pub const SINKLESS_CONF_PLANT_SKIP_PROXY_FENCE: u32 = 7;
 pub const SINKLESS_CONF_PLANT_LDMATRIX_BANK_CONFLICT: u32 = 8;
 pub const SINKLESS_CONF_LDMATRIX_SMEM: u32 = 1536;
 pub const SINKLESS_CONF_WGMMA_SMEM: u32 = 33792;
+pub const SINKLESS_CONF_WGMMA_SHARED_K: u32 = 0;
+pub const SINKLESS_CONF_WGMMA_REGISTER_A: u32 = 1;
+pub const SINKLESS_CONF_WGMMA_SHARED_MN: u32 = 2;
 pub const SINKLESS_CONF_TMA_LOADS: u32 = 4;
 pub const SINKLESS_CONF_TMA_MAX_BOX: u32 = 8192;
 pub const SINKLESS_CONF_TMA_SMEM: u32 = 17920;
@@ -827,7 +830,7 @@ pub struct sinkless_conf_wgmma_params {
     pub c: *const f32,
     pub d: *mut f32,
     pub k: u32,
-    pub reg_a: u32,
+    pub form: u32,
     pub plant: u32,
 }
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
@@ -854,8 +857,8 @@ const _: () = {
         "Offset of field: sinkless_conf_wgmma_params::k",
     ][::std::mem::offset_of!(sinkless_conf_wgmma_params, k) - 32usize];
     [
-        "Offset of field: sinkless_conf_wgmma_params::reg_a",
-    ][::std::mem::offset_of!(sinkless_conf_wgmma_params, reg_a) - 36usize];
+        "Offset of field: sinkless_conf_wgmma_params::form",
+    ][::std::mem::offset_of!(sinkless_conf_wgmma_params, form) - 36usize];
     [
         "Offset of field: sinkless_conf_wgmma_params::plant",
     ][::std::mem::offset_of!(sinkless_conf_wgmma_params, plant) - 40usize];

@@ -82,12 +82,16 @@ typedef struct {
     const float* c;    /* [64][64] row-major */
     float* d;          /* [64][64] row-major */
     uint32_t k;        /* 16 .. 128, a multiple of 16 */
-    uint32_t reg_a;    /* 0: A from shared memory (descriptor), B stored K-major ([n][k]);
-                          1: A gathered from global memory into registers by the table layout,
-                          B stored N-major ([k][n]) */
+    uint32_t form;     /* SINKLESS_CONF_WGMMA_SHARED_K, _REGISTER_A or _SHARED_MN */
     uint32_t plant;    /* SINKLESS_CONF_PLANT_NONE or SINKLESS_CONF_PLANT_SKIP_PROXY_FENCE */
 } sinkless_conf_wgmma_params;
 #define SINKLESS_CONF_WGMMA_SMEM (1024 + 2 * 64 * 128 * 2)
+/* The operands' forms: A stored [m][k] in shared memory, B stored K-major ([n][k]), both by
+ * descriptors; A gathered from global memory into registers by the table layout, B stored
+ * N-major ([k][n]); A stored M-major ([k][m]) and B N-major, both by descriptors. */
+#define SINKLESS_CONF_WGMMA_SHARED_K 0u
+#define SINKLESS_CONF_WGMMA_REGISTER_A 1u
+#define SINKLESS_CONF_WGMMA_SHARED_MN 2u
 
 /* Tensor copies (cp.async.bulk.tensor.4d through a tensor map, the 128-byte swizzle, zeros out of
  * bounds) completing on one mbarrier, and a named-barrier hand-off; sm_90 only. Block 128, grid 1,

@@ -263,11 +263,11 @@ __device__ __forceinline__ void fence_operand(uint32_t (&x)[N]) {
 // One product: SHAPE and TY name the instruction, R and D list the accumulators; the operand
 // numbers after them (A, B, P: the scale-d predicate's source) are given as strings. scale-d is
 // set from 1, so the products always accumulate onto d.
-#define SINKLESS_WGMMA_SS(SHAPE, TY, R, D, A, B, P)                                                        \
+#define SINKLESS_WGMMA_SS(SHAPE, TY, R, D, A, B, P, T)                                                       \
     SINKLESS_SM90A_ASM("{\n.reg .pred p;\nsetp.ne.b32 p, %" P ", 0;\nwgmma.mma_async.sync.aligned." SHAPE      \
-                       ".f32." TY "." TY " " R ", %" A ", %" B ", p, 1, 1, 0, 0;\n}\n"                          \
+                       ".f32." TY "." TY " " R ", %" A ", %" B ", p, 1, 1, %" T ", %" T ";\n}\n"                 \
                        : D                                                                                 \
-                       : "l"(desc_a), "l"(desc_b), "r"(1))
+                       : "l"(desc_a), "l"(desc_b), "r"(1), "n"(kTrans))
 #define SINKLESS_WGMMA_RS(SHAPE, TY, R, D, A0, A1, A2, A3, B, P)                                           \
     SINKLESS_SM90A_ASM("{\n.reg .pred p;\nsetp.ne.b32 p, %" P ", 0;\nwgmma.mma_async.sync.aligned." SHAPE      \
                        ".f32." TY "." TY " " R ", {%" A0 ", %" A1 ", %" A2 ", %" A3 "}, %" B ", p, 1, 1, 1;\n}\n" \
@@ -275,9 +275,9 @@ __device__ __forceinline__ void fence_operand(uint32_t (&x)[N]) {
                        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(1))
 #define SINKLESS_WGMMA_BOTH(TY)                                                                            \
     if constexpr (N == 64 && !kRegA) {                                                                     \
-        SINKLESS_WGMMA_SS("m64n64k16", TY, SINKLESS_R32, SINKLESS_D32, "32", "33", "34");                 \
+        SINKLESS_WGMMA_SS("m64n64k16", TY, SINKLESS_R32, SINKLESS_D32, "32", "33", "34", "35");           \
     } else if constexpr (N == 128 && !kRegA) {                                                             \
-        SINKLESS_WGMMA_SS("m64n128k16", TY, SINKLESS_R64, SINKLESS_D64, "64", "65", "66");                \
+        SINKLESS_WGMMA_SS("m64n128k16", TY, SINKLESS_R64, SINKLESS_D64, "64", "65", "66", "67");          \
     } else if constexpr (N == 64) {                                                                        \
         SINKLESS_WGMMA_RS("m64n64k16", TY, SINKLESS_R32, SINKLESS_D32, "32", "33", "34", "35", "36", "37"); \
     } else {                                                                                               \
@@ -285,9 +285,13 @@ __device__ __forceinline__ void fence_operand(uint32_t (&x)[N]) {
     }
 
 // d += A * B with A from shared memory (desc_a) or, kRegA, from registers (a); B from desc_b.
-template <bool kBf16, bool kRegA, int N>
+// The operands' majors (imm-trans-a, imm-trans-b): register A takes B N-major; shared A takes
+// both K-major, or, kMn, A M-major ([k][m]) with B N-major ([k][n]).
+template <bool kBf16, bool kRegA, int N, bool kMn = false>
 __device__ __forceinline__ void wgmma(float (&d)[N / 2], const uint32_t (&a)[4], uint64_t desc_a, uint64_t desc_b) {
     static_assert(N == 64 || N == 128, "wgmma n: 64 or 128");
+    static_assert(!(kRegA && kMn), "register A is K-major");
+    constexpr int kTrans = kMn ? 1 : 0;
     (void)a;
     (void)desc_a;
     if constexpr (kBf16) {
@@ -384,10 +388,11 @@ __device__ __forceinline__ void setmaxnreg_dec() {
 // the emulator's products hold pointers to the operands, so the host compiler keeps them in memory
 template <class X>
 __device__ __forceinline__ void fence_operand(X&) {}
-template <bool kBf16, bool kRegA, int N>
+template <bool kBf16, bool kRegA, int N, bool kMn = false>
 __device__ __forceinline__ void wgmma(float (&d)[N / 2], const uint32_t (&a)[4], uint64_t desc_a, uint64_t desc_b) {
     static_assert(N == 64 || N == 128, "wgmma n: 64 or 128");
-    sim::wgmma(d, N, kRegA ? a : nullptr, desc_a, desc_b, kRegA, kBf16);
+    static_assert(!(kRegA && kMn), "register A is K-major");
+    sim::wgmma(d, N, kRegA ? a : nullptr, desc_a, desc_b, kMn, kRegA || kMn, kBf16);
 }
 
 #endif

@@ -9,6 +9,7 @@
 //       the k-step of 16 inside a column block moves the start address by 32 bytes.
 //   N-major (B stored [k][n], V in P V): rows are k, 128-byte groups of 64 columns are the
 //       column blocks (leading byte offset kRows * 128), 8-row groups of k 1024 bytes apart.
+//       An M-major A (stored [k][m], dS^T in dQ = dS K) is laid out and described the same way.
 // Descriptor bits (PTX ISA, "Matrix Descriptor Format"): start address 0-13, leading byte
 // offset 16-29, stride byte offset 32-45 (each in 16-byte units), base offset 49-51 (0 here:
 // every start is 1024-aligned up to the k-step's 32-byte offset, which leaves bits 7-9 alone),
@@ -92,10 +93,36 @@ __device__ __forceinline__ void wg_issue_rn(float (&acc)[NT][4], uint32_t (&a)[K
     ptx::wgmma_commit();
 }
 
+// acc[nt] += A[k, 0 .. 63]^T * B[k, 64 cb0 + 8 nt ..] over the first kK rows of both, with A
+// stored [k][m] (M-major, its one column block) and B stored [k][n] (N-major): issued as one
+// wgmma group, not waited for. The columns are whole blocks of 64 from cb0 on, so no operand
+// starts inside a swizzled line.
+template <class T, int NT, int kK, class TA, class TB>
+__device__ __forceinline__ void wg_issue_tn(float (&acc)[NT][4], const TA& ta, const TB& tb, int cb0) {
+    static_assert(TA::kCols == 64, "A: one block of 64 rows of M");
+    static_assert(NT == 8 || NT == 16, "B: one or two blocks of 64 columns");
+    static_assert(kK % 16 == 0 && kK <= TA::kRows && kK <= TB::kRows, "k: whole steps of 16 inside both tiles");
+    constexpr uint32_t kNoA[4] = {0, 0, 0, 0};
+    ptx::fence_operand(flat(acc));
+    ptx::wgmma_fence();
+#pragma unroll
+    for (int ks = 0; ks < kK / 16; ++ks) {
+        ptx::wgmma<T::kBf16, false, NT * 8, true>(flat(acc), kNoA, desc_n_major(ta, ks * 16),
+                                                  desc_n_major(tb, ks * 16, cb0));
+    }
+    ptx::wgmma_commit();
+}
+
 // The same products, waited for.
 template <class T, int NT, int kK, class TA, class TB>
 __device__ __forceinline__ void wg_gemm_nt(float (&acc)[NT][4], const TA& ta, int m0, const TB& tb) {
     wg_issue_nt<T, NT, kK>(acc, ta, m0, tb);
+    ptx::wgmma_wait<0>();
+    ptx::fence_operand(flat(acc));
+}
+template <class T, int NT, int kK, class TA, class TB>
+__device__ __forceinline__ void wg_gemm_tn(float (&acc)[NT][4], const TA& ta, const TB& tb, int cb0) {
+    wg_issue_tn<T, NT, kK>(acc, ta, tb, cb0);
     ptx::wgmma_wait<0>();
     ptx::fence_operand(flat(acc));
 }
