@@ -44,6 +44,8 @@ pub enum TensorName {
     CuSeqlensK,
     /// The backward's caller-provided scratch buffer.
     Workspace,
+    /// The stream a backend is made for ([`CudaBackend::on_stream`](crate::CudaBackend::on_stream)).
+    Stream,
 }
 
 impl fmt::Display for TensorName {
@@ -68,6 +70,7 @@ impl fmt::Display for TensorName {
             TensorName::CuSeqlensQ => "cu_seqlens_q",
             TensorName::CuSeqlensK => "cu_seqlens_k",
             TensorName::Workspace => "workspace",
+            TensorName::Stream => "stream",
         };
         f.write_str(s)
     }

@@ -1,12 +1,18 @@
 //! The GPU correctness suite: the same fixed cases as the emulator suites, on GPU 0. Skips with
 //! a message when there is no GPU or the build has no kernels.
 
+use cudarc::driver::sys::{CUgraphInstantiate_flags, CUstreamCaptureMode};
+use cudarc::driver::{CudaSlice, CudaStream};
 use half::bf16;
-use sinkless::check::{self, failures, row_dot_cases, AttnCase, AttnGrads, CaseResult, Rng};
+use sinkless::check::{
+    self, failures, row_dot_cases, AttnCase, AttnGrads, AttnInputs, CaseResult, Lengths, Rng,
+};
 use sinkless::{
     backward_workspace_len, Activation, AttentionOptions, BackwardInputs, BackwardOutputs,
-    CudaBackend, Error, Shape, Strides, TensorMut, TensorName, TensorRef,
+    CudaBackend, Error, ForwardInputs, ForwardOutputs, Shape, SigmoidBias, Strides, TensorMut,
+    TensorName, TensorRef,
 };
+use std::sync::Arc;
 
 fn gpu() -> Option<CudaBackend> {
     match CudaBackend::new(0) {
@@ -237,4 +243,217 @@ fn caller_workspace_on_the_gpu() {
     let untouched = |g: Vec<bf16>| g.iter().all(|x| x.is_nan());
     assert!(untouched(st.clone_dtoh(&dq).unwrap()), "dq was written");
     assert!(untouched(st.clone_dtoh(&dk).unwrap()), "dk was written");
+}
+
+/// A backend made for a stream of the caller's runs the passes there: a sample of the suite,
+/// forward and backward, on a new stream of the same context.
+#[test]
+fn passes_on_a_stream_of_the_callers() {
+    let Some(gpu) = gpu() else { return };
+    let stream = gpu.stream().context().new_stream().unwrap();
+    let own = gpu.on_stream(stream).unwrap();
+    let mut bad = Vec::new();
+    for (i, case) in check::suite().into_iter().step_by(11).enumerate() {
+        bad.extend(failures(
+            &case.run_forward::<bf16, _>(&own, 300 + i as u64).unwrap(),
+        ));
+        bad.extend(failures(
+            &case.run_backward::<bf16, _>(&own, 400 + i as u64).unwrap(),
+        ));
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
+
+/// Device buffers of one case's forward and backward, kept across calls (a graph's launches
+/// read and write the buffers it was captured with).
+struct PassBuffers {
+    q: CudaSlice<bf16>,
+    k: CudaSlice<bf16>,
+    v: CudaSlice<bf16>,
+    d_o: CudaSlice<bf16>,
+    o: CudaSlice<bf16>,
+    stat: Option<CudaSlice<f32>>,
+    sink: Option<CudaSlice<f32>>,
+    bias: Option<CudaSlice<f32>>,
+    dq: CudaSlice<bf16>,
+    dk: CudaSlice<bf16>,
+    dv: CudaSlice<bf16>,
+    dsink: Option<CudaSlice<f32>>,
+    dbias: Option<CudaSlice<f32>>,
+    workspace: CudaSlice<f32>,
+}
+
+impl PassBuffers {
+    fn new(st: &Arc<CudaStream>, case: &AttnCase, x: &AttnInputs<bf16>) -> Self {
+        let nan = |n: usize| st.clone_htod(&vec![bf16::NAN; n]).unwrap();
+        let nan32 = |n: usize| st.clone_htod(&vec![f32::NAN; n]).unwrap();
+        let ws = backward_workspace_len::<bf16>(&case.shape(), &case.opts).unwrap();
+        PassBuffers {
+            q: nan(x.q.len()),
+            k: nan(x.k.len()),
+            v: nan(x.v.len()),
+            d_o: nan(x.d_o.len()),
+            o: nan(x.q.len()),
+            stat: case
+                .opts
+                .activation
+                .has_row_stat()
+                .then(|| nan32(case.row_stat_len())),
+            sink: x.sink.as_ref().map(|s| nan32(s.len())),
+            bias: x.bias.as_ref().map(|b| nan32(b.len())),
+            dq: nan(x.q.len()),
+            dk: nan(x.k.len()),
+            dv: nan(x.v.len()),
+            dsink: x.sink.as_ref().map(|s| nan32(s.len())),
+            dbias: x.bias.as_ref().map(|b| nan32(b.len())),
+            workspace: nan32(ws),
+        }
+    }
+
+    /// Writes `x` into the inputs and NaN into every output and the workspace.
+    fn load(&mut self, st: &Arc<CudaStream>, x: &AttnInputs<bf16>) {
+        for (src, dst) in [
+            (&x.q, &mut self.q),
+            (&x.k, &mut self.k),
+            (&x.v, &mut self.v),
+            (&x.d_o, &mut self.d_o),
+        ] {
+            st.memcpy_htod(src, dst).unwrap();
+        }
+        for (src, dst) in [(&x.sink, &mut self.sink), (&x.bias, &mut self.bias)] {
+            if let (Some(src), Some(dst)) = (src, dst) {
+                st.memcpy_htod(src, dst).unwrap();
+            }
+        }
+        for dst in [&mut self.o, &mut self.dq, &mut self.dk, &mut self.dv] {
+            st.memcpy_htod(&vec![bf16::NAN; dst.len()], dst).unwrap();
+        }
+        let optional = [&mut self.stat, &mut self.dsink, &mut self.dbias];
+        for dst in optional.into_iter().flatten().chain([&mut self.workspace]) {
+            st.memcpy_htod(&vec![f32::NAN; dst.len()], dst).unwrap();
+        }
+    }
+
+    /// The forward, then the backward in the caller's workspace, queued on `gpu`'s stream.
+    fn run(&mut self, gpu: &CudaBackend, case: &AttnCase) -> sinkless::Result<()> {
+        let (qs, ks) = (case.q_strides(), case.k_strides());
+        let t = |data, strides| TensorRef { data, strides };
+        let shape = case.shape();
+        gpu.forward(
+            &shape,
+            &case.opts,
+            ForwardInputs {
+                q: t(&self.q, qs),
+                k: t(&self.k, ks),
+                v: t(&self.v, ks),
+                sink: self.sink.as_ref(),
+                bias: self.bias.as_ref(),
+            },
+            ForwardOutputs {
+                o: TensorMut {
+                    data: &mut self.o,
+                    strides: qs,
+                },
+                row_stat: self.stat.as_mut(),
+            },
+        )?;
+        gpu.backward_with_workspace(
+            &shape,
+            &case.opts,
+            BackwardInputs {
+                q: t(&self.q, qs),
+                k: t(&self.k, ks),
+                v: t(&self.v, ks),
+                o: t(&self.o, qs),
+                d_o: t(&self.d_o, qs),
+                row_stat: self.stat.as_ref(),
+                sink: self.sink.as_ref(),
+                bias: self.bias.as_ref(),
+            },
+            BackwardOutputs {
+                dq: TensorMut {
+                    data: &mut self.dq,
+                    strides: qs,
+                },
+                dk: TensorMut {
+                    data: &mut self.dk,
+                    strides: ks,
+                },
+                dv: TensorMut {
+                    data: &mut self.dv,
+                    strides: ks,
+                },
+                dsink: self.dsink.as_mut(),
+                dbias: self.dbias.as_mut(),
+            },
+            &mut self.workspace,
+        )
+    }
+
+    /// The outputs, judged against the reference for inputs `x`.
+    fn judge(&self, st: &Arc<CudaStream>, case: &AttnCase, x: &AttnInputs<bf16>) -> Vec<String> {
+        let down32 = |b: &Option<CudaSlice<f32>>| b.as_ref().map(|b| st.clone_dtoh(b).unwrap());
+        let o = st.clone_dtoh(&self.o).unwrap();
+        let stat = down32(&self.stat);
+        let grads = AttnGrads {
+            dq: st.clone_dtoh(&self.dq).unwrap(),
+            dk: st.clone_dtoh(&self.dk).unwrap(),
+            dv: st.clone_dtoh(&self.dv).unwrap(),
+            dsink: down32(&self.dsink),
+            dbias: down32(&self.dbias),
+        };
+        let mut bad = failures(&case.judge_forward("cuda graph", x, &o, stat.as_deref()));
+        bad.extend(failures(&case.judge_backward("cuda graph", x, &grads)));
+        bad
+    }
+}
+
+/// Varlen passes in a CUDA graph: after one eager forward and backward (caller workspace) on a
+/// stream of the caller's, the same calls are captured into one graph, which is then replayed
+/// on new inputs written into the same buffers and judged each time. A call that allocated or
+/// copied from the host (the varlen lengths before the backend kept them) would fail the capture.
+#[test]
+fn varlen_passes_replay_from_a_cuda_graph() {
+    let Some(gpu) = gpu() else { return };
+    let st = gpu.stream().context().new_stream().unwrap();
+    let own = gpu.on_stream(st.clone()).unwrap();
+    let suite = check::suite();
+    let varlen = |act: &dyn Fn(Activation) -> bool| {
+        suite
+            .iter()
+            .find(|c| matches!(c.lengths, Lengths::Varlen { .. }) && act(c.opts.activation))
+            .expect("a varlen case of the suite")
+            .clone()
+    };
+    let cases = [
+        varlen(&|a| a == Activation::Softmax { sink: true }),
+        varlen(&|a| {
+            a == Activation::Sigmoid {
+                bias: SigmoidBias::PerHead,
+            }
+        }),
+    ];
+    let mut bad = Vec::new();
+    for (i, case) in cases.iter().enumerate() {
+        let seed = 500 + 10 * i as u64;
+        let x = case.inputs::<bf16>(seed);
+        let mut bufs = PassBuffers::new(&st, case, &x);
+        bufs.load(&st, &x);
+        bufs.run(&own, case).unwrap();
+        bad.extend(bufs.judge(&st, case, &x));
+        st.synchronize().unwrap();
+        st.begin_capture(CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL)
+            .unwrap();
+        let captured = bufs.run(&own, case);
+        let graph = st.end_capture(CUgraphInstantiate_flags(0));
+        captured.unwrap();
+        let graph = graph.unwrap().expect("the capture holds the passes");
+        for replay in 1..3 {
+            let x = case.inputs::<bf16>(seed + replay);
+            bufs.load(&st, &x);
+            graph.launch().unwrap();
+            bad.extend(bufs.judge(&st, case, &x));
+        }
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
 }

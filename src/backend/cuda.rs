@@ -18,6 +18,7 @@
 //! # Ok::<(), sinkless::Error>(())
 //! ```
 
+use super::recent::Recent;
 use crate::attention::{
     check_backward, check_forward, workspace_layout, BackwardInputs, BackwardOutputs,
     ForwardInputs, ForwardOutputs, Lens,
@@ -89,15 +90,20 @@ pub fn device_count() -> Result<usize> {
     Ok(usize::try_from(n).unwrap_or(0))
 }
 
+/// Device copies of `cu_seqlens` a backend keeps (see `recent.rs`).
+const CU_SEQLENS_KEPT: usize = 16;
+
 /// The CUDA backend: one device, one stream, the embedded kernels.
 pub struct CudaBackend {
     ctx: Arc<CudaContext>,
     stream: Arc<CudaStream>,
     module: Arc<CudaModule>,
     whole_module: Arc<CudaModule>,
-    functions: Mutex<HashMap<&'static str, CudaFunction>>,
+    functions: Arc<Mutex<HashMap<&'static str, CudaFunction>>>,
     compute_capability: (i32, i32),
     max_smem_optin: usize,
+    /// Device copies of recent `cu_seqlens`, uploaded on `stream` and never written again.
+    cu_seqlens: Mutex<Recent<Arc<CudaSlice<i32>>>>,
 }
 
 impl std::fmt::Debug for CudaBackend {
@@ -141,9 +147,38 @@ impl CudaBackend {
             stream,
             module,
             whole_module,
-            functions: Mutex::new(HashMap::new()),
+            functions: Arc::new(Mutex::new(HashMap::new())),
             compute_capability: (major, minor),
             max_smem_optin: usize::try_from(optin).unwrap_or(0),
+            cu_seqlens: Mutex::new(Recent::new(CU_SEQLENS_KEPT)),
+        })
+    }
+
+    /// The same device and kernels, queueing its work on `stream` instead: one backend per
+    /// stream of the caller's (a framework's stream, one being captured into a CUDA graph;
+    /// [`new`](Self::new)'s is the context's default stream, which cannot be captured). The
+    /// loaded modules are shared, so this costs no load.
+    ///
+    /// # Errors
+    /// [`Error::DeviceMismatch`] naming [`TensorName::Stream`] for a stream of another device.
+    pub fn on_stream(&self, stream: Arc<CudaStream>) -> Result<CudaBackend> {
+        let got = stream.context().ordinal();
+        if got != self.ctx.ordinal() {
+            return Err(Error::DeviceMismatch {
+                tensor: TensorName::Stream,
+                expected: self.ctx.ordinal(),
+                got,
+            });
+        }
+        Ok(CudaBackend {
+            ctx: self.ctx.clone(),
+            stream,
+            module: self.module.clone(),
+            whole_module: self.whole_module.clone(),
+            functions: self.functions.clone(),
+            compute_capability: self.compute_capability,
+            max_smem_optin: self.max_smem_optin,
+            cu_seqlens: Mutex::new(Recent::new(CU_SEQLENS_KEPT)),
         })
     }
 
@@ -283,14 +318,7 @@ impl CudaBackend {
         self.check_device(TensorName::X, x.data)?;
         self.check_device(TensorName::Y, y.data)?;
         self.check_device(TensorName::Out, out)?;
-        let cu = match &dims.q.cu {
-            Some(cu) => Some(
-                self.stream
-                    .clone_htod(cu)
-                    .map_err(cuda_err("copying cu_seqlens"))?,
-            ),
-            None => None,
-        };
+        let cu = self.upload_cu(&dims.q.cu)?;
         let stream = self.stream.clone();
         let (xp, _xg) = x.data.device_ptr(&stream);
         let (yp, _yg) = y.data.device_ptr(&stream);
@@ -313,15 +341,18 @@ impl CudaBackend {
         self.launch(&launch)
     }
 
-    /// Copies `cu_seqlens` to the device, when the problem is varlen.
-    fn upload_cu(&self, cu: &Option<Vec<i32>>) -> Result<Option<CudaSlice<i32>>> {
-        cu.as_ref()
-            .map(|c| {
-                self.stream
-                    .clone_htod(c)
-                    .map_err(cuda_err("copying cu_seqlens"))
-            })
-            .transpose()
+    /// The device copy of `cu_seqlens`, when the problem is varlen: the one kept from an
+    /// earlier call with the same contents, else a new upload (then kept).
+    fn upload_cu(&self, cu: &Option<Vec<i32>>) -> Result<Option<Arc<CudaSlice<i32>>>> {
+        let Some(c) = cu else { return Ok(None) };
+        let mut kept = self.cu_seqlens.lock().unwrap_or_else(|e| e.into_inner());
+        kept.get_or_try_insert(c, || {
+            self.stream
+                .clone_htod(c)
+                .map(Arc::new)
+                .map_err(cuda_err("copying cu_seqlens"))
+        })
+        .map(Some)
     }
 
     /// The attention forward: writes `o` and, for softmax and normalized sigmoid, the per-row
