@@ -9,8 +9,8 @@ use sinkless::check::{
 };
 use sinkless::{
     backward_workspace_len, Activation, AttentionOptions, BackwardInputs, BackwardOutputs,
-    CudaBackend, Error, ForwardInputs, ForwardOutputs, Shape, SigmoidBias, Strides, TensorMut,
-    TensorName, TensorRef,
+    CudaBackend, Error, ForwardInputs, ForwardOutputs, Mask, Shape, SigmoidBias, Strides,
+    TensorMut, TensorName, TensorRef,
 };
 use std::sync::Arc;
 
@@ -408,30 +408,36 @@ impl PassBuffers {
     }
 }
 
-/// Varlen passes in a CUDA graph: after one eager forward and backward (caller workspace) on a
+/// The passes in a CUDA graph: after one eager forward and backward (caller workspace) on a
 /// stream of the caller's, the same calls are captured into one graph, which is then replayed
 /// on new inputs written into the same buffers and judged each time. A call that allocated or
-/// copied from the host (the varlen lengths before the backend kept them) would fail the capture.
+/// copied from the host (the varlen lengths before the backend kept them) would fail the
+/// capture. Two varlen cases (softmax with sinks, sigmoid with a per-head bias) and a dense
+/// causal one.
 #[test]
-fn varlen_passes_replay_from_a_cuda_graph() {
+fn passes_replay_from_a_cuda_graph() {
     let Some(gpu) = gpu() else { return };
     let st = gpu.stream().context().new_stream().unwrap();
     let own = gpu.on_stream(st.clone()).unwrap();
     let suite = check::suite();
-    let varlen = |act: &dyn Fn(Activation) -> bool| {
+    let find = |varlen: bool, act: &dyn Fn(&AttentionOptions) -> bool| {
         suite
             .iter()
-            .find(|c| matches!(c.lengths, Lengths::Varlen { .. }) && act(c.opts.activation))
-            .expect("a varlen case of the suite")
+            .find(|c| matches!(c.lengths, Lengths::Varlen { .. }) == varlen && act(&c.opts))
+            .expect("a case of the suite")
             .clone()
     };
     let cases = [
-        varlen(&|a| a == Activation::Softmax { sink: true }),
-        varlen(&|a| {
-            a == Activation::Sigmoid {
-                bias: SigmoidBias::PerHead,
-            }
+        find(true, &|o| {
+            o.activation == Activation::Softmax { sink: true }
         }),
+        find(true, &|o| {
+            o.activation
+                == Activation::Sigmoid {
+                    bias: SigmoidBias::PerHead,
+                }
+        }),
+        find(false, &|o| o.mask == Mask::CAUSAL),
     ];
     let mut bad = Vec::new();
     for (i, case) in cases.iter().enumerate() {
