@@ -282,7 +282,8 @@ __device__ __forceinline__ void attn_bwd_body(const sinkless_attn_bwd_params& p)
         uint32_t dsa_wg[1][NQ / 2][4];  // dS^T as dK's register A (wgmma: in flight to the step's end)
         if constexpr (tr::kWgmma) {
             // S^T; then dV's product and dP^T's together; dK's runs on under the dQ product
-            // below and is waited for at the end of the step.
+            // below (at hd 128 it is issued after dQ's, to run under dQ's atomics) and is
+            // waited for at the end of the step.
             wg_gemm_nt<T, NQ, kHD>(s[0], k_tile, wn0 & ~63, q_t);
             activations<true>(act, s, stat_dot, need_mask, mask, n0 + wn0, m0, lane);
             uint32_t wa[1][NQ / 2][4];
@@ -296,7 +297,7 @@ __device__ __forceinline__ void attn_bwd_body(const sinkless_attn_bwd_params& p)
             ptx::fence_operand(reinterpret_cast<uint32_t(&)[NQ * 2]>(wa[0]));
             score_grads(act, s, dp, stat_dot);
             acc_to_a<T>(dsa_wg, dp);
-            wg_issue_rn<T>(dk[0], dsa_wg[0], q_t);
+            if (!tr::kWgmmaDq || p.deterministic) wg_issue_rn<T>(dk[0], dsa_wg[0], q_t);
         } else {
             // dV's product runs before dP is formed, so the two score-sized tiles and their
             // operand copies are never live at once (the sigmoids spilled at hd128 otherwise).
@@ -325,8 +326,8 @@ __device__ __forceinline__ void attn_bwd_body(const sinkless_attn_bwd_params& p)
         if constexpr (tr::kWgmmaDq) {
             // dQ = dS K by wgmma: warpgroup g takes dQ's columns 64 g .. 64 g + 63 for all 64
             // queries, over the block's 128 keys (dS^T read M-major, K N-major); its warp w holds
-            // queries 16 w .. in the accumulator layout of mma.sync. Waiting for it retires dK's
-            // product as well.
+            // queries 16 w .. in the accumulator layout of mma.sync. dK's product is issued
+            // right after it, so that it runs under the atomics.
             if (!p.deterministic) {
                 store_acc<T>(dst_tile, wn0, 0, dp, lane);
                 ptx::fence_proxy_async();
@@ -334,7 +335,10 @@ __device__ __forceinline__ void attn_bwd_body(const sinkless_attn_bwd_params& p)
                 const int g = warp / 4;
                 float acc[1][kHD / 16][4];
                 fill(acc, 0.f);
-                wg_gemm_tn<T, kHD / 16, tr::kBlockN>(acc[0], dst_tile, k_tile, g);
+                wg_issue_tn<T, kHD / 16, tr::kBlockN>(acc[0], dst_tile, k_tile, g);
+                wg_issue_rn<T>(dk[0], dsa_wg[0], q_t);
+                ptx::wgmma_wait<1>();
+                ptx::fence_operand(flat(acc[0]));
 #pragma unroll
                 for (int nt = 0; nt < kHD / 16; ++nt)
 #pragma unroll
