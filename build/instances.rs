@@ -289,24 +289,27 @@ fn forward(
 }
 
 /// The two backward instantiations (the main pass `bwd` and the deterministic dQ pass `bwd_dq`)
-/// of element type `ty`, activation `policy` and head-dim bucket `hd`, named by `name(kind)`.
+/// of element type `ty`, activation `policy` and head-dim bucket `hd`, named by `name(kind)`;
+/// `wgmma`: the kernels' wgmma form (`kWgmma`). `expect_sass` of each, in that order.
 fn backward(
     name: impl Fn(&str) -> String,
     ty: &str,
     policy: &str,
     hd: usize,
-    expect_sass: &'static [&'static str],
+    wgmma: bool,
+    expect_sass: [&'static [&'static str]; 2],
 ) -> [Instance; 2] {
-    [("bwd", "bwd_traits"), ("bwd_dq", "bwd_dq_traits")].map(|(kind, traits)| Instance {
+    let form = if wgmma { ", true" } else { "" };
+    [("bwd", expect_sass[0]), ("bwd_dq", expect_sass[1])].map(|(kind, expect_sass)| Instance {
         name: name(kind),
         family: "attn_bwd.cu",
-        body: format!("sinkless::attn_{kind}<{ty}, {policy}, {hd}>(p)"),
+        body: format!("sinkless::attn_{kind}<{ty}, {policy}, {hd}{form}>(p)"),
         params: "sinkless_attn_bwd_params",
         threads: 0,
         expect_sass,
-        traits: Some(format!("sinkless::{traits}<{hd}>")),
+        traits: Some(format!("sinkless::{kind}_traits<{hd}{form}>")),
         head_dim: Some(hd),
-        variant: false,
+        variant: wgmma,
     })
 }
 
@@ -358,7 +361,8 @@ pub fn all() -> Vec<Instance> {
                     ty,
                     policy,
                     hd,
-                    MMA,
+                    false,
+                    [MMA; 2],
                 ));
             }
         }
@@ -406,30 +410,29 @@ pub fn all() -> Vec<Instance> {
                 ty,
                 RCP1,
                 hd,
-                MMA_RCP,
+                false,
+                [MMA_RCP; 2],
             )
             .map(|i| Instance { variant: true, ..i }),
         );
     }
-    // the backward's main pass with its key-warp products by wgmma (KernelVariant::Wgmma; the
-    // deterministic dQ pass stays the default's), f16 and bf16; at hd 128 its dQ product is a
-    // wgmma too, so no mma.sync is left there
+    // the backward by wgmma (KernelVariant::Wgmma), f16 and bf16: the main pass with its
+    // key-warp products by wgmma (at hd 128 its dQ product too, so no mma.sync is left there),
+    // and the deterministic dQ pass with all three of its products by wgmma
     for ((act, policy), (dt, ty)) in [("softmax", SOFTMAX), ("sigmoid", SIGMOID)]
         .into_iter()
         .flat_map(|a| DTYPES.map(|d| (a, d)))
     {
         for hd in [64, 128] {
-            v.push(Instance {
-                name: format!("sinkless_attn_bwd_{act}_{dt}_hd{hd}_wgmma"),
-                family: "attn_bwd.cu",
-                body: format!("sinkless::attn_bwd<{ty}, {policy}, {hd}, true>(p)"),
-                params: "sinkless_attn_bwd_params",
-                threads: 0,
-                expect_sass: if hd == 128 { WGMMA } else { WGMMA_MMA },
-                traits: Some(format!("sinkless::bwd_traits<{hd}, true>")),
-                head_dim: Some(hd),
-                variant: true,
-            });
+            let main = if hd == 128 { WGMMA } else { WGMMA_MMA };
+            v.extend(backward(
+                |kind| format!("sinkless_attn_{kind}_{act}_{dt}_hd{hd}_wgmma"),
+                ty,
+                policy,
+                hd,
+                true,
+                [main, WGMMA],
+            ));
         }
     }
     for (dt, ty) in DTYPES {

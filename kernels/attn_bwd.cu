@@ -26,6 +26,8 @@
 //   attn_bwd_dq<T, Act, kHD>  deterministic mode only: dQ directly, one CTA per query block
 //                             looping over its key blocks in a fixed order.
 //                             grid (ceil(seqlen_q / kBlockM), heads_q, batch), bwd_dq_traits<kHD>.
+//                             attn_bwd_dq<T, Act, kHD, true>: its products by wgmma (sm_90a,
+//                             hd 64/128), bwd_dq_traits<kHD, true>.
 //   attn_bwd_dq_convert<T>    atomic mode only: dq = scale * dq_accum rounded to T.
 //                             grid (ceil(seqlen_q / 16), heads_q, batch), bwd_rows_traits.
 //   attn_bwd_head_reduce<Act> dsink (softmax, only with a sink) or dbias (sigmoids), each head
@@ -430,22 +432,31 @@ __device__ __forceinline__ void attn_bwd(const sinkless_attn_bwd_params& p) {
 
 // 4 warps of 16 query rows; dQ (kHD / 2 registers) plus S and dP (kBlockN / 2 each) per thread:
 // 64 keys per step up to hd 128, 32 above.
-template <int kHD_>
+// kWgmma_ (sm_90a only, hd 64 and 128): the three products (S = Q K^T, dP = dO V^T, dQ += dS K)
+// by wgmma, two warpgroups of 64 query rows each (128 per CTA, twice the mma.sync block, so that
+// each K/V tile loaded serves twice the queries), 64 keys per step: dQ 64/32, S and dP 32 each,
+// dS 16 registers per thread at hd 128/64. Q, dO and both stages of K and V are read by the
+// tensor core straight from shared memory (A and B of the first two products K-major, K as dQ's
+// B N-major), on 1024-byte boundaries for the 128-byte swizzle (1 KiB of slack).
+template <int kHD_, bool kWgmma_ = false>
 struct bwd_dq_traits {
     static constexpr int kHD = kHD_;
-    static constexpr int kWarps = 4;
+    static constexpr bool kWgmma = kWgmma_;
+    static_assert(!kWgmma || kHD == 64 || kHD == 128, "wgmma dQ pass: hd 64 and 128");
+    static constexpr int kWarps = kWgmma ? 8 : 4;
     static constexpr int kThreads = 32 * kWarps;
     static constexpr int kBlockM = 16 * kWarps;
     static constexpr int kBlockN = kHD <= 128 ? 64 : 32;
     using q_tile = smem_tile<kBlockM, kHD>;
     using kv_tile = smem_tile<kBlockN, kHD>;
+    static constexpr int kAlignSlack = kWgmma ? 1024 : 0;
     // Q, dO, K[2], V[2]
-    static constexpr int kSmemBytes = 2 * q_tile::kBytes + 4 * kv_tile::kBytes;
+    static constexpr int kSmemBytes = kAlignSlack + 2 * q_tile::kBytes + 4 * kv_tile::kBytes;
 };
 
-template <class T, class Act, int kHD>
-__device__ __forceinline__ void attn_bwd_dq(const sinkless_attn_bwd_params& p) {
-    using tr = bwd_dq_traits<kHD>;
+template <class T, class Act, int kHD, class tr>
+__device__ __forceinline__ void attn_bwd_dq_body(const sinkless_attn_bwd_params& p) {
+    static_assert(tr::kHD == kHD, "traits of another head dim");
     constexpr int kThreads = tr::kThreads;
     constexpr int NT = tr::kBlockN / 8;
     constexpr int NO = kHD / 8;
@@ -459,9 +470,12 @@ __device__ __forceinline__ void attn_bwd_dq(const sinkless_attn_bwd_params& p) {
     if (m0 >= sb.sq) return;
     const int hk = h / (p.heads_q / p.heads_kv);
     const int rows = sb.sq - m0 < tr::kBlockM ? sb.sq - m0 : tr::kBlockM;
+    // warp's first row; under wgmma warp w is warp w % 4 of warpgroup w / 4, whose 64 rows start
+    // at 64 (w / 4), so the row is the same
     const int wm0 = 16 * warp;
 
     uint16_t* smem = dynamic_smem<uint16_t>();
+    if constexpr (tr::kWgmma) smem += ((1024u - (ptx::smem_addr(smem) & 1023u)) & 1023u) / 2;
     const q_tile q_t{smem};
     const q_tile do_t{smem + q_tile::kElems};
     uint16_t* const k_base = smem + 2 * q_tile::kElems;
@@ -497,7 +511,7 @@ __device__ __forceinline__ void attn_bwd_dq(const sinkless_attn_bwd_params& p) {
 
     float dq[1][NO][4];
     fill(dq, 0.f);
-    double_buffered(
+    double_buffered<tr::kWgmma>(
         n_end - n_begin,
         [&](int i, int stage) {
             const int n0 = (n_begin + i) * tr::kBlockN;
@@ -513,15 +527,31 @@ __device__ __forceinline__ void attn_bwd_dq(const sinkless_attn_bwd_params& p) {
             float s[1][NT][4], dp[1][NT][4];
             fill(s, act.score_init());
             fill(dp, 0.f);
-            gemm_nt<T, 1, NT, kHD>(s, q_t, wm0, k_t, 0, p.head_dim, lane);
-            gemm_nt<T, 1, NT, kHD>(dp, do_t, wm0, v_t, 0, p.head_dim, lane);
+            if constexpr (tr::kWgmma) {
+                // the two score-sized products in flight together; dP's zeros are fixed in
+                // its own registers before S's product is issued (else ptxas may take them
+                // from a register of S's accumulator in flight, and wait for it)
+                ptx::fence_operand(flat(dp[0]));
+                wg_issue_nt<T, NT, kHD>(s[0], q_t, 64 * (warp / 4), k_t);
+                wg_issue_nt<T, NT, kHD>(dp[0], do_t, 64 * (warp / 4), v_t);
+                ptx::wgmma_wait<0>();
+                ptx::fence_operand(flat(s[0]));
+                ptx::fence_operand(flat(dp[0]));
+            } else {
+                gemm_nt<T, 1, NT, kHD>(s, q_t, wm0, k_t, 0, p.head_dim, lane);
+                gemm_nt<T, 1, NT, kHD>(dp, do_t, wm0, v_t, 0, p.head_dim, lane);
+            }
             auto stat_dot = [&](int, int e) { return sd[e >> 1]; };
             activations<false>(act, s, stat_dot, !mask.tile_full(m0, m0 + tr::kBlockM, n0, n0 + tr::kBlockN), mask,
                                m0 + wm0, n0, lane);
             score_grads(act, s, dp, stat_dot);
             uint32_t dsa[1][NT / 2][4];
             acc_to_a<T>(dsa, dp);
-            gemm_rn<T>(dq, dsa, k_t, 0, sb.sk - n0, lane);
+            if constexpr (tr::kWgmma) {
+                wg_gemm_rn<T>(dq[0], dsa[0], k_t);
+            } else {
+                gemm_rn<T>(dq, dsa, k_t, 0, sb.sk - n0, lane);
+            }
         });
 
 #pragma unroll
@@ -535,6 +565,16 @@ __device__ __forceinline__ void attn_bwd_dq(const sinkless_attn_bwd_params& p) {
     store_rows<kThreads>(q_t, static_cast<uint16_t*>(p.dq) +
                                   row_offset(p, b, p.dq_batch_stride, p.dq_row_stride, p.dq_head_stride, sb.q_start, m0, h),
                          p.dq_row_stride, rows, p.head_dim, tid);
+}
+
+template <class T, class Act, int kHD, bool kWgmma = false>
+__device__ __forceinline__ void attn_bwd_dq(const sinkless_attn_bwd_params& p) {
+    if constexpr (kWgmma && !ptx::kHasWgmma) {
+        // the wgmma kernels' copies for other targets (the host plans them on sm_90 only)
+        ptx::trap();
+    } else {
+        attn_bwd_dq_body<T, Act, kHD, bwd_dq_traits<kHD, kWgmma>>(p);
+    }
 }
 
 // ---- small finishing kernels ------------------------------------------------------------------

@@ -202,10 +202,10 @@ pub enum KernelVariant {
     /// Hopper's `wgmma.mma_async` instead of `mma.sync`: the forward's two products, 128 x 128
     /// tiles over two warpgroups; in the backward's main pass the four products of the key
     /// warps (`S^T`, `dV`, `dP^T`, `dK`), each warpgroup over 64 keys, and at head dim 128 the
-    /// atomic mode's `dQ` product too (at 64 it and the deterministic dQ pass stay on
-    /// `mma.sync`). Softmax and sigmoid, f16 and bf16, head dims
-    /// 64 and 128, on sm_90 GPUs only (elsewhere the CUDA backend returns
-    /// [`Error::Unsupported`]; the emulator runs it everywhere).
+    /// atomic mode's `dQ` product too (at 64 it stays on `mma.sync`); the deterministic mode's
+    /// dQ pass with its three products by wgmma, 128 queries over two warpgroups. Softmax and
+    /// sigmoid, f16 and bf16, head dims 64 and 128, on sm_90 GPUs only (elsewhere the CUDA
+    /// backend returns [`Error::Unsupported`]; the emulator runs it everywhere).
     Wgmma,
     /// [`KernelVariant::Wgmma`] with FlashAttention-3's intra-warpgroup overlap: each step
     /// issues the next key tile's scores and the previous tile's `P V` together and applies the
@@ -282,12 +282,18 @@ impl KernelVariant {
         self.own_backward_pass("bwd")
     }
 
+    /// Whether the variant has a deterministic-mode dQ pass of its own (else that pass runs
+    /// the default's after the variant's main pass).
+    pub fn has_dq_pass(self) -> bool {
+        self.own_backward_pass("bwd_dq")
+    }
+
     /// Whether the variant has its own kernel for the backward pass `kind`: `bwd` (the main
     /// pass) or `bwd_dq` (the deterministic dQ pass); the default's runs where it has not.
     pub(crate) fn own_backward_pass(self, kind: &str) -> bool {
         match self {
             KernelVariant::SigmoidRcp => true,
-            KernelVariant::Wgmma => kind == "bwd",
+            KernelVariant::Wgmma => kind == "bwd" || kind == "bwd_dq",
             _ => false,
         }
     }

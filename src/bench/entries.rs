@@ -415,13 +415,18 @@ pub fn cuda_entries() -> Vec<CudaEntry> {
 }
 
 /// The variants `sinkless bench --variants` times, with the passes: the default kernels and
-/// every [`KernelVariant`], forward, and backward where the variant has its own.
+/// every [`KernelVariant`], forward, backward where the variant has its own, and the
+/// deterministic backward where it has its own dQ pass.
 fn variant_passes() -> impl Iterator<Item = (KernelVariant, Pass)> {
     std::iter::once(KernelVariant::Default)
         .chain(KernelVariant::ALTERNATIVES)
         .flat_map(|v| {
-            let backward = v == KernelVariant::Default || v.has_backward();
-            std::iter::once((v, Pass::Forward)).chain(backward.then_some((v, Pass::Backward)))
+            let default = v == KernelVariant::Default;
+            let backward = default || v.has_backward();
+            let deterministic = default || v.has_dq_pass();
+            std::iter::once((v, Pass::Forward))
+                .chain(backward.then_some((v, Pass::Backward)))
+                .chain(deterministic.then_some((v, Pass::BackwardDeterministic)))
         })
 }
 
@@ -432,7 +437,7 @@ pub fn cuda_variant_entries() -> Vec<CudaEntry> {
     let mut v = Vec::new();
     for activation in [BenchActivation::Softmax, BenchActivation::Sigmoid] {
         for (variant, pass) in variant_passes() {
-            let backward = pass == Pass::Backward;
+            let backward = pass != Pass::Forward;
             v.push(CudaEntry {
                 variant: Some(variant),
                 activation,
@@ -456,14 +461,18 @@ fn variant_label(implementation: &str, variant: Option<KernelVariant>) -> String
     })
 }
 
-/// The problem an entry with `variant` runs on `shape`, or `None` where the variant is not
-/// compiled.
+/// The problem an entry with `variant` runs on `shape` for `pass` (deterministic for
+/// [`Pass::BackwardDeterministic`]), or `None` where the variant is not compiled.
 fn variant_problem(
     shape: AttnShape,
     activation: BenchActivation,
     variant: Option<KernelVariant>,
+    pass: Pass,
 ) -> Option<AttnProblem> {
     let mut p = AttnProblem::new(shape, activation);
+    p.opts = p
+        .opts
+        .with_deterministic(pass == Pass::BackwardDeterministic);
     if let Some(v) = variant {
         if !v.exists_for(DType::BF16, p.opts.activation, shape.head_dim) {
             return None;
@@ -565,7 +574,7 @@ pub fn host_variant_entries() -> Vec<HostEntry> {
     let mut v = Vec::new();
     for activation in [BenchActivation::Softmax, BenchActivation::Sigmoid] {
         for (variant, pass) in variant_passes() {
-            let backward = pass == Pass::Backward;
+            let backward = pass != Pass::Forward;
             v.push(HostEntry {
                 implementation: "emulator",
                 variant: Some(variant),
@@ -637,7 +646,7 @@ pub fn bench_cuda(
     for shape in shapes {
         let mut buffers = DeviceAttn::new(gpu, shape, &pool);
         for e in entries {
-            let Some(p) = variant_problem(*shape, e.activation, e.variant) else {
+            let Some(p) = variant_problem(*shape, e.activation, e.variant, e.pass) else {
                 continue;
             };
             let outcome = match buffers.as_mut() {
@@ -679,7 +688,7 @@ pub fn bench_host(
     for shape in shapes {
         let mut b = HostAttn::new(shape, &pool);
         for e in entries {
-            let Some(p) = variant_problem(*shape, e.activation, e.variant) else {
+            let Some(p) = variant_problem(*shape, e.activation, e.variant, e.pass) else {
                 continue;
             };
             let outcome = e
@@ -886,6 +895,27 @@ mod tests {
             }
             assert!(a.status != Status::Ok || a.tflops().unwrap() > 0.0);
         }
+    }
+
+    #[test]
+    fn variant_passes_time_each_kernel_of_a_variant() {
+        let passes: Vec<_> = variant_passes().collect();
+        for v in std::iter::once(KernelVariant::Default).chain(KernelVariant::ALTERNATIVES) {
+            let default = v == KernelVariant::Default;
+            let has = |pass| passes.contains(&(v, pass));
+            assert!(has(Pass::Forward), "{v:?}");
+            assert_eq!(has(Pass::Backward), default || v.has_backward(), "{v:?}");
+            assert_eq!(
+                has(Pass::BackwardDeterministic),
+                default || v.has_dq_pass(),
+                "{v:?}"
+            );
+        }
+        assert!(passes.contains(&(KernelVariant::Wgmma, Pass::BackwardDeterministic)));
+        let shape = Grid::tiny().shapes()[0];
+        let p = |pass| variant_problem(shape, BenchActivation::Softmax, None, pass).unwrap();
+        assert!(p(Pass::BackwardDeterministic).opts.deterministic);
+        assert!(!p(Pass::Backward).opts.deterministic);
     }
 
     #[test]

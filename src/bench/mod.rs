@@ -35,6 +35,9 @@ pub enum Pass {
     Forward,
     /// The backward pass alone (the forward's outputs are inputs, not timed).
     Backward,
+    /// The backward in deterministic mode (`AttentionOptions::deterministic`), timed in the
+    /// comparison of kernel variants only.
+    BackwardDeterministic,
 }
 
 impl Pass {
@@ -43,6 +46,7 @@ impl Pass {
         match self {
             Pass::Forward => "fwd",
             Pass::Backward => "bwd",
+            Pass::BackwardDeterministic => "bwd_det",
         }
     }
 
@@ -51,6 +55,7 @@ impl Pass {
         match s {
             "fwd" => Some(Pass::Forward),
             "bwd" => Some(Pass::Backward),
+            "bwd_det" => Some(Pass::BackwardDeterministic),
             _ => None,
         }
     }
@@ -115,7 +120,7 @@ impl fmt::Display for AttnShape {
 
 /// FLOPs of one attention pass in FlashAttention's convention: the forward is two matrix
 /// products, `4·b·h·sq·sk·d`, halved when causal (the masked half is skipped); the backward is
-/// five products, 2.5 times the forward.
+/// five products, 2.5 times the forward, in either mode.
 pub fn attention_flops(s: &AttnShape, pass: Pass) -> f64 {
     let fwd = 4.0
         * s.batch as f64
@@ -126,7 +131,7 @@ pub fn attention_flops(s: &AttnShape, pass: Pass) -> f64 {
     let fwd = if s.causal { fwd / 2.0 } else { fwd };
     match pass {
         Pass::Forward => fwd,
-        Pass::Backward => 2.5 * fwd,
+        Pass::Backward | Pass::BackwardDeterministic => 2.5 * fwd,
     }
 }
 

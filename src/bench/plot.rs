@@ -127,10 +127,10 @@ fn draw(
             .caption(
                 format!(
                     "{} hd={hd} {}",
-                    if *pass == Pass::Forward {
-                        "forward"
-                    } else {
-                        "backward"
+                    match pass {
+                        Pass::Forward => "forward",
+                        Pass::Backward => "backward",
+                        Pass::BackwardDeterministic => "deterministic backward",
                     },
                     if *causal { "causal" } else { "non-causal" }
                 ),

@@ -986,8 +986,9 @@ impl AttnCase {
 
     /// A [`variant_cases`] case's runs on `backend`, each judged: the forward in bf16 and, where
     /// the variant is compiled for it ([`AttnCase::variant_in_f16`]), in f16; then the backward
-    /// the same way where the variant has one of its own. One entry per run, so that a failing
-    /// launch does not hide the others.
+    /// the same way where the variant has one of its own, and once more in deterministic mode
+    /// where it has its own dQ pass too. One entry per run, so that a failing launch does not
+    /// hide the others.
     pub fn run_variant<B>(&self, backend: &B, seed: u64) -> Vec<Result<Vec<CaseResult>>>
     where
         B: CheckBackend<half::bf16> + CheckBackend<half::f16>,
@@ -1001,6 +1002,16 @@ impl AttnCase {
             runs.push(self.run_backward::<half::bf16, _>(backend, seed));
             if f16 {
                 runs.push(self.run_backward::<half::f16, _>(backend, seed));
+            }
+        }
+        if self.opts.variant.has_dq_pass() {
+            let det = AttnCase {
+                opts: self.opts.with_deterministic(true),
+                ..self.clone()
+            };
+            runs.push(det.run_backward::<half::bf16, _>(backend, seed));
+            if f16 {
+                runs.push(det.run_backward::<half::f16, _>(backend, seed));
             }
         }
         runs
