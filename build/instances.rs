@@ -111,7 +111,6 @@ const RCP4: &str = "sinkless::sigmoid_policy<false, 4>";
 const MMA: &[&str] = &["HMMA"];
 const MMA_RCP: &[&str] = &["HMMA", "MUFU.RCP"];
 const WGMMA: &[&str] = &["HGMMA"];
-const WGMMA_MMA: &[&str] = &["HGMMA", "HMMA"];
 const WGMMA_TMA: &[&str] = &["HGMMA", "UTMALDG"];
 
 /// The head dims of the overlapped wgmma forwards: every bucket of whole 64-column blocks.
@@ -416,22 +415,20 @@ pub fn all() -> Vec<Instance> {
             .map(|i| Instance { variant: true, ..i }),
         );
     }
-    // the backward by wgmma (KernelVariant::Wgmma), f16 and bf16: the main pass with its
-    // key-warp products by wgmma (at hd 128 its dQ product too, so no mma.sync is left there),
-    // and the deterministic dQ pass with all three of its products by wgmma
+    // the backward by wgmma (KernelVariant::Wgmma), f16 and bf16: the main pass with all five
+    // products by wgmma, and the deterministic dQ pass with its three (no mma.sync is left)
     for ((act, policy), (dt, ty)) in [("softmax", SOFTMAX), ("sigmoid", SIGMOID)]
         .into_iter()
         .flat_map(|a| DTYPES.map(|d| (a, d)))
     {
         for hd in [64, 128] {
-            let main = if hd == 128 { WGMMA } else { WGMMA_MMA };
             v.extend(backward(
                 |kind| format!("sinkless_attn_{kind}_{act}_{dt}_hd{hd}_wgmma"),
                 ty,
                 policy,
                 hd,
                 true,
-                [main, WGMMA],
+                [WGMMA; 2],
             ));
         }
     }

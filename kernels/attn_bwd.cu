@@ -138,9 +138,8 @@ struct bwd_rows_traits {
 // kWgmma_ (sm_90a only, hd 64 and 128): the four products of the key warps (S^T, dV, dP^T, dK)
 // by wgmma.mma_async (wgmma.cuh) instead of mma.sync, each warpgroup over its 64 keys: the 8
 // key warps are two warpgroups, and the accumulator layout per warp is mma.sync's, so the
-// activations, masks, dS^T tile and epilogue are unchanged. At hd 128 the fifth product, dQ's,
-// is a wgmma too (each warpgroup one 64-column half of dQ over all 128 keys, reading dS^T from
-// shared memory M-major); at hd 64 it stays on mma.sync (see kWgmmaDq). K, V, Q and dO come
+// activations, masks, dS^T tile and epilogue are unchanged. The fifth product, dQ's, is a
+// wgmma too, reading dS^T from shared memory M-major (see kWgmmaDq). K, V, Q and dO come
 // out of shared memory once per warpgroup and product rather than once per warp. The tiles sit
 // on 1024-byte boundaries (1 KiB of slack), as the 128-byte swizzle needs. 64 queries per step
 // at both head dims: at hd 128 that is dK + dV 128, S^T and dP^T 32 each, P^T and dS^T 16 each
@@ -157,9 +156,15 @@ struct bwd_traits {
     static constexpr int kThreads = 32 * kWarps;
     static constexpr int kBlockN = 16 * kWarpsN;
     static constexpr int kBlockM = kDv > 64 && !kWgmma ? 32 : 64;
-    // dQ by wgmma too at hd 128, where each warpgroup's half of dQ's columns is one whole block
-    // of 64; at hd 64 a half would start inside a swizzled line, so dQ stays on mma.sync there.
-    static constexpr bool kWgmmaDq = kWgmma && kHD == 128;
+    // dQ by wgmma too (atomic mode). At hd 128 each warpgroup takes one 64-column half of dQ
+    // (a whole column block) over all 128 keys. At hd 64 a half would start inside a swizzled
+    // line, so each warpgroup takes all 64 columns over its own 64 keys instead, and the two
+    // partial sums meet in shared memory: each warpgroup adds the other's share of one
+    // 32-column half and issues its atomics (as many atomics as the column split). The hand-over
+    // goes into dS^T's tile, each warpgroup's into the rows (its keys) that only its own,
+    // retired, product read, so one block barrier (after the writes) is all it needs.
+    static constexpr bool kWgmmaDq = kWgmma;
+    static constexpr bool kDqSplitKeys = kWgmma && kHD == 64;
     // dQ = dS K is split over the warps in (16 rows x kDqCols) units: 8 units at hd 32, 64, 128
     static constexpr int kDqCols = kHD == 32 ? 16 : 32;
     // dbias partials per key block, one per lane of a key warp (the host's dbias_block_slots)
@@ -284,7 +289,7 @@ __device__ __forceinline__ void attn_bwd_body(const sinkless_attn_bwd_params& p)
         uint32_t dsa_wg[1][NQ / 2][4];  // dS^T as dK's register A (wgmma: in flight to the step's end)
         if constexpr (tr::kWgmma) {
             // S^T; then dV's product and dP^T's together; dK's runs on under the dQ product
-            // below (at hd 128 it is issued after dQ's, to run under dQ's atomics) and is
+            // below (in atomic mode it is issued after dQ's, to run under dQ's atomics) and is
             // waited for at the end of the step.
             wg_gemm_nt<T, NQ, kHD>(s[0], k_tile, wn0 & ~63, q_t);
             activations<true>(act, s, stat_dot, need_mask, mask, n0 + wn0, m0, lane);
@@ -326,30 +331,63 @@ __device__ __forceinline__ void attn_bwd_body(const sinkless_attn_bwd_params& p)
         }
 
         if constexpr (tr::kWgmmaDq) {
-            // dQ = dS K by wgmma: warpgroup g takes dQ's columns 64 g .. 64 g + 63 for all 64
-            // queries, over the block's 128 keys (dS^T read M-major, K N-major); its warp w holds
-            // queries 16 w .. in the accumulator layout of mma.sync. dK's product is issued
-            // right after it, so that it runs under the atomics.
+            // dQ = dS K by wgmma, dS^T read M-major and K N-major; warp w of warpgroup g holds
+            // queries 16 (w % 4) .. in the accumulator layout of mma.sync. hd 128: warpgroup g
+            // takes dQ's columns 64 g .. for all 128 keys; hd 64: every column for keys 64 g ..
+            // (traits). dK's product is issued right after, so that it runs under the atomics.
             if (!p.deterministic) {
                 store_acc<T>(dst_tile, wn0, 0, dp, lane);
                 ptx::fence_proxy_async();
                 __syncthreads();
                 const int g = warp / 4;
-                float acc[1][kHD / 16][4];
+                float acc[1][tr::kDqSplitKeys ? kHD / 8 : kHD / 16][4];
                 fill(acc, 0.f);
-                wg_issue_tn<T, kHD / 16, tr::kBlockN>(acc[0], dst_tile, k_tile, g);
+                if constexpr (tr::kDqSplitKeys) {
+                    wg_issue_tn<T, kHD / 8, tr::kBlockN / 2>(acc[0], dst_tile, k_tile, 0, 64 * g);
+                } else {
+                    wg_issue_tn<T, kHD / 16, tr::kBlockN>(acc[0], dst_tile, k_tile, g);
+                }
                 wg_issue_rn<T>(dk[0], dsa_wg[0], q_t);
                 ptx::wgmma_wait<1>();
                 ptx::fence_operand(flat(acc[0]));
+                constexpr int kOwn = kHD / 16;  // n-tiles of dQ this thread adds
+                float own[kOwn][4];
+                int c0 = 64 * g;  // first column of own[0]
+                if constexpr (tr::kDqSplitKeys) {
+                    // Warpgroup g finishes columns 32 g ..: it hands the other its n-tiles of
+                    // the other half, [16 values][128 threads] per direction (no bank conflict),
+                    // direction g in the half of dS^T's tile that holds keys 64 g .. (traits).
+                    static_assert(ds_tile::kBytes == 2 * 16 * 128 * 4, "dS^T's tile holds both halves");
+                    float* const red = reinterpret_cast<float*>(dst_tile.base);
+                    const int t = tid % 128;
 #pragma unroll
-                for (int nt = 0; nt < kHD / 16; ++nt)
+                    for (int j = 0; j < kOwn; ++j)
+#pragma unroll
+                        for (int e = 0; e < 4; ++e)
+                            red[(16 * g + 4 * j + e) * 128 + t] = g == 0 ? acc[0][kOwn + j][e] : acc[0][j][e];
+                    __syncthreads();
+#pragma unroll
+                    for (int j = 0; j < kOwn; ++j)
+#pragma unroll
+                        for (int e = 0; e < 4; ++e)
+                            own[j][e] = (g == 0 ? acc[0][j][e] : acc[0][kOwn + j][e]) +
+                                        red[(16 * (1 - g) + 4 * j + e) * 128 + t];
+                    c0 = 32 * g;
+                } else {
+#pragma unroll
+                    for (int j = 0; j < kOwn; ++j)
+#pragma unroll
+                        for (int e = 0; e < 4; ++e) own[j][e] = acc[0][j][e];
+                }
+#pragma unroll
+                for (int nt = 0; nt < kOwn; ++nt)
 #pragma unroll
                     for (int e = 0; e < 4; ++e) {
                         const int r = 16 * (warp % 4) + acc_row(0, e, lane);
-                        const int c = 64 * g + acc_col(nt, e, lane);
+                        const int c = c0 + acc_col(nt, e, lane);
                         if (r < rows && c < p.head_dim) {
                             atomicAdd(p.dq_accum + (packed_row(p, b, sb.q_start, m0 + r) * p.heads_q + h) * p.head_dim + c,
-                                      acc[0][nt][e]);
+                                      own[nt][e]);
                         }
                     }
             }

@@ -201,9 +201,10 @@ pub enum KernelVariant {
     KeyTile128,
     /// Hopper's `wgmma.mma_async` instead of `mma.sync`: the forward's two products, 128 x 128
     /// tiles over two warpgroups; in the backward's main pass the four products of the key
-    /// warps (`S^T`, `dV`, `dP^T`, `dK`), each warpgroup over 64 keys, and at head dim 128 the
-    /// atomic mode's `dQ` product too (at 64 it stays on `mma.sync`); the deterministic mode's
-    /// dQ pass with its three products by wgmma, 128 queries over two warpgroups. Softmax and
+    /// warps (`S^T`, `dV`, `dP^T`, `dK`), each warpgroup over 64 keys, and the atomic mode's
+    /// `dQ` product too (each warpgroup half of dQ's columns at head dim 128, its own keys at
+    /// 64, the two partial sums meeting in shared memory); the deterministic mode's dQ pass
+    /// with its three products by wgmma, 128 queries over two warpgroups. Softmax and
     /// sigmoid, f16 and bf16, head dims 64 and 128, on sm_90 GPUs only (elsewhere the CUDA
     /// backend returns [`Error::Unsupported`]; the emulator runs it everywhere).
     Wgmma,

@@ -93,12 +93,12 @@ __device__ __forceinline__ void wg_issue_rn(float (&acc)[NT][4], uint32_t (&a)[K
     ptx::wgmma_commit();
 }
 
-// acc[nt] += A[k, 0 .. 63]^T * B[k, 64 cb0 + 8 nt ..] over the first kK rows of both, with A
-// stored [k][m] (M-major, its one column block) and B stored [k][n] (N-major): issued as one
-// wgmma group, not waited for. The columns are whole blocks of 64 from cb0 on, so no operand
-// starts inside a swizzled line.
+// acc[nt] += A[k, 0 .. 63]^T * B[k, 64 cb0 + 8 nt ..] over rows k0 .. k0 + kK - 1 of both
+// (k0 % 16 == 0, inside both tiles), with A stored [k][m] (M-major, its one column block) and B
+// stored [k][n] (N-major): issued as one wgmma group, not waited for. The columns are whole
+// blocks of 64 from cb0 on, so no operand starts inside a swizzled line.
 template <class T, int NT, int kK, class TA, class TB>
-__device__ __forceinline__ void wg_issue_tn(float (&acc)[NT][4], const TA& ta, const TB& tb, int cb0) {
+__device__ __forceinline__ void wg_issue_tn(float (&acc)[NT][4], const TA& ta, const TB& tb, int cb0, int k0 = 0) {
     static_assert(TA::kCols == 64, "A: one block of 64 rows of M");
     static_assert(NT == 8 || NT == 16, "B: one or two blocks of 64 columns");
     static_assert(kK % 16 == 0 && kK <= TA::kRows && kK <= TB::kRows, "k: whole steps of 16 inside both tiles");
@@ -107,8 +107,8 @@ __device__ __forceinline__ void wg_issue_tn(float (&acc)[NT][4], const TA& ta, c
     ptx::wgmma_fence();
 #pragma unroll
     for (int ks = 0; ks < kK / 16; ++ks) {
-        ptx::wgmma<T::kBf16, false, NT * 8, true>(flat(acc), kNoA, desc_n_major(ta, ks * 16),
-                                                  desc_n_major(tb, ks * 16, cb0));
+        ptx::wgmma<T::kBf16, false, NT * 8, true>(flat(acc), kNoA, desc_n_major(ta, k0 + ks * 16),
+                                                  desc_n_major(tb, k0 + ks * 16, cb0));
     }
     ptx::wgmma_commit();
 }
