@@ -139,7 +139,7 @@ struct bwd_rows_traits {
 // by wgmma.mma_async (wgmma.cuh) instead of mma.sync, each warpgroup over its 64 keys: the 8
 // key warps are two warpgroups, and the accumulator layout per warp is mma.sync's, so the
 // activations, masks, dS^T tile and epilogue are unchanged. The fifth product, dQ's, is a
-// wgmma too, reading dS^T from shared memory M-major (see kWgmmaDq). K, V, Q and dO come
+// wgmma too, reading dS^T from shared memory M-major (see kDqSplitKeys). K, V, Q and dO come
 // out of shared memory once per warpgroup and product rather than once per warp. The tiles sit
 // on 1024-byte boundaries (1 KiB of slack), as the 128-byte swizzle needs. 64 queries per step
 // at both head dims: at hd 128 that is dK + dV 128, S^T and dP^T 32 each, P^T and dS^T 16 each
@@ -156,14 +156,13 @@ struct bwd_traits {
     static constexpr int kThreads = 32 * kWarps;
     static constexpr int kBlockN = 16 * kWarpsN;
     static constexpr int kBlockM = kDv > 64 && !kWgmma ? 32 : 64;
-    // dQ by wgmma too (atomic mode). At hd 128 each warpgroup takes one 64-column half of dQ
+    // dQ's wgmma product (atomic mode). At hd 128 each warpgroup takes one 64-column half of dQ
     // (a whole column block) over all 128 keys. At hd 64 a half would start inside a swizzled
     // line, so each warpgroup takes all 64 columns over its own 64 keys instead, and the two
     // partial sums meet in shared memory: each warpgroup adds the other's share of one
     // 32-column half and issues its atomics (as many atomics as the column split). The hand-over
     // goes into dS^T's tile, each warpgroup's into the rows (its keys) that only its own,
     // retired, product read, so one block barrier (after the writes) is all it needs.
-    static constexpr bool kWgmmaDq = kWgmma;
     static constexpr bool kDqSplitKeys = kWgmma && kHD == 64;
     // dQ = dS K is split over the warps in (16 rows x kDqCols) units: 8 units at hd 32, 64, 128
     static constexpr int kDqCols = kHD == 32 ? 16 : 32;
@@ -304,7 +303,7 @@ __device__ __forceinline__ void attn_bwd_body(const sinkless_attn_bwd_params& p)
             ptx::fence_operand(reinterpret_cast<uint32_t(&)[NQ * 2]>(wa[0]));
             score_grads(act, s, dp, stat_dot);
             acc_to_a<T>(dsa_wg, dp);
-            if (!tr::kWgmmaDq || p.deterministic) wg_issue_rn<T>(dk[0], dsa_wg[0], q_t);
+            if (p.deterministic) wg_issue_rn<T>(dk[0], dsa_wg[0], q_t);
         } else {
             // dV's product runs before dP is formed, so the two score-sized tiles and their
             // operand copies are never live at once (the sigmoids spilled at hd128 otherwise).
@@ -330,7 +329,7 @@ __device__ __forceinline__ void attn_bwd_body(const sinkless_attn_bwd_params& p)
                 for (int e = 0; e < 4; ++e) db += dp[0][nt][e];
         }
 
-        if constexpr (tr::kWgmmaDq) {
+        if constexpr (tr::kWgmma) {
             // dQ = dS K by wgmma, dS^T read M-major and K N-major; warp w of warpgroup g holds
             // queries 16 (w % 4) .. in the accumulator layout of mma.sync. hd 128: warpgroup g
             // takes dQ's columns 64 g .. for all 128 keys; hd 64: every column for keys 64 g ..
