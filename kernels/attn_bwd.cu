@@ -261,8 +261,8 @@ __device__ __forceinline__ void attn_bwd_body(const sinkless_attn_bwd_params& p)
                 const int64_t si = stat_index(p, b, h, sb.q_start, m0 + r);
                 // a padding row gets the statistic of an empty row: every weight 0
                 const float raw = valid && Act::kRowStat ? p.row_stat[si] : (Act::kRowStat ? -INFINITY : 0.f);
-                stats[(stage * 2 + 0) * tr::kBlockM + r] = act_seq.prep_stat(raw);
-                stats[(stage * 2 + 1) * tr::kBlockM + r] = valid && Act::kRowDot ? p.row_dot[si] : 0.f;
+                ptx::st_shared(&stats[(stage * 2 + 0) * tr::kBlockM + r], act_seq.prep_stat(raw));
+                ptx::st_shared(&stats[(stage * 2 + 1) * tr::kBlockM + r], valid && Act::kRowDot ? p.row_dot[si] : 0.f);
             }
         }
     };
@@ -363,7 +363,8 @@ __device__ __forceinline__ void attn_bwd_body(const sinkless_attn_bwd_params& p)
                     for (int j = 0; j < kOwn; ++j)
 #pragma unroll
                         for (int e = 0; e < 4; ++e)
-                            red[(16 * g + 4 * j + e) * 128 + t] = g == 0 ? acc[0][kOwn + j][e] : acc[0][j][e];
+                            ptx::st_shared(&red[(16 * g + 4 * j + e) * 128 + t],
+                                           g == 0 ? acc[0][kOwn + j][e] : acc[0][j][e]);
                     __syncthreads();
 #pragma unroll
                     for (int j = 0; j < kOwn; ++j)
@@ -672,7 +673,7 @@ __device__ __forceinline__ void attn_bwd_head_reduce(const sinkless_attn_bwd_par
     float* red = dynamic_smem<float>();
 #pragma unroll
     for (int off = 16; off > 0; off >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, off);
-    if (tid % 32 == 0) red[tid / 32] = acc;
+    if (tid % 32 == 0) ptx::st_shared(&red[tid / 32], acc);
     __syncthreads();
     if (tid == 0) {
         float t = 0.f;

@@ -431,9 +431,9 @@ __device__ __forceinline__ void attn_fwd_body(const P& pp) {
                     ptx::mbarrier_wait(bars.v_full(0), 0);
                     const kv_tile vt = v_tile(0);
                     for (int idx = tid; idx < (tr::kBlockN - valid) * kv_tile::kChunks; idx += kThreads) {
-                        uint32_t* chunk = reinterpret_cast<uint32_t*>(
-                            vt.chunk(valid + idx / kv_tile::kChunks, idx % kv_tile::kChunks));
-                        chunk[0] = chunk[1] = chunk[2] = chunk[3] = 0u;
+                        ptx::st_shared(reinterpret_cast<chunk16*>(
+                                           vt.chunk(valid + idx / kv_tile::kChunks, idx % kv_tile::kChunks)),
+                                       chunk16{});
                     }
                     ptx::fence_proxy_async();
                     ptx::bar_sync(tr::kClearBarrier, kThreads);

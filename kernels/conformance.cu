@@ -60,14 +60,18 @@ __device__ __forceinline__ void conf_reduce(const sinkless_conf_reduce_params& p
     uint32_t* s = dynamic_smem<uint32_t>();
     const uint32_t t = threadIdx.x;
     if (p.plant == SINKLESS_CONF_PLANT_EXIT_EARLY && t >= 64) return;
-    s[t] = p.in[blockIdx.x * 128 + t];
+    if (p.plant == SINKLESS_CONF_PLANT_PLAIN_SHARED_STORE) {
+        s[t] = p.in[blockIdx.x * 128 + t];
+    } else {
+        ptx::st_shared(&s[t], p.in[blockIdx.x * 128 + t]);
+    }
     for (uint32_t stride = 64; stride >= 32; stride /= 2) {
         if (p.plant == SINKLESS_CONF_PLANT_DIVERGENT_BARRIER && (t / 32) % 2 == 1) {
             __syncthreads();
         } else if (p.plant != SINKLESS_CONF_PLANT_SKIP_SYNC) {
             __syncthreads();
         }
-        if (t < stride) s[t] += s[t + stride];
+        if (t < stride) ptx::st_shared(&s[t], s[t] + s[t + stride]);
     }
     if (p.plant != SINKLESS_CONF_PLANT_SKIP_SYNC) __syncthreads();
     if (t >= 32) return;
@@ -115,7 +119,7 @@ __device__ __forceinline__ void conf_ldmatrix(const sinkless_conf_ldmatrix_param
     constexpr uint32_t kStride = 24;
     uint16_t* s = dynamic_smem<uint16_t>();
     const uint32_t lane = threadIdx.x;
-    for (uint32_t i = lane; i < 32 * 16; i += 32) s[(i / 16) * kStride + i % 16] = p.src[i];
+    for (uint32_t i = lane; i < 32 * 16; i += 32) ptx::st_shared(&s[(i / 16) * kStride + i % 16], p.src[i]);
     __syncwarp();
     const uint16_t* row = s + ((7 * lane + 3) % 32) * kStride + 8 * ((lane / 8) % 2);
     uint32_t* o = p.out + lane * 4;
@@ -150,8 +154,8 @@ __device__ __forceinline__ void conf_mma(const sinkless_conf_mma_params& p) {
     uint16_t* sa = dynamic_smem<uint16_t>();
     uint16_t* sb = sa + 16 * (k + 8);
     if (p.use_ldmatrix) {
-        for (uint32_t i = lane; i < 16 * k; i += 32) sa[(i / k) * lda + i % k] = p.a[i];
-        for (uint32_t i = lane; i < 8 * k; i += 32) sb[i] = p.b[i];
+        for (uint32_t i = lane; i < 16 * k; i += 32) ptx::st_shared(&sa[(i / k) * lda + i % k], p.a[i]);
+        for (uint32_t i = lane; i < 8 * k; i += 32) ptx::st_shared(&sb[i], p.b[i]);
         __syncwarp();
     }
     for (uint32_t k0 = 0; k0 < k; k0 += 16) {
@@ -267,17 +271,17 @@ __device__ __forceinline__ void conf_wgmma(const sinkless_conf_wgmma_params& p) 
         for (uint32_t i = t; i < 64 * k; i += 128) {
             const uint32_t r = i / k, c = i % k;
             if (mn) {
-                sat.chunk(int(c), int(r / 8))[r % 8] = p.a[i];
+                ptx::st_shared(&sat.chunk(int(c), int(r / 8))[r % 8], p.a[i]);
             } else {
-                sa.chunk(int(r), int(c / 8))[c % 8] = p.a[i];
+                ptx::st_shared(&sa.chunk(int(r), int(c / 8))[c % 8], p.a[i]);
             }
         }
         for (uint32_t i = t; i < k * 64; i += 128) {
             const uint32_t kk = i / 64, n = i % 64;
             if (reg_a || mn) {
-                b_tile_t{sb}.chunk(int(kk), int(n / 8))[n % 8] = p.b[i];
+                ptx::st_shared(&b_tile_t{sb}.chunk(int(kk), int(n / 8))[n % 8], p.b[i]);
             } else {
-                bt_tile_t{sb}.chunk(int(n), int(kk / 8))[kk % 8] = p.b[i];
+                ptx::st_shared(&bt_tile_t{sb}.chunk(int(n), int(kk / 8))[kk % 8], p.b[i]);
             }
         }
         if (p.plant != SINKLESS_CONF_PLANT_SKIP_PROXY_FENCE) ptx::fence_proxy_async();
@@ -322,6 +326,11 @@ __device__ __forceinline__ void conf_wgmma(const sinkless_conf_wgmma_params& p) 
                                                  desc_k_major(bt_tile_t{sb}, 0, int(16 * ks)));
                 }
                 ptx::wgmma_commit();
+#if !defined(__CUDACC__)  // a plant, which only the emulator runs: no branch here on the GPU
+                if (p.plant == SINKLESS_CONF_PLANT_STORE_UNDER_WGMMA && ks == 0) {
+                    ptx::st_shared(&b_tile_t{sb}.chunk(0, int(t % 8))[0], uint16_t(t));
+                }
+#endif
                 ptx::wgmma_wait<0>();
                 ptx::fence_operand(d);
             }
@@ -375,11 +384,19 @@ __device__ __forceinline__ void conf_tma(const sinkless_conf_tma_params& p) {
             ptx::bar_sync(1, 128);
         }
         if (t < 64) {
-            handoff[t] = 7 * t + 3;
-            ptx::bar_arrive(2, 128);
+            if (p.plant == SINKLESS_CONF_PLANT_ARRIVE_BEFORE_STORE) {
+                ptx::bar_arrive(2, 128);
+                ptx::st_shared(&handoff[t], 7 * t + 3);
+            } else {
+                ptx::st_shared(&handoff[t], 7 * t + 3);
+                ptx::bar_arrive(2, 128);
+            }
         } else {
             ptx::bar_sync(2, 128);
-            p.named[t - 64] = handoff[t - 64];
+            // lane l of an ldmatrix.x1 gets word l of the 8 rows of 16 bytes that lanes 0-7 name
+            uint32_t r[1];
+            ptx::ldmatrix_x1(r, handoff + 32 * (t / 32 - 2) + 4 * (t % 8));
+            p.named[t - 64] = r[0];
         }
     }
 }

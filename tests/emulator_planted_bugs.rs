@@ -4,7 +4,8 @@
 
 use sinkless::conformance::{
     check_against_isa, run_emulator, Caught, ConformanceOutput, Plant, EMULATOR_BANK_CONFLICT,
-    EMULATOR_DEADLOCK, EMULATOR_OUT_OF_BOUNDS, EMULATOR_PROXY,
+    EMULATOR_DEADLOCK, EMULATOR_OUT_OF_BOUNDS, EMULATOR_PROXY, EMULATOR_RACE,
+    EMULATOR_UNSEEN_STORE,
 };
 use sinkless::{Emulator, Error, Result, Target};
 use std::sync::mpsc;
@@ -107,6 +108,62 @@ fn a_missing_proxy_fence_fails_the_first_wgmma_operand_read() {
             "sinkless_conf_wgmma_bf16",
             EMULATOR_PROXY,
             &["wgmma A operand reads shared byte", "fence.proxy.async"],
+        );
+    }
+}
+
+/// Stores the emulator does not see would escape the order check below, so the first barrier
+/// after one fails the launch, naming the byte and the barrier, although the sums are right.
+#[test]
+fn a_plain_shared_store_fails_the_launch_at_the_next_barrier() {
+    for seed in [1, 2, 3] {
+        expect_emulator_error(
+            Plant::PlainSharedStore,
+            seed,
+            "sinkless_conf_reduce",
+            EMULATOR_UNSEEN_STORE,
+            &[
+                "written by a store the emulator did not see",
+                "at the __syncthreads() of",
+                "ptx::st_shared",
+            ],
+        );
+    }
+}
+
+/// A store into B's tile while the product that reads it is in flight fails at the store,
+/// whatever the schedule, before the product retires.
+#[test]
+fn a_store_under_a_wgmma_in_flight_fails_at_the_store() {
+    for seed in [1, 2, 3] {
+        expect_emulator_error(
+            Plant::StoreUnderWgmma,
+            seed,
+            "sinkless_conf_wgmma_f16",
+            EMULATOR_RACE,
+            &[
+                "st.shared writes shared bytes",
+                "wgmma group 0 of warpgroup 0, still in flight",
+                "wait for it (wgmma.wait_group) first",
+            ],
+        );
+    }
+}
+
+/// Stores made after the arrival at the named barrier that hands them over are not ordered
+/// before the readers' `ldmatrix`, though in the emulator they always land first.
+#[test]
+fn a_store_after_its_barrier_fails_the_reading_ldmatrix() {
+    for seed in [1, 2, 3] {
+        expect_emulator_error(
+            Plant::ArriveBeforeStore,
+            seed,
+            "sinkless_conf_tma",
+            EMULATOR_RACE,
+            &[
+                "ldmatrix by threads",
+                "and no reader has acquired a release of that thread made after the write",
+            ],
         );
     }
 }

@@ -51,6 +51,10 @@ uint32_t ballot(unsigned mask, int predicate);
 
 float atomic_add(float* address, float value);
 
+// st.shared of `bytes` (naturally aligned, up to 16) from src to dst in dynamic shared memory,
+// checked against the wgmma products that read those bytes (sim_shared.cpp).
+void st_shared(void* dst, const void* src, size_t bytes);
+
 void cp_async_16(void* smem_dst, const void* gmem_src, bool full);
 void cp_async_commit();
 void cp_async_wait(int pending_groups);

@@ -70,6 +70,9 @@ size_t page_bytes();
 
 // ---- threads of a block (sim_runtime.cpp)
 
+// Warpgroups a block can hold (1024 threads), the length of a thread's clock (sim_shared.cpp).
+constexpr int kMaxWarpgroups = 8;
+
 enum class FiberState : uint8_t { kRunnable, kAtBarrier, kAtWarp, kAtMbarrier, kAtNamedBarrier, kExited };
 
 struct PendingCopy {
@@ -93,6 +96,14 @@ struct Fiber {
     bool wg_fenced;                   // a wgmma.fence since the last wgmma.wait_group
     uint32_t wait_at;                 // kAtMbarrier: the barrier's shared offset; kAtNamedBarrier: its id
     uint32_t wait_parity;             // kAtMbarrier: the parity waited for
+    // For each warpgroup, the wgmma groups below which this thread is ordered after their
+    // retirement (sim_shared.cpp).
+    uint32_t seen[kMaxWarpgroups];
+    // Its releases so far (arrivals at barriers), and for each thread of the block the releases
+    // of it that this thread has acquired: `vc` when vc_private, else Worker::barrier_clock.
+    uint32_t releases;
+    bool vc_private;
+    std::vector<uint32_t> vc;
 };
 
 // One lane's operands and results for the warp collective in progress.
@@ -129,6 +140,7 @@ struct Warpgroup {
     WgmmaOp issuing;   // its operands, filled in as threads arrive
     Fiber* threads[128];
     std::vector<WgmmaOp> pending;
+    uint32_t retired_below;  // every group below it has retired
     uint32_t waiting;   // threads at the wgmma.wait_group in progress
     int wait_pending;   // its operand
     Fiber* waiters[128];
@@ -143,6 +155,10 @@ struct Mbarrier {
     int64_t tx;        // transaction bytes still missing (may go below 0: bytes may land first)
     uint64_t phase;    // phases completed
     std::vector<Fiber*> waiters;
+    uint32_t arrived_seen[kMaxWarpgroups];   // the clocks of the current phase's arrivals, merged
+    uint32_t released_seen[kMaxWarpgroups];  // those of every completed phase, merged
+    std::vector<uint32_t> arrived_vc;        // the same for the thread clocks (sim_shared.cpp)
+    std::vector<uint32_t> released_vc;
 };
 
 // A tensor copy issued and not yet landed: its box, read from global memory at issue, row-major.
@@ -157,6 +173,8 @@ struct NamedBarrier {
     uint32_t threads;  // the count its first arrival named
     uint32_t arrived;
     std::vector<Fiber*> waiters;
+    uint32_t seen[kMaxWarpgroups];  // the clocks of its arrivals so far, merged
+    std::vector<uint32_t> vc;       // the same for the thread clocks (sim_shared.cpp)
 };
 constexpr int kNamedBarriers = 16;
 
@@ -202,6 +220,23 @@ struct Worker {
     // Dynamic shared memory as the async proxy (wgmma operand reads, tensor copies) last saw
     // it: refreshed from the generic view by each fence.proxy.async (sim_wgmma.cpp).
     std::vector<unsigned char> async_view;
+    // Dynamic shared memory as the writes the emulator sees left it (sim_shared.cpp).
+    std::vector<unsigned char> written_view;
+    // Per warpgroup and 16-bit element of shared memory, the wgmma group + 1 of the last product
+    // of that warpgroup to read it, [warpgroup][element]; sized at the block's first product.
+    std::vector<uint32_t> wg_reads;
+    bool wg_reads_live = false;  // a product of this block has marked wg_reads
+    // Per 16-bit element of shared memory, its last write by a thread: the block it was in
+    // (block_serial), the thread and the thread's releases then (sim_shared.cpp).
+    struct WriteStamp {
+        uint32_t block;
+        uint32_t releases;
+        uint32_t thread;
+    };
+    std::vector<WriteStamp> stamps;
+    uint32_t block_serial = 0;
+    // The thread clock every thread has after the last block barrier: each thread's releases.
+    std::vector<uint32_t> barrier_clock;
     size_t smem_map_bytes = 0;
     unsigned char* altstack = nullptr;
     size_t altstack_bytes = 0;
@@ -271,6 +306,51 @@ void describe_async_waits(const Worker& w, char* msg, size_t len, size_t* used);
 // Shared bytes [lo, hi) the wgmma products in flight of every warpgroup read; false when none
 // overlaps [dst, dst + bytes) (sim_wgmma.cpp).
 bool wgmma_in_flight_reads(const Worker& w, uint32_t dst, uint32_t bytes, uint32_t* lo, uint32_t* hi);
+
+// ---- shared-memory writes and their order after wgmma reads (sim_shared.cpp)
+
+// Starts a block's tracking: nothing written (the 0xFF poison), nothing read, clocks at zero.
+void reset_shared_tracking(Worker& w);
+// Records that the emulator itself wrote bytes [off, off + bytes) of shared memory (cp.async and
+// tensor copies landing, mbarrier.init): copies them into written_view.
+void note_shared_write(Worker& w, uint32_t off, size_t bytes);
+// The first shared byte that differs from written_view (a store the emulator did not see), or
+// -1 when none does.
+int64_t unseen_store(const Worker& w);
+// Formats the error of an unseen store at byte `at`, found at `where`, into w.msg; returns the
+// status. For the scheduler, outside any thread.
+int report_unseen_store(Worker& w, int64_t at, const char* where);
+// Fails the running thread when shared memory holds a store it did not see (at `where`).
+void check_no_unseen_store(const char* where);
+// Fails the running thread when it may not write shared bytes [off, off + bytes) yet: a wgmma
+// product reads them that the thread is not ordered after (`what` names the write).
+void check_write_order(uint32_t off, size_t bytes, const char* what);
+// Marks the shared bytes [x, x + 2) as read by warpgroup g's product of `group`.
+inline void mark_wgmma_read(Worker& w, uint32_t g, uint32_t x, uint32_t group) {
+    uint32_t& r = w.wg_reads[size_t(g) * (w.smem_bytes / 2 + 1) + x / 2];
+    if (r < group + 1) r = group + 1;
+}
+// Sizes wg_reads for the block's warpgroups (at its first product) and marks it live.
+void start_wgmma_reads(Worker& w);
+// Thread clocks (sim_shared.cpp). A release (an arrival at a barrier) of f merges f's clock into
+// acc; an acquire (a wait that a barrier completes) merges acc into f's.
+void release_into(Worker& w, Fiber& f, std::vector<uint32_t>& acc);
+void acquire_from(Worker& w, Fiber& f, const std::vector<uint32_t>& acc);
+// Every thread releases at a block barrier and acquires the block's merged clock.
+void block_barrier_clocks(Worker& w);
+// Records that thread f wrote shared bytes [off, off + bytes) (st.shared, its cp.async landing);
+// `f` null: a write no thread orders (a tensor copy: its mbarrier does).
+void stamp_write(Worker& w, const Fiber* f, uint32_t off, size_t bytes);
+// Fails the running thread when shared element x (a byte offset), read now by the threads
+// [lo, lo + count) of the block (a warp at an ldmatrix, a warpgroup at a wgmma issue), was last
+// written by a thread outside them that none of them is ordered after. `what` names the read.
+void check_read_order(uint32_t x, uint32_t lo, uint32_t count, const char* what);
+// Every fiber of `fibers` takes the elementwise maximum of their clocks.
+void merge_clocks(Fiber* const* fibers, size_t n);
+// into = max(into, from), elementwise.
+inline void merge_clock(uint32_t* into, const uint32_t* from) {
+    for (int i = 0; i < kMaxWarpgroups; ++i) into[i] = into[i] > from[i] ? into[i] : from[i];
+}
 
 // ---- memory: guard-paged buffers and the SIGSEGV handler (sim_memory.cpp)
 

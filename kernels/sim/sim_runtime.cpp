@@ -186,6 +186,7 @@ int run_block(Worker& w, uint64_t block) {
         g.pending.clear();
     }
     reset_async_state(w);
+    reset_shared_tracking(w);
     tls_block = &w.view;
     shuffle_into_queue(w);
     for (;;) {
@@ -217,8 +218,22 @@ int run_block(Worker& w, uint64_t block) {
                 same_site = false;
             }
         }
-        if (exited == w.fibers.size()) return SINKLESS_SIM_OK;
+        if (exited == w.fibers.size()) {
+            const int64_t at = unseen_store(w);
+            return at < 0 ? SINKLESS_SIM_OK : report_unseen_store(w, at, "when the block ended");
+        }
         if (at_barrier == w.fibers.size() && same_site) {
+            const int64_t at = unseen_store(w);
+            if (at >= 0) {
+                char where[160];
+                snprintf(where, sizeof where, "at the __syncthreads() of %s:%d", site->barrier_file, site->barrier_line);
+                return report_unseen_store(w, at, where);
+            }
+            block_barrier_clocks(w);
+            if (w.wg_reads_live) {
+                for (size_t i = 0; i < w.fibers.size(); ++i) w.queue[i] = &w.fibers[i];
+                merge_clocks(w.queue.data(), w.fibers.size());
+            }
             for (Fiber& f : w.fibers) f.state = FiberState::kRunnable;
             shuffle_into_queue(w);
             continue;
@@ -267,6 +282,7 @@ bool worker_setup(Worker& w, const Launch& L) {
     if (mprotect(w.smem_map + smem_pages, page, PROT_NONE) != 0) return false;
     w.view.smem = w.smem_map + smem_pages - smem_rounded;
     w.async_view.assign(w.smem_bytes, 0xFF);
+    w.written_view.assign(w.smem_bytes, 0xFF);
 
     w.stacks = acquire_stacks(w.threads);
     if (!w.stacks) return false;
@@ -405,6 +421,7 @@ float atomic_add(float* address, float value) {
 
 void cp_async_16(void* smem_dst, const void* gmem_src, bool full) {
     check_smem_range(smem_dst, 16, "cp.async");
+    check_write_order(uint32_t(static_cast<unsigned char*>(smem_dst) - tls_block->smem), 16, "cp.async");
     PendingCopy c;
     c.dst = static_cast<unsigned char*>(smem_dst);
     c.group = tls_fiber->open_group;
@@ -431,6 +448,8 @@ void cp_async_wait(int pending_groups) {
         PendingCopy& c = f->copies[i];
         if (c.group < retire_below) {
             memcpy(c.dst, c.data, 16);
+            note_shared_write(*tls_worker, uint32_t(c.dst - tls_block->smem), 16);
+            stamp_write(*tls_worker, f, uint32_t(c.dst - tls_block->smem), 16);
         } else {
             f->copies[kept++] = c;
         }

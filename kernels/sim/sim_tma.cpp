@@ -37,6 +37,8 @@
 
 #include <stdio.h>
 
+#include <algorithm>
+
 namespace sinkless {
 namespace sim {
 
@@ -89,6 +91,13 @@ bool settle(Worker& w, Mbarrier& b, bool first) {
     if (b.pending != 0 || b.tx != 0) return false;
     ++b.phase;
     b.pending = b.count;
+    merge_clock(b.released_seen, b.arrived_seen);
+    memset(b.arrived_seen, 0, sizeof b.arrived_seen);
+    b.released_vc.resize(b.arrived_vc.size());
+    for (size_t i = 0; i < b.arrived_vc.size(); ++i) {
+        b.released_vc[i] = std::max(b.released_vc[i], b.arrived_vc[i]);
+        b.arrived_vc[i] = 0;
+    }
     const bool woke = !b.waiters.empty();
     for (Fiber* f : b.waiters) {
         f->state = FiberState::kRunnable;
@@ -118,6 +127,8 @@ void land(Worker& w, const BulkCopy& c) {
         }
         memcpy(w.view.smem + x, c.image.data() + j, 16);
         memcpy(w.async_view.data() + x, c.image.data() + j, 16);
+        note_shared_write(w, x, 16);
+        stamp_write(w, nullptr, x, 16);
     }
     Mbarrier* b = find(w, c.bar);
     uint64_t t = 0;
@@ -143,6 +154,7 @@ void reset_async_state(Worker& w) {
         b.threads = 0;
         b.arrived = 0;
         b.waiters.clear();
+        memset(b.seen, 0, sizeof b.seen);
     }
 }
 
@@ -216,9 +228,10 @@ void mbarrier_init(uint64_t* bar, uint32_t count) {
         b = &w.mbarriers.back();
     }
     if (!b->waiters.empty()) fail(SINKLESS_SIM_ERR_CONFIG, "mbarrier.init at shared byte %u while threads wait on it", off);
-    *b = Mbarrier{off, count, count, 0, 0, {}};
+    *b = Mbarrier{off, count, count, 0, 0, {}, {}, {}};
     const uint64_t t = tag_of(off);
     memcpy(bar, &t, 8);
+    note_shared_write(w, off, 8);
 }
 
 void mbarrier_arrive(uint64_t* bar, uint32_t tx_bytes) {
@@ -230,6 +243,8 @@ void mbarrier_arrive(uint64_t* bar, uint32_t tx_bytes) {
     }
     b.tx += tx_bytes;
     --b.pending;
+    merge_clock(b.arrived_seen, tls_fiber->seen);
+    release_into(*tls_worker, *tls_fiber, b.arrived_vc);
     // The threads this arrival releases run at once, before the arriving thread goes on: a
     // thread that arrives before it is done with what the barrier hands over (a buffer whose
     // readers have not retired) is then caught by the next owner's first use of it.
@@ -244,7 +259,11 @@ void mbarrier_wait(uint64_t* bar, uint32_t parity) {
     Fiber* f = tls_fiber;
     for (;;) {
         Mbarrier& b = barrier_at(bar, "mbarrier.try_wait.parity");
-        if ((b.phase & 1u) != (parity & 1u)) return;
+        if ((b.phase & 1u) != (parity & 1u)) {
+            merge_clock(f->seen, b.released_seen);
+            acquire_from(*tls_worker, *f, b.released_vc);
+            return;
+        }
         b.waiters.push_back(f);
         f->state = FiberState::kAtMbarrier;
         f->wait_at = b.offset;
@@ -283,6 +302,7 @@ void tma_load(void* smem_dst, const void* map, const int32_t* coords, int rank, 
              "after the wgmma.wait_group that retires its readers",
              what, dst, static_cast<unsigned long long>(dst + bytes), lo, hi);
     }
+    check_write_order(dst, size_t(bytes), what);
     BulkCopy c;
     c.dst = dst;
     c.bar = b.offset;
@@ -332,13 +352,24 @@ void named_barrier(uint32_t id, uint32_t threads, bool wait) {
         fail(SINKLESS_SIM_ERR_DEADLOCK, "%s %u, %u while %u threads wait there for a count of %u", what, id, threads,
              b.arrived, b.threads);
     }
+    merge_clock(b.seen, f->seen);
+    release_into(w, *f, b.vc);
     if (++b.arrived == b.threads) {
         for (Fiber* g : b.waiters) {
+            merge_clock(g->seen, b.seen);
+            acquire_from(w, *g, b.vc);
             g->state = FiberState::kRunnable;
             w.push(g);
         }
+        if (wait) {
+            merge_clock(f->seen, b.seen);
+            acquire_from(w, *f, b.vc);
+        }
         b.waiters.clear();
         b.arrived = 0;
+        memset(b.seen, 0, sizeof b.seen);
+        std::fill(b.vc.begin(), b.vc.end(), 0u);
+        check_no_unseen_store("at a named barrier");
         return;
     }
     if (!wait) return;

@@ -14,7 +14,9 @@
 // that is not made of whole warpgroups, a descriptor this emulator does not model (only the
 // 128-byte swizzle with base offset 0, which is what the kernels use; of the operand majors,
 // register A with B N-major, and shared A with both K-major or A M-major with B N-major) or that
-// reaches outside dynamic shared memory.
+// reaches outside dynamic shared memory. A write into the bytes a product reads, from a thread not
+// yet ordered after the wait that retires it, fails at the write, whatever the schedule
+// (sim_shared.cpp): issuing a product marks what it reads, and a wait moves its threads' clocks.
 //
 // Proxies. On the GPU, shared memory written through the generic proxy (plain stores, cp.async)
 // is guaranteed visible to the async proxy (wgmma's operand reads, tensor copies) only after the
@@ -151,6 +153,27 @@ void retire(const WgmmaOp& op) {
     }
 }
 
+// Marks the shared elements a product just issued by warpgroup g reads (sim_shared.cpp), so that
+// a write into them before the threads are ordered after its retirement fails.
+void mark_reads(Worker& w, uint32_t g, const WgmmaOp& op) {
+    if (!w.wg_reads_live) start_wgmma_reads(w);
+    const uint32_t group = uint32_t(op.group);
+    const auto mark = [&](uint32_t x) {
+        x ^= ((x >> 7) & 7u) << 4;
+        if (uint64_t(x) + 2 > w.smem_bytes) return;  // the retirement reports it
+        check_read_order(x, 128 * g, 128, "wgmma.mma_async");
+        mark_wgmma_read(w, g, x, group);
+    };
+    if (!op.reg_a) {
+        const Descriptor da = decode(op.desc_a, "A");
+        for (int r = 0; r < 64; ++r)
+            for (int k = 0; k < 16; ++k) mark(operand_address(da, op.a_m_major, r, k));
+    }
+    const Descriptor db = decode(op.desc_b, "B");
+    for (int k = 0; k < 16; ++k)
+        for (int c = 0; c < op.n; ++c) mark(operand_address(db, op.b_n_major, c, k));
+}
+
 Warpgroup& my_group(const char* what) {
     Worker* w = tls_worker;
     Fiber* f = tls_fiber;
@@ -206,18 +229,24 @@ void wgmma_wait(int pending_groups) {
     }
     g.waiting = 0;
     tls_worker->wake_rest(g.waiters, 128, t);
-    if (uint64_t(pending_groups) >= f->wg_open_group) return;
-    const uint64_t retire_below = f->wg_open_group - uint64_t(pending_groups);
-    size_t kept = 0;
-    for (size_t i = 0; i < g.pending.size(); ++i) {
-        if (g.pending[i].group < retire_below) {
-            retire(g.pending[i]);
-        } else {
-            if (kept != i) g.pending[kept] = g.pending[i];
-            ++kept;
+    if (uint64_t(pending_groups) < f->wg_open_group) {
+        const uint64_t retire_below = f->wg_open_group - uint64_t(pending_groups);
+        size_t kept = 0;
+        for (size_t i = 0; i < g.pending.size(); ++i) {
+            if (g.pending[i].group < retire_below) {
+                retire(g.pending[i]);
+            } else {
+                if (kept != i) g.pending[kept] = g.pending[i];
+                ++kept;
+            }
         }
+        g.pending.resize(kept);
+        g.retired_below = std::max(g.retired_below, uint32_t(retire_below));
     }
-    g.pending.resize(kept);
+    // Every thread of the warpgroup is now ordered after what retired (sim_shared.cpp).
+    merge_clocks(g.waiters, 128);
+    const uint32_t gi = f->linear / 128;
+    for (Fiber* x : g.waiters) x->seen[gi] = std::max(x->seen[gi], g.retired_below);
 }
 
 bool wgmma_in_flight_reads(const Worker& w, uint32_t dst, uint32_t bytes, uint32_t* lo, uint32_t* hi) {
@@ -238,6 +267,7 @@ bool wgmma_in_flight_reads(const Worker& w, uint32_t dst, uint32_t bytes, uint32
 }
 
 void fence_proxy_async() {
+    check_no_unseen_store("at a fence.proxy.async");
     Worker& w = *tls_worker;
     if (w.smem_bytes) memcpy(w.async_view.data(), w.view.smem, w.smem_bytes);
 }
@@ -285,6 +315,7 @@ void wgmma(float* d, int n, const uint32_t* a, uint64_t desc_a, uint64_t desc_b,
         suspend(f);
         return;
     }
+    mark_reads(*tls_worker, f->linear / 128, op);
     g.pending.push_back(op);
     g.arrived = 0;
     tls_worker->wake_rest(g.threads, 128, t);

@@ -128,6 +128,9 @@ fn plant_field(plant: Option<Plant>) -> u32 {
         Some(Plant::SkipMbarrierWait) => ffi::SINKLESS_CONF_PLANT_SKIP_MBARRIER_WAIT,
         Some(Plant::SkipProxyFence) => ffi::SINKLESS_CONF_PLANT_SKIP_PROXY_FENCE,
         Some(Plant::LdmatrixBankConflict) => ffi::SINKLESS_CONF_PLANT_LDMATRIX_BANK_CONFLICT,
+        Some(Plant::PlainSharedStore) => ffi::SINKLESS_CONF_PLANT_PLAIN_SHARED_STORE,
+        Some(Plant::StoreUnderWgmma) => ffi::SINKLESS_CONF_PLANT_STORE_UNDER_WGMMA,
+        Some(Plant::ArriveBeforeStore) => ffi::SINKLESS_CONF_PLANT_ARRIVE_BEFORE_STORE,
         Some(_) => ffi::SINKLESS_CONF_PLANT_NONE,
     }
 }

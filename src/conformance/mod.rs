@@ -53,6 +53,16 @@ pub const EMULATOR_PROXY: i32 = 9;
 /// as carried by [`Error::Emulator`].
 pub const EMULATOR_BANK_CONFLICT: i32 = 10;
 
+/// The emulator's status code for a write into shared bytes that a `wgmma` product reads, by a
+/// thread not ordered after the `wgmma.wait_group` that retires the product
+/// (`SINKLESS_SIM_ERR_RACE`), as carried by [`Error::Emulator`].
+pub const EMULATOR_RACE: i32 = 11;
+
+/// The emulator's status code for shared memory changed by a plain store, not through
+/// `ptx::st_shared`, which the emulator could not check (`SINKLESS_SIM_ERR_UNSEEN_STORE`), as
+/// carried by [`Error::Emulator`].
+pub const EMULATOR_UNSEEN_STORE: i32 = 12;
+
 /// A conformance kernel and its launch shape. Block sizes are fixed by each kernel
 /// (`conformance_params.h`) except where a field sets them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -179,6 +189,15 @@ pub enum Plant {
     /// `conf_mma` with A's rows packed `k` elements apart in shared memory: the rows of each
     /// `ldmatrix` matrix collide in the banks.
     LdmatrixBankConflict,
+    /// `conf_reduce` storing its inputs to shared memory with plain stores, not through
+    /// `ptx::st_shared`: the emulator could not check them.
+    PlainSharedStore,
+    /// `conf_wgmma` with its threads overwriting B's tile after issuing the first product and
+    /// before the `wgmma.wait_group` that retires it.
+    StoreUnderWgmma,
+    /// `conf_tma` with threads 0-63 arriving at the hand-off's named barrier before their stores,
+    /// so the barrier does not order the stores before the other warps' `ldmatrix`.
+    ArriveBeforeStore,
     /// `conf_widen` told one element more than its input holds: a read past the end.
     ReadPastEnd,
     /// `conf_widen` with its f16 output four elements short: a write past the end.
@@ -197,8 +216,8 @@ pub enum Caught {
     WrongAnswer,
     /// The launch fails with [`Error::Emulator`] carrying this code.
     Emulator {
-        /// [`EMULATOR_DEADLOCK`], [`EMULATOR_OUT_OF_BOUNDS`], [`EMULATOR_PROXY`] or
-        /// [`EMULATOR_BANK_CONFLICT`].
+        /// [`EMULATOR_DEADLOCK`], [`EMULATOR_OUT_OF_BOUNDS`], [`EMULATOR_PROXY`],
+        /// [`EMULATOR_BANK_CONFLICT`], [`EMULATOR_RACE`] or [`EMULATOR_UNSEEN_STORE`].
         code: i32,
     },
     /// The launch is refused with [`Error::SharedMemory`].
@@ -214,7 +233,7 @@ enum Fault {
 
 impl Plant {
     /// Every planted bug.
-    pub const ALL: [Plant; 11] = [
+    pub const ALL: [Plant; 14] = [
         Plant::SkipSync,
         Plant::ExitEarly,
         Plant::DivergentBarrier,
@@ -223,6 +242,9 @@ impl Plant {
         Plant::SkipMbarrierWait,
         Plant::SkipProxyFence,
         Plant::LdmatrixBankConflict,
+        Plant::PlainSharedStore,
+        Plant::StoreUnderWgmma,
+        Plant::ArriveBeforeStore,
         Plant::ReadPastEnd,
         Plant::WritePastEnd,
         Plant::SharedMemoryOverLimit,
@@ -239,6 +261,9 @@ impl Plant {
             Plant::SkipMbarrierWait => "skip_mbarrier_wait",
             Plant::SkipProxyFence => "skip_proxy_fence",
             Plant::LdmatrixBankConflict => "ldmatrix_bank_conflict",
+            Plant::PlainSharedStore => "plain_shared_store",
+            Plant::StoreUnderWgmma => "store_under_wgmma",
+            Plant::ArriveBeforeStore => "arrive_before_store",
             Plant::ReadPastEnd => "read_past_end",
             Plant::WritePastEnd => "write_past_end",
             Plant::SharedMemoryOverLimit => "shared_memory_over_limit",
@@ -261,6 +286,12 @@ impl Plant {
             Plant::LdmatrixBankConflict => Caught::Emulator {
                 code: EMULATOR_BANK_CONFLICT,
             },
+            Plant::PlainSharedStore => Caught::Emulator {
+                code: EMULATOR_UNSEEN_STORE,
+            },
+            Plant::StoreUnderWgmma | Plant::ArriveBeforeStore => Caught::Emulator {
+                code: EMULATOR_RACE,
+            },
             Plant::SharedMemoryOverLimit => Caught::SharedMemory,
         }
     }
@@ -268,15 +299,22 @@ impl Plant {
     /// The case that carries this bug, with inputs from `seed`.
     pub fn case(self, seed: u64) -> ConformanceCase {
         let kernel = match self {
-            Plant::SkipSync | Plant::ExitEarly | Plant::DivergentBarrier | Plant::WarpExit => {
-                Kernel::Reduce { blocks: 4 }
-            }
+            Plant::SkipSync
+            | Plant::ExitEarly
+            | Plant::DivergentBarrier
+            | Plant::WarpExit
+            | Plant::PlainSharedStore => Kernel::Reduce { blocks: 4 },
             Plant::SkipWait => Kernel::CpAsync { blocks: 2 },
-            Plant::SkipMbarrierWait => TMA_CASES[0],
+            Plant::SkipMbarrierWait | Plant::ArriveBeforeStore => TMA_CASES[0],
             Plant::SkipProxyFence => Kernel::Wgmma {
                 dtype: DType::BF16,
                 k: 64,
                 form: WgmmaForm::SharedK,
+            },
+            Plant::StoreUnderWgmma => Kernel::Wgmma {
+                dtype: DType::F16,
+                k: 32,
+                form: WgmmaForm::SharedMn,
             },
             Plant::ReadPastEnd => Kernel::Widen { n: 65536 },
             Plant::WritePastEnd => Kernel::Widen { n: 1024 },
@@ -303,11 +341,21 @@ impl Plant {
         matches!(
             (self, kernel),
             (
-                Plant::SkipSync | Plant::ExitEarly | Plant::DivergentBarrier | Plant::WarpExit,
+                Plant::SkipSync
+                    | Plant::ExitEarly
+                    | Plant::DivergentBarrier
+                    | Plant::WarpExit
+                    | Plant::PlainSharedStore,
                 Kernel::Reduce { .. }
             ) | (Plant::SkipWait, Kernel::CpAsync { .. })
-                | (Plant::SkipMbarrierWait, Kernel::Tma { .. })
-                | (Plant::SkipProxyFence, Kernel::Wgmma { .. })
+                | (
+                    Plant::SkipMbarrierWait | Plant::ArriveBeforeStore,
+                    Kernel::Tma { .. }
+                )
+                | (
+                    Plant::SkipProxyFence | Plant::StoreUnderWgmma,
+                    Kernel::Wgmma { .. }
+                )
                 | (
                     Plant::ReadPastEnd | Plant::WritePastEnd,
                     Kernel::Widen { .. }

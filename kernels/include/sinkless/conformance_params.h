@@ -25,6 +25,12 @@
                                                     and no fence.proxy.async: the async proxy may not see them */
 #define SINKLESS_CONF_PLANT_LDMATRIX_BANK_CONFLICT 8u /* the mma kernel packs A's rows k apart in shared memory:
                                                         its ldmatrix rows collide in the banks */
+#define SINKLESS_CONF_PLANT_PLAIN_SHARED_STORE 9u  /* the reduce kernel stores its inputs to shared memory with
+                                                     plain stores, which the emulator cannot check */
+#define SINKLESS_CONF_PLANT_STORE_UNDER_WGMMA 10u  /* the wgmma kernel's threads overwrite B's tile after issuing
+                                                     the first product, before its wait_group (emulator only) */
+#define SINKLESS_CONF_PLANT_ARRIVE_BEFORE_STORE 11u /* threads 0-63 of the tensor-copy kernel arrive at the
+                                                      hand-off's named barrier before their stores */
 
 /* Every thread records its coordinates. Any grid and block (up to 1024 threads). */
 typedef struct {
@@ -37,7 +43,8 @@ typedef struct {
 typedef struct {
     const uint32_t* in; /* [blocks * 128] */
     uint32_t* out;      /* [blocks]: the wrapping uint32 sum of the block's 128 inputs */
-    uint32_t plant;     /* SINKLESS_CONF_PLANT_{NONE, SKIP_SYNC, EXIT_EARLY, DIVERGENT_BARRIER, WARP_EXIT} */
+    uint32_t plant;     /* SINKLESS_CONF_PLANT_{NONE, SKIP_SYNC, EXIT_EARLY, DIVERGENT_BARRIER, WARP_EXIT,
+                           PLAIN_SHARED_STORE} */
 } sinkless_conf_reduce_params;
 
 /* cp.async in four commit groups with zero-fill, retired by wait_group 2, 1, 0 and wait_all.
@@ -83,7 +90,7 @@ typedef struct {
     float* d;          /* [64][64] row-major */
     uint32_t k;        /* 16 .. 128, a multiple of 16 */
     uint32_t form;     /* SINKLESS_CONF_WGMMA_SHARED_K, _REGISTER_A or _SHARED_MN */
-    uint32_t plant;    /* SINKLESS_CONF_PLANT_NONE or SINKLESS_CONF_PLANT_SKIP_PROXY_FENCE */
+    uint32_t plant;    /* SINKLESS_CONF_PLANT_{NONE, SKIP_PROXY_FENCE, STORE_UNDER_WGMMA} */
 } sinkless_conf_wgmma_params;
 #define SINKLESS_CONF_WGMMA_SMEM (1024 + 2 * 64 * 128 * 2)
 /* The operands' forms: A stored [m][k] in shared memory, B stored K-major ([n][k]), both by
@@ -100,7 +107,8 @@ typedef struct {
  * barrier (parity i % 2); once it has, thread t copies 16-byte chunks t, t + 128, .. of the buffer,
  * as the swizzle left them, to out[i], and every thread meets at named barrier 1 before copy
  * i + 1 is issued. Last, threads 0-63 store 7 t + 3 to shared memory and arrive at named barrier
- * 2 (bar.arrive), threads 64-127 wait there (bar.sync) and thread 64 + i writes word i to named. */
+ * 2 (bar.arrive), threads 64-127 wait there (bar.sync), read the words by ldmatrix.x1 (warp 2
+ * words 0-31, warp 3 words 32-63) and thread 64 + i writes word i to named. */
 #define SINKLESS_CONF_TMA_LOADS 4u
 #define SINKLESS_CONF_TMA_MAX_BOX 8192u
 #define SINKLESS_CONF_TMA_SMEM (1024u + 2u * SINKLESS_CONF_TMA_MAX_BOX + 512u)
@@ -110,7 +118,7 @@ typedef struct {
     uint32_t* named;       /* [64] */
     int32_t coords[SINKLESS_CONF_TMA_LOADS][4]; /* innermost first */
     uint32_t box_bytes;    /* the map's box: a multiple of 16, at most SINKLESS_CONF_TMA_MAX_BOX */
-    uint32_t plant;        /* SINKLESS_CONF_PLANT_NONE or SINKLESS_CONF_PLANT_SKIP_MBARRIER_WAIT */
+    uint32_t plant;        /* SINKLESS_CONF_PLANT_{NONE, SKIP_MBARRIER_WAIT, ARRIVE_BEFORE_STORE} */
 } sinkless_conf_tma_params;
 
 /* Number of shuffle cases of the shuffle kernel (see conformance.cu for each case). */

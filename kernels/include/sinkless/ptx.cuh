@@ -135,6 +135,17 @@ __device__ __forceinline__ float f16_to_f32(uint16_t h) {
 // bf16 is the upper half of an f32: widening is a shift, the same on both sides.
 __device__ __forceinline__ float bf16_to_f32(uint16_t h) { return __uint_as_float(uint32_t(h) << 16); }
 
+// A store to shared memory, the only way kernels write it. On the device a plain store, which
+// leaves the compiler free to merge and schedule it as before; the emulator sees it, so it can
+// check its order after the wgmma products reading those bytes, and it fails a launch whose
+// shared memory changed under a store it did not see (kernels/sim/sim_shared.cpp). The value is
+// taken by value: a reference bound to `c ? a[i] : a[j]` would take an address of a register
+// array and send it to local memory.
+template <class V>
+__device__ __forceinline__ void st_shared(V* smem, V v) {
+    *smem = v;
+}
+
 // ---- warpgroup MMA (sm_90a) -----------------------------------------------------------------
 // wgmma.mma_async: a warpgroup (4 consecutive warps, the first a multiple of 4) computes
 // D[64 x N] += A[64 x 16] * B[16 x N] in f32. B always comes from shared memory through a matrix
@@ -312,6 +323,11 @@ __device__ __forceinline__ void wgmma(float (&d)[N / 2], const uint32_t (&a)[4],
 
 #else  // the CPU emulator
 
+template <class V>
+__device__ __forceinline__ void st_shared(V* smem, V v) {
+    static_assert(sizeof(V) <= 16 && (sizeof(V) & (sizeof(V) - 1)) == 0, "st.shared of 1, 2, 4, 8 or 16 bytes");
+    sim::st_shared(smem, &v, sizeof(V));
+}
 __device__ __forceinline__ void cp_async_16(void* smem_dst, const void* gmem_src, bool full) {
     sim::cp_async_16(smem_dst, gmem_src, full);
 }

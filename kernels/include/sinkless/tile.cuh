@@ -211,7 +211,7 @@ __device__ __forceinline__ void store_acc(const Tile& t, int m0, int n0, const f
                 const int r = m0 + acc_row(mt, 2 * h, lane);
                 const int c = n0 + acc_col(nt, 0, lane);
                 uint32_t* dst = reinterpret_cast<uint32_t*>(t.chunk(r, c >> 3) + (c & 7));
-                *dst = T::pack2(acc[mt][nt][2 * h], acc[mt][nt][2 * h + 1]);
+                ptx::st_shared(dst, T::pack2(acc[mt][nt][2 * h], acc[mt][nt][2 * h + 1]));
             }
 }
 

@@ -1,0 +1,222 @@
+// Shared-memory writes in the emulator: ptx::st_shared, the check that no store goes unseen, and
+// the order of writes and the reads the emulator sees (wgmma operands, ldmatrix), whatever the
+// schedule.
+//
+// Seen writes. Kernels store to shared memory through ptx::st_shared, and the emulator makes its
+// own writes (cp.async and tensor copies landing, mbarrier.init), so it sees every write of a
+// correct kernel. Worker::written_view is shared memory as those writes left it. Each block
+// barrier, named barrier, fence.proxy.async and the block's end compares the two, and a byte that
+// differs was written by a plain store, which the order check below cannot see: the launch fails
+// with SINKLESS_SIM_ERR_UNSEEN_STORE, naming the byte.
+//
+// Write after read. A wgmma product reads its shared operands at some time between its issue
+// and the wgmma.wait_group that retires it, so a write into those bytes is safe only from a
+// thread ordered after that wait: a thread of the issuing warpgroup past its wait, or a thread
+// that has synchronised with one since. The emulator's schedule may run the retirement before a
+// racing write and so compute the right product; this check does not depend on the schedule. It
+// keeps
+//   - per warpgroup g and 16-bit element x of shared memory, the group number + 1 of the last
+//     product of g that reads x (Worker::wg_reads, marked when the product is issued);
+//   - per warpgroup, the groups retired so far (Warpgroup::retired_below);
+//   - per thread, a clock: for each warpgroup g, the groups of g it is ordered after
+//     (Fiber::seen[g]).
+// A write (st_shared, a cp.async or a tensor copy, at issue) of a thread into element x fails with
+// SINKLESS_SIM_ERR_RACE when wg_reads[g][x] > seen[g] for some g. These clocks move at:
+//   - a wgmma.wait_group: each thread of the warpgroup takes its retired count (and the group's
+//     merged clock, the wait being a rendezvous);
+//   - a block barrier: every thread takes the block's merged clock;
+//   - a named barrier: the threads that wait there take the merged clock of all its arrivals
+//     (bar.arrive included);
+//   - an mbarrier: a thread whose wait completes takes the merged clock of the arrivals of every
+//     phase completed so far (a slight over-approximation for a wait on an older parity).
+//
+// Read after write. The other order: a product, or an ldmatrix, reading bytes that a thread
+// wrote (st_shared, or its cp.async landing at its wait) with nothing between that orders the
+// write before the read. Each thread counts its releases (arrivals at block barriers, named
+// barriers and mbarriers) and keeps a vector clock over the block's threads: for each thread,
+// how many of its releases it has acquired (a completed block barrier gives every thread the
+// same clock, Worker::barrier_clock, so only named barriers and mbarriers make a thread's own
+// copy). Every element keeps its last writer and the writer's releases then (Worker::stamps).
+// A read by threads R (the warp of an ldmatrix, the warpgroup of a product) of an element whose
+// writer w is not in R fails with SINKLESS_SIM_ERR_RACE unless some reader has acquired a
+// release of w made after the write. Tensor copies are ordered by their mbarriers, not by a
+// thread, and plain loads are not seen, so neither is checked here.
+//
+// Warp collectives move neither clock: no kernel here orders shared memory through one.
+#include "sim_internal.h"
+
+#include <stdio.h>
+
+#include <algorithm>
+
+namespace sinkless {
+namespace sim {
+
+void reset_shared_tracking(Worker& w) {
+    if (w.smem_bytes) memset(w.written_view.data(), 0xFF, w.smem_bytes);
+    if (w.wg_reads_live) std::fill(w.wg_reads.begin(), w.wg_reads.end(), 0u);
+    w.wg_reads_live = false;
+    if (w.stamps.size() != w.smem_bytes / 2 + 1) w.stamps.assign(w.smem_bytes / 2 + 1, Worker::WriteStamp{0, 0, 0});
+    ++w.block_serial;  // stamps of earlier blocks no longer count
+    w.barrier_clock.assign(w.fibers.size(), 0u);
+    for (Fiber& f : w.fibers) {
+        memset(f.seen, 0, sizeof f.seen);
+        f.releases = 0;
+        f.vc_private = false;
+        f.vc.resize(w.fibers.size());
+    }
+    for (Warpgroup& g : w.warpgroups) g.retired_below = 0;
+    for (NamedBarrier& b : w.named) b.vc.assign(w.fibers.size(), 0u);
+}
+
+namespace {
+
+// Thread y's count of the releases of thread x it has acquired.
+uint32_t clock_of(const Worker& w, const Fiber& y, uint32_t x) {
+    if (x == y.linear) return y.releases;
+    return y.vc_private ? y.vc[x] : w.barrier_clock[x];
+}
+
+}  // namespace
+
+void release_into(Worker& w, Fiber& f, std::vector<uint32_t>& acc) {
+    ++f.releases;
+    const size_t n = w.fibers.size();
+    acc.resize(n);
+    const uint32_t* src = f.vc_private ? f.vc.data() : w.barrier_clock.data();
+    for (size_t i = 0; i < n; ++i) acc[i] = std::max(acc[i], src[i]);
+    acc[f.linear] = std::max(acc[f.linear], f.releases);
+}
+
+void acquire_from(Worker& w, Fiber& f, const std::vector<uint32_t>& acc) {
+    const size_t n = w.fibers.size();
+    if (acc.size() < n) return;  // nothing was ever released into it
+    if (!f.vc_private) {
+        std::copy(w.barrier_clock.begin(), w.barrier_clock.end(), f.vc.begin());
+        f.vc_private = true;
+    }
+    for (size_t i = 0; i < n; ++i) f.vc[i] = std::max(f.vc[i], acc[i]);
+}
+
+void block_barrier_clocks(Worker& w) {
+    for (size_t i = 0; i < w.fibers.size(); ++i) {
+        Fiber& f = w.fibers[i];
+        w.barrier_clock[i] = ++f.releases;
+        f.vc_private = false;
+    }
+}
+
+void stamp_write(Worker& w, const Fiber* f, uint32_t off, size_t bytes) {
+    const Worker::WriteStamp st = f ? Worker::WriteStamp{w.block_serial, f->releases, f->linear} : Worker::WriteStamp{0, 0, 0};
+    for (uint32_t x = off / 2; x <= uint32_t((off + bytes - 1) / 2); ++x) w.stamps[x] = st;
+}
+
+void check_read_order(uint32_t x, uint32_t lo, uint32_t count, const char* what) {
+    const Worker& w = *tls_worker;
+    const Worker::WriteStamp& st = w.stamps[x / 2];
+    if (st.block != w.block_serial || (st.thread >= lo && st.thread < lo + count)) return;
+    for (uint32_t y = lo; y < lo + count; ++y) {
+        if (clock_of(w, w.fibers[y], st.thread) > st.releases) return;
+    }
+    fail(SINKLESS_SIM_ERR_RACE,
+         "%s by threads %u..%u reads shared byte %u, which thread %u wrote, and no reader has acquired a release "
+         "of that thread made after the write: a __syncthreads, a named barrier or an mbarrier must order the write "
+         "before the read",
+         what, lo, lo + count - 1, x, st.thread);
+}
+
+void note_shared_write(Worker& w, uint32_t off, size_t bytes) {
+    memcpy(w.written_view.data() + off, w.view.smem + off, bytes);
+}
+
+int64_t unseen_store(const Worker& w) {
+    if (w.smem_bytes == 0 || memcmp(w.view.smem, w.written_view.data(), w.smem_bytes) == 0) return -1;
+    const auto at = std::mismatch(w.view.smem, w.view.smem + w.smem_bytes, w.written_view.data());
+    return int64_t(at.first - w.view.smem);
+}
+
+namespace {
+
+void describe_unseen(const Worker& w, int64_t at, const char* where, char* buf, size_t len) {
+    snprintf(buf, len,
+             "shared byte %lld holds %02x, written by a store the emulator did not see (it last wrote %02x there), found "
+             "%s: kernels store to shared memory through ptx::st_shared, which the emulator checks",
+             static_cast<long long>(at), w.view.smem[at], w.written_view[size_t(at)], where);
+}
+
+}  // namespace
+
+int report_unseen_store(Worker& w, int64_t at, const char* where) {
+    char what[384];
+    describe_unseen(w, at, where, what, sizeof what);
+    snprintf(w.msg, sizeof w.msg, "block (%u,%u,%u): %s", w.view.block_idx.x, w.view.block_idx.y, w.view.block_idx.z,
+             what);
+    w.status = SINKLESS_SIM_ERR_UNSEEN_STORE;
+    return w.status;
+}
+
+void check_no_unseen_store(const char* where) {
+    const Worker& w = *tls_worker;
+    const int64_t at = unseen_store(w);
+    if (at < 0) return;
+    char what[384];
+    describe_unseen(w, at, where, what, sizeof what);
+    fail(SINKLESS_SIM_ERR_UNSEEN_STORE, "%s", what);
+}
+
+void start_wgmma_reads(Worker& w) {
+    const size_t n = w.warpgroups.size() * (w.smem_bytes / 2 + 1);
+    if (w.wg_reads.size() != n) w.wg_reads.assign(n, 0u);
+    w.wg_reads_live = true;
+}
+
+void check_write_order(uint32_t off, size_t bytes, const char* what) {
+    const Worker& w = *tls_worker;
+    if (!w.wg_reads_live || bytes == 0) return;
+    const Fiber& f = *tls_fiber;
+    const size_t stride = w.smem_bytes / 2 + 1;
+    for (size_t g = 0; g < w.warpgroups.size(); ++g) {
+        const uint32_t* reads = w.wg_reads.data() + g * stride;
+        for (uint32_t x = off / 2; x <= uint32_t((off + bytes - 1) / 2); ++x) {
+            if (reads[x] <= f.seen[g]) continue;
+            const uint32_t group = reads[x] - 1;
+            const bool own = f.linear / 128 == g;
+            fail(SINKLESS_SIM_ERR_RACE,
+                 "%s writes shared bytes [%u, %zu), and byte %u is read by wgmma group %u of warpgroup %zu, %s: %s", what,
+                 off, off + bytes, 2 * x, group, g,
+                 group < w.warpgroups[g].retired_below ? "retired, but this thread is not ordered after that wait"
+                                                       : "still in flight",
+                 own ? "wait for it (wgmma.wait_group) first"
+                     : "a barrier (or an mbarrier its threads arrive on after their wait) must order the write after "
+                       "the wgmma.wait_group that retires it");
+        }
+    }
+}
+
+void merge_clocks(Fiber* const* fibers, size_t n) {
+    uint32_t m[kMaxWarpgroups] = {};
+    for (size_t i = 0; i < n; ++i) merge_clock(m, fibers[i]->seen);
+    for (size_t i = 0; i < n; ++i) memcpy(fibers[i]->seen, m, sizeof m);
+}
+
+void st_shared(void* dst, const void* src, size_t bytes) {
+    const uintptr_t a = uintptr_t(dst), lo = uintptr_t(tls_block->smem);
+    Worker& w = *tls_worker;
+    if (a % std::min<size_t>(bytes, 16) != 0) {
+        fail(SINKLESS_SIM_ERR_MISALIGNED, "st.shared of %zu bytes at %p, which is not %zu-byte aligned", bytes, dst,
+             std::min<size_t>(bytes, 16));
+    }
+    if (a < lo || a + bytes > lo + w.smem_bytes) {
+        fail(SINKLESS_SIM_ERR_SHARED_ADDRESS,
+             "st.shared of %zu bytes at %p, which is outside dynamic shared memory [%p, +%llu)", bytes, dst,
+             static_cast<const void*>(tls_block->smem), static_cast<unsigned long long>(w.smem_bytes));
+    }
+    const uint32_t off = uint32_t(a - lo);
+    check_write_order(off, bytes, "st.shared");
+    memcpy(w.view.smem + off, src, bytes);
+    memcpy(w.written_view.data() + off, src, bytes);
+    stamp_write(w, tls_fiber, off, bytes);
+}
+
+}  // namespace sim
+}  // namespace sinkless
