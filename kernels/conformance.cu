@@ -398,6 +398,16 @@ __device__ __forceinline__ void conf_tma(const sinkless_conf_tma_params& p) {
             ptx::ldmatrix_x1(r, handoff + 32 * (t / 32 - 2) + 4 * (t % 8));
             p.named[t - 64] = r[0];
         }
+#if !defined(__CUDACC__)  // a plant, which only the emulator runs
+        if (p.plant == SINKLESS_CONF_PLANT_STORE_AFTER_LDMATRIX && t == 0) {
+            // the emulator lands this copy only when no other thread can run, so the store comes
+            // after the other warps' ldmatrix of the hand-off, and nothing orders it after them
+            ptx::mbarrier_arrive_expect_tx(bar, p.box_bytes);
+            ptx::tma_load_4d(smem, &p.map, p.coords[0][0], p.coords[0][1], p.coords[0][2], p.coords[0][3], bar);
+            ptx::mbarrier_wait(bar, SINKLESS_CONF_TMA_LOADS % 2);
+            ptx::st_shared(&handoff[1], 0u);
+        }
+#endif
     }
 }
 

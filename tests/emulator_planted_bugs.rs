@@ -168,6 +168,24 @@ fn a_store_after_its_barrier_fails_the_reading_ldmatrix() {
     }
 }
 
+/// A store after other warps' `ldmatrix` of the same bytes, with no barrier between, fails at
+/// the store.
+#[test]
+fn a_store_after_another_warps_ldmatrix_fails_at_the_store() {
+    for seed in [1, 2, 3] {
+        expect_emulator_error(
+            Plant::StoreAfterLdmatrix,
+            seed,
+            "sinkless_conf_tma",
+            EMULATOR_RACE,
+            &[
+                "st.shared writes shared bytes",
+                "was read by an ldmatrix of warp 2",
+            ],
+        );
+    }
+}
+
 /// A's rows packed 128 bytes apart: rows 0 and 1 of the first `ldmatrix` matrix share a bank
 /// slot, which fails the launch rather than passing slowly.
 #[test]

@@ -234,6 +234,13 @@ struct Worker {
         uint32_t thread;
     };
     std::vector<WriteStamp> stamps;
+    // Per warp and 16-bit element, its last ldmatrix read by the warp: the block and the
+    // releases of the warp's lanes then (their minimum), [warp][element].
+    struct ReadStamp {
+        uint32_t block;
+        uint32_t releases;
+    };
+    std::vector<ReadStamp> ldmatrix_reads;
     uint32_t block_serial = 0;
     // The thread clock every thread has after the last block barrier: each thread's releases.
     std::vector<uint32_t> barrier_clock;
@@ -345,6 +352,9 @@ void stamp_write(Worker& w, const Fiber* f, uint32_t off, size_t bytes);
 // [lo, lo + count) of the block (a warp at an ldmatrix, a warpgroup at a wgmma issue), was last
 // written by a thread outside them that none of them is ordered after. `what` names the read.
 void check_read_order(uint32_t x, uint32_t lo, uint32_t count, const char* what);
+// The running thread's warp reads the 16 shared bytes at off by ldmatrix: checks their order
+// after their writes, then stamps them as read.
+void ldmatrix_row_read(uint32_t off);
 // Every fiber of `fibers` takes the elementwise maximum of their clocks.
 void merge_clocks(Fiber* const* fibers, size_t n);
 // into = max(into, from), elementwise.

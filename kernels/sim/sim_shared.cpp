@@ -42,6 +42,13 @@
 // release of w made after the write. Tensor copies are ordered by their mbarriers, not by a
 // thread, and plain loads are not seen, so neither is checked here.
 //
+// Write after an ldmatrix. The same clocks check a write (st_shared, a cp.async or a tensor copy,
+// at issue) against the ldmatrix reads of other warps: each element keeps, per warp, the block
+// and the least releases of the warp's lanes at its last ldmatrix read (Worker::ldmatrix_reads),
+// and the writer must have acquired a later release of one of those lanes. This is what catches
+// a double-buffered loop missing the barrier before it refills a stage: its copies land only at
+// the next wait, after every warp has moved on, so the answer alone rarely shows it.
+//
 // Warp collectives move neither clock: no kernel here orders shared memory through one.
 #include "sim_internal.h"
 
@@ -57,6 +64,8 @@ void reset_shared_tracking(Worker& w) {
     if (w.wg_reads_live) std::fill(w.wg_reads.begin(), w.wg_reads.end(), 0u);
     w.wg_reads_live = false;
     if (w.stamps.size() != w.smem_bytes / 2 + 1) w.stamps.assign(w.smem_bytes / 2 + 1, Worker::WriteStamp{0, 0, 0});
+    const size_t reads = w.warps.size() * (w.smem_bytes / 2 + 1);
+    if (w.ldmatrix_reads.size() != reads) w.ldmatrix_reads.assign(reads, Worker::ReadStamp{0, 0});
     ++w.block_serial;  // stamps of earlier blocks no longer count
     w.barrier_clock.assign(w.fibers.size(), 0u);
     for (Fiber& f : w.fibers) {
@@ -170,11 +179,42 @@ void start_wgmma_reads(Worker& w) {
     w.wg_reads_live = true;
 }
 
+void ldmatrix_row_read(uint32_t off) {
+    Worker& w = *tls_worker;
+    const uint32_t warp = tls_fiber->warp;
+    uint32_t releases = UINT32_MAX;
+    for (uint32_t l = 0; l < 32; ++l) releases = std::min(releases, w.fibers[32 * warp + l].releases);
+    Worker::ReadStamp* row = w.ldmatrix_reads.data() + size_t(warp) * (w.smem_bytes / 2 + 1) + off / 2;
+    for (uint32_t e = 0; e < 8; ++e) {
+        check_read_order(off + 2 * e, 32 * warp, 32, "ldmatrix");
+        row[e] = Worker::ReadStamp{w.block_serial, releases};
+    }
+}
+
 void check_write_order(uint32_t off, size_t bytes, const char* what) {
     const Worker& w = *tls_worker;
-    if (!w.wg_reads_live || bytes == 0) return;
+    if (bytes == 0) return;
     const Fiber& f = *tls_fiber;
     const size_t stride = w.smem_bytes / 2 + 1;
+    // After the ldmatrix reads of other warps: some lane of the reading warp must have released
+    // since, and this thread acquired it.
+    for (size_t v = 0; v < w.warps.size(); ++v) {
+        if (v == f.warp) continue;
+        const Worker::ReadStamp* reads = w.ldmatrix_reads.data() + v * stride;
+        for (uint32_t x = off / 2; x <= uint32_t((off + bytes - 1) / 2); ++x) {
+            const Worker::ReadStamp& st = reads[x];
+            if (st.block != w.block_serial) continue;
+            bool ordered = false;
+            for (uint32_t l = 0; l < 32 && !ordered; ++l) ordered = clock_of(w, f, uint32_t(32 * v + l)) > st.releases;
+            if (ordered) continue;
+            fail(SINKLESS_SIM_ERR_RACE,
+                 "%s writes shared bytes [%u, %zu), and byte %u was read by an ldmatrix of warp %zu, which has not "
+                 "released since in a way this thread acquired: a __syncthreads, a named barrier or an mbarrier must "
+                 "order the write after the read",
+                 what, off, off + bytes, 2 * x, v);
+        }
+    }
+    if (!w.wg_reads_live) return;
     for (size_t g = 0; g < w.warpgroups.size(); ++g) {
         const uint32_t* reads = w.wg_reads.data() + g * stride;
         for (uint32_t x = off / 2; x <= uint32_t((off + bytes - 1) / 2); ++x) {

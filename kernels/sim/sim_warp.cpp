@@ -97,7 +97,7 @@ void complete_ldmatrix(Warp& w, int count, bool trans) {
             check_smem_range(row, 16, "ldmatrix");
             memcpy(m[r], row, 16);
             const uint32_t off = uint32_t(static_cast<const unsigned char*>(row) - tls_block->smem);
-            for (uint32_t e = 0; e < 16; e += 2) check_read_order(off + e, tls_fiber->warp * 32, 32, "ldmatrix");
+            ldmatrix_row_read(off);
             const int slot = int(off >> 4) & 7;
             if (slot_row[slot] >= 0) {
                 const uint32_t other = uint32_t(static_cast<const unsigned char*>(w.slot[8 * i + slot_row[slot]].addr) -

@@ -131,6 +131,7 @@ fn plant_field(plant: Option<Plant>) -> u32 {
         Some(Plant::PlainSharedStore) => ffi::SINKLESS_CONF_PLANT_PLAIN_SHARED_STORE,
         Some(Plant::StoreUnderWgmma) => ffi::SINKLESS_CONF_PLANT_STORE_UNDER_WGMMA,
         Some(Plant::ArriveBeforeStore) => ffi::SINKLESS_CONF_PLANT_ARRIVE_BEFORE_STORE,
+        Some(Plant::StoreAfterLdmatrix) => ffi::SINKLESS_CONF_PLANT_STORE_AFTER_LDMATRIX,
         Some(_) => ffi::SINKLESS_CONF_PLANT_NONE,
     }
 }

@@ -198,6 +198,9 @@ pub enum Plant {
     /// `conf_tma` with threads 0-63 arriving at the hand-off's named barrier before their stores,
     /// so the barrier does not order the stores before the other warps' `ldmatrix`.
     ArriveBeforeStore,
+    /// `conf_tma` with thread 0 storing into the hand-off after the other warps' `ldmatrix` of
+    /// it (it waits for one more copy first), with nothing ordering the store after the reads.
+    StoreAfterLdmatrix,
     /// `conf_widen` told one element more than its input holds: a read past the end.
     ReadPastEnd,
     /// `conf_widen` with its f16 output four elements short: a write past the end.
@@ -233,7 +236,7 @@ enum Fault {
 
 impl Plant {
     /// Every planted bug.
-    pub const ALL: [Plant; 14] = [
+    pub const ALL: [Plant; 15] = [
         Plant::SkipSync,
         Plant::ExitEarly,
         Plant::DivergentBarrier,
@@ -245,6 +248,7 @@ impl Plant {
         Plant::PlainSharedStore,
         Plant::StoreUnderWgmma,
         Plant::ArriveBeforeStore,
+        Plant::StoreAfterLdmatrix,
         Plant::ReadPastEnd,
         Plant::WritePastEnd,
         Plant::SharedMemoryOverLimit,
@@ -264,6 +268,7 @@ impl Plant {
             Plant::PlainSharedStore => "plain_shared_store",
             Plant::StoreUnderWgmma => "store_under_wgmma",
             Plant::ArriveBeforeStore => "arrive_before_store",
+            Plant::StoreAfterLdmatrix => "store_after_ldmatrix",
             Plant::ReadPastEnd => "read_past_end",
             Plant::WritePastEnd => "write_past_end",
             Plant::SharedMemoryOverLimit => "shared_memory_over_limit",
@@ -289,9 +294,11 @@ impl Plant {
             Plant::PlainSharedStore => Caught::Emulator {
                 code: EMULATOR_UNSEEN_STORE,
             },
-            Plant::StoreUnderWgmma | Plant::ArriveBeforeStore => Caught::Emulator {
-                code: EMULATOR_RACE,
-            },
+            Plant::StoreUnderWgmma | Plant::ArriveBeforeStore | Plant::StoreAfterLdmatrix => {
+                Caught::Emulator {
+                    code: EMULATOR_RACE,
+                }
+            }
             Plant::SharedMemoryOverLimit => Caught::SharedMemory,
         }
     }
@@ -305,7 +312,9 @@ impl Plant {
             | Plant::WarpExit
             | Plant::PlainSharedStore => Kernel::Reduce { blocks: 4 },
             Plant::SkipWait => Kernel::CpAsync { blocks: 2 },
-            Plant::SkipMbarrierWait | Plant::ArriveBeforeStore => TMA_CASES[0],
+            Plant::SkipMbarrierWait | Plant::ArriveBeforeStore | Plant::StoreAfterLdmatrix => {
+                TMA_CASES[0]
+            }
             Plant::SkipProxyFence => Kernel::Wgmma {
                 dtype: DType::BF16,
                 k: 64,
@@ -349,7 +358,7 @@ impl Plant {
                 Kernel::Reduce { .. }
             ) | (Plant::SkipWait, Kernel::CpAsync { .. })
                 | (
-                    Plant::SkipMbarrierWait | Plant::ArriveBeforeStore,
+                    Plant::SkipMbarrierWait | Plant::ArriveBeforeStore | Plant::StoreAfterLdmatrix,
                     Kernel::Tma { .. }
                 )
                 | (

@@ -31,6 +31,9 @@
                                                      the first product, before its wait_group (emulator only) */
 #define SINKLESS_CONF_PLANT_ARRIVE_BEFORE_STORE 11u /* threads 0-63 of the tensor-copy kernel arrive at the
                                                       hand-off's named barrier before their stores */
+#define SINKLESS_CONF_PLANT_STORE_AFTER_LDMATRIX 12u /* thread 0 of the tensor-copy kernel waits for one more
+                                                       copy, then stores into the hand-off the other warps read
+                                                       (emulator only) */
 
 /* Every thread records its coordinates. Any grid and block (up to 1024 threads). */
 typedef struct {
@@ -118,7 +121,8 @@ typedef struct {
     uint32_t* named;       /* [64] */
     int32_t coords[SINKLESS_CONF_TMA_LOADS][4]; /* innermost first */
     uint32_t box_bytes;    /* the map's box: a multiple of 16, at most SINKLESS_CONF_TMA_MAX_BOX */
-    uint32_t plant;        /* SINKLESS_CONF_PLANT_{NONE, SKIP_MBARRIER_WAIT, ARRIVE_BEFORE_STORE} */
+    uint32_t plant;        /* SINKLESS_CONF_PLANT_{NONE, SKIP_MBARRIER_WAIT, ARRIVE_BEFORE_STORE,
+                              STORE_AFTER_LDMATRIX} */
 } sinkless_conf_tma_params;
 
 /* Number of shuffle cases of the shuffle kernel (see conformance.cu for each case). */
