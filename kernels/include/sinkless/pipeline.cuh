@@ -3,8 +3,8 @@
 // double_buffered: while step i computes on shared-memory stage i % 2, the cp.async copies of
 // step i + 1 fill the other stage.
 //
-//   load(i, stage): issues step i's copies into `stage` (cp.async, or plain stores to shared
-//                   memory: those are ordered by the barrier below as well).
+//   load(i, stage): issues step i's copies into `stage` (cp.async, or ptx::st_shared stores to
+//                   shared memory: those are ordered by the barrier below as well).
 //   body(i, stage): computes on `stage`.
 // Copies the caller issued before the call join step 0's group. On return no copy is pending
 // from the loop (count == 0 still commits one empty group; wait_all before reusing memory).
