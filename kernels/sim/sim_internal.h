@@ -70,9 +70,6 @@ size_t page_bytes();
 
 // ---- threads of a block (sim_runtime.cpp)
 
-// Warpgroups a block can hold (1024 threads), the length of a thread's clock (sim_shared.cpp).
-constexpr int kMaxWarpgroups = 8;
-
 enum class FiberState : uint8_t { kRunnable, kAtBarrier, kAtWarp, kAtMbarrier, kAtNamedBarrier, kExited };
 
 struct PendingCopy {
@@ -96,9 +93,6 @@ struct Fiber {
     bool wg_fenced;                   // a wgmma.fence since the last wgmma.wait_group
     uint32_t wait_at;                 // kAtMbarrier: the barrier's shared offset; kAtNamedBarrier: its id
     uint32_t wait_parity;             // kAtMbarrier: the parity waited for
-    // For each warpgroup, the wgmma groups below which this thread is ordered after their
-    // retirement (sim_shared.cpp).
-    uint32_t seen[kMaxWarpgroups];
     // Its releases so far (arrivals at barriers), and for each thread of the block the releases
     // of it that this thread has acquired: `vc` when vc_private, else Worker::barrier_clock.
     uint32_t releases;
@@ -141,6 +135,9 @@ struct Warpgroup {
     Fiber* threads[128];
     std::vector<WgmmaOp> pending;
     uint32_t retired_below;  // every group below it has retired
+    // Per retired group, the least releases of the warpgroup's threads at the wait that retired
+    // it (sim_shared.cpp).
+    std::vector<uint32_t> retired_at;
     uint32_t waiting;   // threads at the wgmma.wait_group in progress
     int wait_pending;   // its operand
     Fiber* waiters[128];
@@ -155,9 +152,9 @@ struct Mbarrier {
     int64_t tx;        // transaction bytes still missing (may go below 0: bytes may land first)
     uint64_t phase;    // phases completed
     std::vector<Fiber*> waiters;
-    uint32_t arrived_seen[kMaxWarpgroups];   // the clocks of the current phase's arrivals, merged
-    uint32_t released_seen[kMaxWarpgroups];  // those of every completed phase, merged
-    std::vector<uint32_t> arrived_vc;        // the same for the thread clocks (sim_shared.cpp)
+    // The thread clocks (sim_shared.cpp) of the current phase's arrivals, and of every completed
+    // phase's, merged.
+    std::vector<uint32_t> arrived_vc;
     std::vector<uint32_t> released_vc;
 };
 
@@ -173,8 +170,7 @@ struct NamedBarrier {
     uint32_t threads;  // the count its first arrival named
     uint32_t arrived;
     std::vector<Fiber*> waiters;
-    uint32_t seen[kMaxWarpgroups];  // the clocks of its arrivals so far, merged
-    std::vector<uint32_t> vc;       // the same for the thread clocks (sim_shared.cpp)
+    std::vector<uint32_t> vc;  // the thread clocks of its arrivals so far, merged (sim_shared.cpp)
 };
 constexpr int kNamedBarriers = 16;
 
@@ -310,9 +306,6 @@ bool land_bulk_copies(Worker& w);
 void check_no_copy_into(uint32_t lo, uint32_t hi, const char* what);
 // Appends who waits at which mbarrier or named barrier to a deadlock message.
 void describe_async_waits(const Worker& w, char* msg, size_t len, size_t* used);
-// Shared bytes [lo, hi) the wgmma products in flight of every warpgroup read; false when none
-// overlaps [dst, dst + bytes) (sim_wgmma.cpp).
-bool wgmma_in_flight_reads(const Worker& w, uint32_t dst, uint32_t bytes, uint32_t* lo, uint32_t* hi);
 
 // ---- shared-memory writes and their order after wgmma reads (sim_shared.cpp)
 
@@ -330,7 +323,8 @@ int report_unseen_store(Worker& w, int64_t at, const char* where);
 // Fails the running thread when shared memory holds a store it did not see (at `where`).
 void check_no_unseen_store(const char* where);
 // Fails the running thread when it may not write shared bytes [off, off + bytes) yet: a wgmma
-// product reads them that the thread is not ordered after (`what` names the write).
+// product or another warp's ldmatrix reads them that the thread is not ordered after (`what`
+// names the write).
 void check_write_order(uint32_t off, size_t bytes, const char* what);
 // Marks the shared bytes [x, x + 2) as read by warpgroup g's product of `group`.
 inline void mark_wgmma_read(Worker& w, uint32_t g, uint32_t x, uint32_t group) {
@@ -355,12 +349,6 @@ void check_read_order(uint32_t x, uint32_t lo, uint32_t count, const char* what)
 // The running thread's warp reads the 16 shared bytes at off by ldmatrix: checks their order
 // after their writes, then stamps them as read.
 void ldmatrix_row_read(uint32_t off);
-// Every fiber of `fibers` takes the elementwise maximum of their clocks.
-void merge_clocks(Fiber* const* fibers, size_t n);
-// into = max(into, from), elementwise.
-inline void merge_clock(uint32_t* into, const uint32_t* from) {
-    for (int i = 0; i < kMaxWarpgroups; ++i) into[i] = into[i] > from[i] ? into[i] : from[i];
-}
 
 // ---- memory: guard-paged buffers and the SIGSEGV handler (sim_memory.cpp)
 

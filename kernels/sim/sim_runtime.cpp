@@ -230,10 +230,6 @@ int run_block(Worker& w, uint64_t block) {
                 return report_unseen_store(w, at, where);
             }
             block_barrier_clocks(w);
-            if (w.wg_reads_live) {
-                for (size_t i = 0; i < w.fibers.size(); ++i) w.queue[i] = &w.fibers[i];
-                merge_clocks(w.queue.data(), w.fibers.size());
-            }
             for (Fiber& f : w.fibers) f.state = FiberState::kRunnable;
             shuffle_into_queue(w);
             continue;

@@ -9,47 +9,36 @@
 // differs was written by a plain store, which the order check below cannot see: the launch fails
 // with SINKLESS_SIM_ERR_UNSEEN_STORE, naming the byte.
 //
-// Write after read. A wgmma product reads its shared operands at some time between its issue
-// and the wgmma.wait_group that retires it, so a write into those bytes is safe only from a
-// thread ordered after that wait: a thread of the issuing warpgroup past its wait, or a thread
-// that has synchronised with one since. The emulator's schedule may run the retirement before a
-// racing write and so compute the right product; this check does not depend on the schedule. It
-// keeps
-//   - per warpgroup g and 16-bit element x of shared memory, the group number + 1 of the last
-//     product of g that reads x (Worker::wg_reads, marked when the product is issued);
-//   - per warpgroup, the groups retired so far (Warpgroup::retired_below);
-//   - per thread, a clock: for each warpgroup g, the groups of g it is ordered after
-//     (Fiber::seen[g]).
-// A write (st_shared, a cp.async or a tensor copy, at issue) of a thread into element x fails with
-// SINKLESS_SIM_ERR_RACE when wg_reads[g][x] > seen[g] for some g. These clocks move at:
-//   - a wgmma.wait_group: each thread of the warpgroup takes its retired count (and the group's
-//     merged clock, the wait being a rendezvous);
-//   - a block barrier: every thread takes the block's merged clock;
-//   - a named barrier: the threads that wait there take the merged clock of all its arrivals
-//     (bar.arrive included);
-//   - an mbarrier: a thread whose wait completes takes the merged clock of the arrivals of every
-//     phase completed so far (a slight over-approximation for a wait on an older parity).
+// Clocks. Each thread counts its releases (arrivals at block barriers, named barriers and
+// mbarriers) and keeps a vector clock over the block's threads: for each thread, how many of its
+// releases it has acquired. A block barrier gives every thread the same clock
+// (Worker::barrier_clock), so only named barriers (their waiters acquire every arrival,
+// bar.arrive included) and mbarriers (a completed wait acquires the arrivals of every phase
+// completed so far) make a thread its own copy. With them, an access is ordered after another
+// thread's when the accessing thread has acquired a release the other made after it. Each check
+// below fails with SINKLESS_SIM_ERR_RACE, whatever order the emulator happened to run the threads
+// in, and names both sides.
 //
-// Read after write. The other order: a product, or an ldmatrix, reading bytes that a thread
-// wrote (st_shared, or its cp.async landing at its wait) with nothing between that orders the
-// write before the read. Each thread counts its releases (arrivals at block barriers, named
-// barriers and mbarriers) and keeps a vector clock over the block's threads: for each thread,
-// how many of its releases it has acquired (a completed block barrier gives every thread the
-// same clock, Worker::barrier_clock, so only named barriers and mbarriers make a thread's own
-// copy). Every element keeps its last writer and the writer's releases then (Worker::stamps).
-// A read by threads R (the warp of an ldmatrix, the warpgroup of a product) of an element whose
-// writer w is not in R fails with SINKLESS_SIM_ERR_RACE unless some reader has acquired a
-// release of w made after the write. Tensor copies are ordered by their mbarriers, not by a
-// thread, and plain loads are not seen, so neither is checked here.
+// Read after write. Every element keeps its last writer and the writer's releases then
+// (Worker::stamps; st_shared, or a cp.async landing at its issuer's wait). A read by threads R
+// (the warp of an ldmatrix, the warpgroup of a product at its issue) of an element whose writer
+// is not in R fails unless some reader is ordered after the write. Tensor copies are ordered by
+// their mbarriers, not by a thread, and plain loads are not seen, so neither is checked here.
 //
-// Write after an ldmatrix. The same clocks check a write (st_shared, a cp.async or a tensor copy,
-// at issue) against the ldmatrix reads of other warps: each element keeps, per warp, the block
-// and the least releases of the warp's lanes at its last ldmatrix read (Worker::ldmatrix_reads),
-// and the writer must have acquired a later release of one of those lanes. This is what catches
-// a double-buffered loop missing the barrier before it refills a stage: its copies land only at
-// the next wait, after every warp has moved on, so the answer alone rarely shows it.
+// Write after read. A write (st_shared, a cp.async or a tensor copy, checked at issue) checks
+//   - the ldmatrix reads of other warps: per warp and element, the least releases of its lanes at
+//     its last ldmatrix read (Worker::ldmatrix_reads); the writer must be ordered after one lane.
+//     This catches a double-buffered loop missing the barrier before it refills a stage, whose
+//     copies land only at the next wait, after every warp has moved on, so that the answer
+//     alone rarely shows it;
+//   - the wgmma products: a product reads its operands at some time between its issue and the
+//     wait that retires it. Per warpgroup and element, the group number + 1 of the last product
+//     reading it (Worker::wg_reads, marked at issue); per retired group, the least releases of
+//     the warpgroup's threads at the retiring wait (Warpgroup::retired_at). A write into a
+//     product still in flight fails; into a retired one's, unless the writer is of that
+//     warpgroup (past its wait) or ordered after one of its threads' later releases.
 //
-// Warp collectives move neither clock: no kernel here orders shared memory through one.
+// Warp collectives move no clock: no kernel here orders shared memory through one.
 #include "sim_internal.h"
 
 #include <stdio.h>
@@ -69,12 +58,14 @@ void reset_shared_tracking(Worker& w) {
     ++w.block_serial;  // stamps of earlier blocks no longer count
     w.barrier_clock.assign(w.fibers.size(), 0u);
     for (Fiber& f : w.fibers) {
-        memset(f.seen, 0, sizeof f.seen);
         f.releases = 0;
         f.vc_private = false;
         f.vc.resize(w.fibers.size());
     }
-    for (Warpgroup& g : w.warpgroups) g.retired_below = 0;
+    for (Warpgroup& g : w.warpgroups) {
+        g.retired_below = 0;
+        g.retired_at.clear();
+    }
     for (NamedBarrier& b : w.named) b.vc.assign(w.fibers.size(), 0u);
 }
 
@@ -84,6 +75,15 @@ namespace {
 uint32_t clock_of(const Worker& w, const Fiber& y, uint32_t x) {
     if (x == y.linear) return y.releases;
     return y.vc_private ? y.vc[x] : w.barrier_clock[x];
+}
+
+// Whether f has acquired a release, beyond the first `releases`, of one of the threads
+// [lo, lo + count): one made after a read by them when `releases` is their least count then.
+bool acquired_since(const Worker& w, const Fiber& f, uint32_t lo, uint32_t count, uint32_t releases) {
+    for (uint32_t y = lo; y < lo + count; ++y) {
+        if (clock_of(w, f, y) > releases) return true;
+    }
+    return false;
 }
 
 }  // namespace
@@ -204,9 +204,7 @@ void check_write_order(uint32_t off, size_t bytes, const char* what) {
         for (uint32_t x = off / 2; x <= uint32_t((off + bytes - 1) / 2); ++x) {
             const Worker::ReadStamp& st = reads[x];
             if (st.block != w.block_serial) continue;
-            bool ordered = false;
-            for (uint32_t l = 0; l < 32 && !ordered; ++l) ordered = clock_of(w, f, uint32_t(32 * v + l)) > st.releases;
-            if (ordered) continue;
+            if (acquired_since(w, f, uint32_t(32 * v), 32, st.releases)) continue;
             fail(SINKLESS_SIM_ERR_RACE,
                  "%s writes shared bytes [%u, %zu), and byte %u was read by an ldmatrix of warp %zu, which has not "
                  "released since in a way this thread acquired: a __syncthreads, a named barrier or an mbarrier must "
@@ -217,26 +215,24 @@ void check_write_order(uint32_t off, size_t bytes, const char* what) {
     if (!w.wg_reads_live) return;
     for (size_t g = 0; g < w.warpgroups.size(); ++g) {
         const uint32_t* reads = w.wg_reads.data() + g * stride;
+        const Warpgroup& wg = w.warpgroups[g];
+        const bool own = f.linear / 128 == g;
         for (uint32_t x = off / 2; x <= uint32_t((off + bytes - 1) / 2); ++x) {
-            if (reads[x] <= f.seen[g]) continue;
+            if (reads[x] == 0) continue;
             const uint32_t group = reads[x] - 1;
-            const bool own = f.linear / 128 == g;
+            if (group < wg.retired_below &&
+                (own || acquired_since(w, f, uint32_t(128 * g), 128, wg.retired_at[group]))) {
+                continue;
+            }
             fail(SINKLESS_SIM_ERR_RACE,
                  "%s writes shared bytes [%u, %zu), and byte %u is read by wgmma group %u of warpgroup %zu, %s: %s", what,
                  off, off + bytes, 2 * x, group, g,
-                 group < w.warpgroups[g].retired_below ? "retired, but this thread is not ordered after that wait"
-                                                       : "still in flight",
+                 group < wg.retired_below ? "retired, but this thread is not ordered after that wait" : "still in flight",
                  own ? "wait for it (wgmma.wait_group) first"
                      : "a barrier (or an mbarrier its threads arrive on after their wait) must order the write after "
                        "the wgmma.wait_group that retires it");
         }
     }
-}
-
-void merge_clocks(Fiber* const* fibers, size_t n) {
-    uint32_t m[kMaxWarpgroups] = {};
-    for (size_t i = 0; i < n; ++i) merge_clock(m, fibers[i]->seen);
-    for (size_t i = 0; i < n; ++i) memcpy(fibers[i]->seen, m, sizeof m);
 }
 
 void st_shared(void* dst, const void* src, size_t bytes) {

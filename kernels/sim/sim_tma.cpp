@@ -91,8 +91,6 @@ bool settle(Worker& w, Mbarrier& b, bool first) {
     if (b.pending != 0 || b.tx != 0) return false;
     ++b.phase;
     b.pending = b.count;
-    merge_clock(b.released_seen, b.arrived_seen);
-    memset(b.arrived_seen, 0, sizeof b.arrived_seen);
     b.released_vc.resize(b.arrived_vc.size());
     for (size_t i = 0; i < b.arrived_vc.size(); ++i) {
         b.released_vc[i] = std::max(b.released_vc[i], b.arrived_vc[i]);
@@ -154,7 +152,6 @@ void reset_async_state(Worker& w) {
         b.threads = 0;
         b.arrived = 0;
         b.waiters.clear();
-        memset(b.seen, 0, sizeof b.seen);
     }
 }
 
@@ -243,7 +240,6 @@ void mbarrier_arrive(uint64_t* bar, uint32_t tx_bytes) {
     }
     b.tx += tx_bytes;
     --b.pending;
-    merge_clock(b.arrived_seen, tls_fiber->seen);
     release_into(*tls_worker, *tls_fiber, b.arrived_vc);
     // The threads this arrival releases run at once, before the arriving thread goes on: a
     // thread that arrives before it is done with what the barrier hands over (a buffer whose
@@ -260,7 +256,6 @@ void mbarrier_wait(uint64_t* bar, uint32_t parity) {
     for (;;) {
         Mbarrier& b = barrier_at(bar, "mbarrier.try_wait.parity");
         if ((b.phase & 1u) != (parity & 1u)) {
-            merge_clock(f->seen, b.released_seen);
             acquire_from(*tls_worker, *f, b.released_vc);
             return;
         }
@@ -295,13 +290,6 @@ void tma_load(void* smem_dst, const void* map, const int32_t* coords, int rank, 
     if (dst % 128 != 0) fail(SINKLESS_SIM_ERR_MISALIGNED, "%s: destination shared byte %u is not 128-byte aligned", what, dst);
     const Mbarrier& b = barrier_at(bar, what);
     Worker& w = *tls_worker;
-    uint32_t lo, hi;
-    if (wgmma_in_flight_reads(w, dst, uint32_t(bytes), &lo, &hi)) {
-        fail(SINKLESS_SIM_ERR_CONFIG,
-             "%s into shared bytes [%u, %llu) while a wgmma product in flight reads [%u, %u): release the buffer only "
-             "after the wgmma.wait_group that retires its readers",
-             what, dst, static_cast<unsigned long long>(dst + bytes), lo, hi);
-    }
     check_write_order(dst, size_t(bytes), what);
     BulkCopy c;
     c.dst = dst;
@@ -352,22 +340,16 @@ void named_barrier(uint32_t id, uint32_t threads, bool wait) {
         fail(SINKLESS_SIM_ERR_DEADLOCK, "%s %u, %u while %u threads wait there for a count of %u", what, id, threads,
              b.arrived, b.threads);
     }
-    merge_clock(b.seen, f->seen);
     release_into(w, *f, b.vc);
     if (++b.arrived == b.threads) {
         for (Fiber* g : b.waiters) {
-            merge_clock(g->seen, b.seen);
             acquire_from(w, *g, b.vc);
             g->state = FiberState::kRunnable;
             w.push(g);
         }
-        if (wait) {
-            merge_clock(f->seen, b.seen);
-            acquire_from(w, *f, b.vc);
-        }
+        if (wait) acquire_from(w, *f, b.vc);
         b.waiters.clear();
         b.arrived = 0;
-        memset(b.seen, 0, sizeof b.seen);
         std::fill(b.vc.begin(), b.vc.end(), 0u);
         check_no_unseen_store("at a named barrier");
         return;

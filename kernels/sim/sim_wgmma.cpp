@@ -16,7 +16,7 @@
 // register A with B N-major, and shared A with both K-major or A M-major with B N-major) or that
 // reaches outside dynamic shared memory. A write into the bytes a product reads, from a thread not
 // yet ordered after the wait that retires it, fails at the write, whatever the schedule
-// (sim_shared.cpp): issuing a product marks what it reads, and a wait moves its threads' clocks.
+// (sim_shared.cpp): issuing a product marks what it reads, and a wait records its threads' clocks.
 //
 // Proxies. On the GPU, shared memory written through the generic proxy (plain stores, cp.async)
 // is guaranteed visible to the async proxy (wgmma's operand reads, tensor copies) only after the
@@ -241,29 +241,15 @@ void wgmma_wait(int pending_groups) {
             }
         }
         g.pending.resize(kept);
-        g.retired_below = std::max(g.retired_below, uint32_t(retire_below));
-    }
-    // Every thread of the warpgroup is now ordered after what retired (sim_shared.cpp).
-    merge_clocks(g.waiters, 128);
-    const uint32_t gi = f->linear / 128;
-    for (Fiber* x : g.waiters) x->seen[gi] = std::max(x->seen[gi], g.retired_below);
-}
-
-bool wgmma_in_flight_reads(const Worker& w, uint32_t dst, uint32_t bytes, uint32_t* lo, uint32_t* hi) {
-    for (const Warpgroup& g : w.warpgroups) {
-        for (const WgmmaOp& op : g.pending) {
-            uint32_t l[2], h[2];
-            footprint(op, l, h);
-            for (int i = 0; i < 2; ++i) {
-                if (l[i] < dst + bytes && dst < h[i]) {
-                    *lo = l[i];
-                    *hi = h[i];
-                    return true;
-                }
-            }
+        // A write from outside the warpgroup into what these read must acquire a release its
+        // threads make after now (sim_shared.cpp).
+        uint32_t releases = UINT32_MAX;
+        for (const Fiber* x : g.waiters) releases = std::min(releases, x->releases);
+        while (g.retired_below < retire_below) {
+            g.retired_at.push_back(releases);
+            ++g.retired_below;
         }
     }
-    return false;
 }
 
 void fence_proxy_async() {
