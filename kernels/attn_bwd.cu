@@ -279,7 +279,7 @@ __device__ __forceinline__ void attn_bwd_body(const sinkless_attn_bwd_params& p)
 
         auto stat_dot = [&](int nt, int e) {
             const int c = acc_col(nt, e, lane);
-            return query_stats{st[c], st[tr::kBlockM + c]};
+            return query_stats{ptx::ld_shared(&st[c]), ptx::ld_shared(&st[tr::kBlockM + c])};
         };
         const bool need_mask = !mask.tile_full(m0, m0 + tr::kBlockM, n0, n0 + tr::kBlockN);
         float s[1][NQ][4];
@@ -371,7 +371,7 @@ __device__ __forceinline__ void attn_bwd_body(const sinkless_attn_bwd_params& p)
 #pragma unroll
                         for (int e = 0; e < 4; ++e)
                             own[j][e] = (g == 0 ? acc[0][j][e] : acc[0][kOwn + j][e]) +
-                                        red[(16 * (1 - g) + 4 * j + e) * 128 + t];
+                                        ptx::ld_shared(&red[(16 * (1 - g) + 4 * j + e) * 128 + t]);
                     c0 = 32 * g;
                 } else {
 #pragma unroll
@@ -677,7 +677,7 @@ __device__ __forceinline__ void attn_bwd_head_reduce(const sinkless_attn_bwd_par
     __syncthreads();
     if (tid == 0) {
         float t = 0.f;
-        for (int w = 0; w < kHeadReduceThreads / 32; ++w) t += red[w];
+        for (int w = 0; w < kHeadReduceThreads / 32; ++w) t += ptx::ld_shared(&red[w]);
         if (Act::kBiasGrad) {
             p.dbias[h] = t;
         } else {

@@ -71,12 +71,17 @@ __device__ __forceinline__ void conf_reduce(const sinkless_conf_reduce_params& p
         } else if (p.plant != SINKLESS_CONF_PLANT_SKIP_SYNC) {
             __syncthreads();
         }
-        if (t < stride) ptx::st_shared(&s[t], s[t] + s[t + stride]);
+        if (t < stride) ptx::st_shared(&s[t], ptx::ld_shared(&s[t]) + ptx::ld_shared(&s[t + stride]));
     }
     if (p.plant != SINKLESS_CONF_PLANT_SKIP_SYNC) __syncthreads();
+#if !defined(__CUDACC__)  // a plant, which only the emulator runs
+    // warp 1 overwrites the partial sums warp 0 reads below, with nothing ordering the two
+    if (p.plant == SINKLESS_CONF_PLANT_STORE_AFTER_LOAD && t >= 32 && t < 64) ptx::st_shared(&s[t - 32], 0u);
+#endif
     if (t >= 32) return;
     if (p.plant == SINKLESS_CONF_PLANT_WARP_EXIT && t == 5) return;
-    uint32_t v = s[t];
+    const uint32_t v0 = p.plant == SINKLESS_CONF_PLANT_PLAIN_SHARED_LOAD ? s[t] : ptx::ld_shared(&s[t]);
+    uint32_t v = v0;
     for (int m = 16; m > 0; m /= 2) v += __shfl_xor_sync(0xffffffffu, v, m);
     if (t == 0) p.out[blockIdx.x] = v;
 }
@@ -96,7 +101,7 @@ __device__ __forceinline__ void conf_cp_async(const sinkless_conf_cp_async_param
     }
     auto drain = [&](uint32_t s) {
         const uint32_t* from = reinterpret_cast<const uint32_t*>(smem) + (s * kChunks + u) * 4;
-        for (int w = 0; w < 4; ++w) dst[(s * kChunks + u) * 4 + w] = from[w];
+        for (int w = 0; w < 4; ++w) dst[(s * kChunks + u) * 4 + w] = ptx::ld_shared(&from[w]);
     };
     if (p.plant != SINKLESS_CONF_PLANT_SKIP_WAIT) ptx::cp_async_wait<2>();
     __syncthreads();
@@ -377,7 +382,7 @@ __device__ __forceinline__ void conf_tma(const sinkless_conf_tma_params& p) {
             for (uint32_t c = t; c < p.box_bytes / 16; c += 128) {
                 const uint32_t* src = reinterpret_cast<const uint32_t*>(buf + 16 * c);
                 uint32_t* dst = reinterpret_cast<uint32_t*>(p.out + i * (p.box_bytes / 2) + 8 * c);
-                for (int w = 0; w < 4; ++w) dst[w] = src[w];
+                for (int w = 0; w < 4; ++w) dst[w] = ptx::ld_shared(&src[w]);
             }
             // every thread is past phase i (a wait must not fall two phases behind) and done
             // with buffer i % 2 before copy i + 1 is issued

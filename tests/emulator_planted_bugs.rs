@@ -4,8 +4,8 @@
 
 use sinkless::conformance::{
     check_against_isa, run_emulator, Caught, ConformanceOutput, Plant, EMULATOR_BANK_CONFLICT,
-    EMULATOR_DEADLOCK, EMULATOR_OUT_OF_BOUNDS, EMULATOR_PROXY, EMULATOR_RACE,
-    EMULATOR_UNSEEN_STORE,
+    EMULATOR_DEADLOCK, EMULATOR_OUT_OF_BOUNDS, EMULATOR_PLAIN_SHARED_ACCESS, EMULATOR_PROXY,
+    EMULATOR_RACE,
 };
 use sinkless::{Emulator, Error, Result, Target};
 use std::sync::mpsc;
@@ -20,58 +20,6 @@ fn run_bounded(plant: Plant, emu: Emulator, seed: u64) -> Result<ConformanceOutp
     });
     rx.recv_timeout(Duration::from_secs(120))
         .unwrap_or_else(|_| panic!("{}: the launch hung", plant.name()))
-}
-
-/// A missing `__syncthreads` is a wrong answer under every schedule tried, not only a lucky one.
-#[test]
-fn missing_syncthreads_gives_a_wrong_answer_for_every_seed() {
-    assert_eq!(Plant::SkipSync.caught(), Caught::WrongAnswer);
-    for seed in 1..=8 {
-        let out = run_bounded(Plant::SkipSync, Emulator::new().with_seed(seed), seed)
-            .unwrap_or_else(|e| panic!("seed {seed}: the launch should succeed: {e}"));
-        let wrong = check_against_isa(&[out]);
-        assert!(
-            !wrong.is_empty(),
-            "seed {seed}: a missing __syncthreads went unnoticed"
-        );
-        eprintln!(
-            "seed {seed}: {} of 4 block sums wrong, first {}",
-            wrong.len(),
-            wrong[0]
-        );
-    }
-}
-
-/// A missing mbarrier wait reads the tensor copy's buffer before it lands (the emulator lands
-/// copies as late as it can): the threads that skipped it copy out the poison, in the first copy
-/// only; the threads that waited, and every later copy, are right.
-#[test]
-fn missing_mbarrier_wait_reads_the_poison_in_the_first_copy_only() {
-    assert_eq!(Plant::SkipMbarrierWait.caught(), Caught::WrongAnswer);
-    for seed in [1, 2, 3] {
-        let out = run_bounded(
-            Plant::SkipMbarrierWait,
-            Emulator::new().with_seed(seed),
-            seed,
-        )
-        .unwrap();
-        let box_words = out.outputs[0].values.len() / 4;
-        let wrong = check_against_isa(std::slice::from_ref(&out));
-        assert!(
-            !wrong.is_empty(),
-            "seed {seed}: a missing wait went unnoticed"
-        );
-        for m in &wrong {
-            let word = m.index.expect("element mismatches");
-            assert_eq!(m.buffer, "out", "seed {seed}: {m}");
-            // chunk c (8 words) is copied by thread c % 128
-            assert!(
-                word < box_words && (word / 8) % 128 >= 64,
-                "seed {seed}: {m}"
-            );
-            assert_eq!(m.got, "0xffff", "seed {seed}: {m}");
-        }
-    }
 }
 
 /// Runs `plant` under the schedule of `seed` and checks that the launch fails in `kernel` with
@@ -112,22 +60,47 @@ fn a_missing_proxy_fence_fails_the_first_wgmma_operand_read() {
     }
 }
 
-/// Stores the emulator does not see would escape the order check below, so the first barrier
-/// after one fails the launch, naming the byte and the barrier, although the sums are right.
+/// A missing ordering fails as a race under every schedule tried, not only a lucky one, whichever
+/// of the two accesses comes first in the emulator's schedule (the later one fails).
 #[test]
-fn a_plain_shared_store_fails_the_launch_at_the_next_barrier() {
-    for seed in [1, 2, 3] {
-        expect_emulator_error(
-            Plant::PlainSharedStore,
-            seed,
-            "sinkless_conf_reduce",
-            EMULATOR_UNSEEN_STORE,
-            &[
-                "written by a store the emulator did not see",
-                "at the __syncthreads() of",
-                "ptx::st_shared",
-            ],
-        );
+fn missing_orderings_fail_as_races_for_every_seed() {
+    let barrier = "a __syncthreads, a named barrier or an mbarrier must order";
+    for (plant, kernel, needle) in [
+        // a thread reads a partial sum another warp writes, with no barrier between
+        (Plant::SkipSync, "sinkless_conf_reduce", barrier),
+        // warp 1 overwrites the partial sums warp 0 reads after the last barrier
+        (Plant::StoreAfterLoad, "sinkless_conf_reduce", barrier),
+        // stage 0 is read while its copies are in flight, or after another thread's wait
+        // landed them with no barrier after that wait
+        (Plant::SkipWait, "sinkless_conf_cp_async", "ld.shared"),
+        // the threads that skip the wait read the buffer before the copy is issued (the copy
+        // then fails, writing over their reads) or while it is in flight
+        (Plant::SkipMbarrierWait, "sinkless_conf_tma", "shared byte"),
+    ] {
+        for seed in 1..=8 {
+            expect_emulator_error(plant, seed, kernel, EMULATOR_RACE, &["shared byte", needle]);
+        }
+    }
+}
+
+/// Plain loads and stores would escape the order checks, so the emulator keeps shared memory
+/// where a kernel cannot reach it: the first plain access faults and fails the launch, naming
+/// the byte and the kind of access, although the sums would be right.
+#[test]
+fn a_plain_shared_access_fails_the_launch_at_once() {
+    for (plant, access) in [
+        (Plant::PlainSharedStore, "a plain write of shared byte"),
+        (Plant::PlainSharedLoad, "a plain read of shared byte"),
+    ] {
+        for seed in [1, 2, 3] {
+            expect_emulator_error(
+                plant,
+                seed,
+                "sinkless_conf_reduce",
+                EMULATOR_PLAIN_SHARED_ACCESS,
+                &[access, "ptx::ld_shared", "ptx::st_shared"],
+            );
+        }
     }
 }
 
@@ -180,7 +153,7 @@ fn a_store_after_another_warps_ldmatrix_fails_at_the_store() {
             EMULATOR_RACE,
             &[
                 "st.shared writes shared bytes",
-                "was read by an ldmatrix of warp 2",
+                "was read by warp 2 (ldmatrix or ld.shared)",
             ],
         );
     }
@@ -197,29 +170,6 @@ fn an_ldmatrix_bank_conflict_fails_the_launch() {
         EMULATOR_BANK_CONFLICT,
         &["ldmatrix matrix 0: rows 0 and 1", "bank conflict"],
     );
-}
-
-/// A missing `cp.async.wait_group` reads stage 0 before it lands: wrong words, and only in
-/// stage 0 (chunks 0-127 of each block's 512), since the later waits are all there.
-#[test]
-fn missing_cp_async_wait_gives_a_wrong_answer_in_stage_0_only() {
-    assert_eq!(Plant::SkipWait.caught(), Caught::WrongAnswer);
-    for seed in [1, 2, 3] {
-        let out = run_bounded(Plant::SkipWait, Emulator::new().with_seed(seed), seed).unwrap();
-        let wrong = check_against_isa(&[out]);
-        assert!(
-            !wrong.is_empty(),
-            "seed {seed}: a missing wait went unnoticed"
-        );
-        for m in &wrong {
-            let word = m.index.expect("element mismatches");
-            assert!(
-                word % (512 * 4) < 128 * 4,
-                "seed {seed}: a later stage is wrong too: {m}"
-            );
-        }
-        eprintln!("seed {seed}: {} stage-0 words wrong", wrong.len());
-    }
 }
 
 /// A barrier reached by only part of a block is reported as a deadlock, whichever way the

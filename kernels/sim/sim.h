@@ -52,8 +52,11 @@ uint32_t ballot(unsigned mask, int predicate);
 float atomic_add(float* address, float value);
 
 // st.shared of `bytes` (naturally aligned, up to 16) from src to dst in dynamic shared memory,
-// checked against the wgmma products that read those bytes (sim_shared.cpp).
+// checked against the reads it must be ordered after (sim_shared.cpp).
 void st_shared(void* dst, const void* src, size_t bytes);
+// ld.shared of `bytes` (naturally aligned, up to 16) from src in dynamic shared memory to dst,
+// checked against the write it reads (sim_shared.cpp).
+void ld_shared(void* dst, const void* src, size_t bytes);
 
 void cp_async_16(void* smem_dst, const void* gmem_src, bool full);
 void cp_async_commit();

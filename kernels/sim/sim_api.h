@@ -4,8 +4,8 @@
  * thread a fiber, blocks spread over worker OS threads. Every failure the emulator can see
  * (launch configuration, shared memory over the limit, a barrier or warp collective that can
  * never complete, an access that hits a guard page, a misaligned or non-shared address given to
- * cp.async/ldmatrix, a shared-memory write racing a wgmma product that reads it, a plain store
- * the emulator could not see) comes back as a status code plus a message; a launch never hangs
+ * cp.async/ldmatrix, a shared-memory access racing another, a plain load or store of shared memory
+ * the emulator could not check) comes back as a status code plus a message; a launch never hangs
  * on a barrier. (A kernel that loops forever without reaching a barrier still loops forever.)
  *
  * Thread safety: independent launches may run concurrently from different threads; buffers may
@@ -36,10 +36,12 @@ enum sinkless_sim_status {
                                              fence.proxy.async in between */
     SINKLESS_SIM_ERR_BANK_CONFLICT = 10,  /* an ldmatrix whose 8 row addresses of one matrix are not in 8
                                              distinct 16-byte slots of a 128-byte line (a replay on the GPU) */
-    SINKLESS_SIM_ERR_RACE = 11,           /* a write into shared bytes that a wgmma product reads, by a thread
-                                             not ordered after the wgmma.wait_group that retires it */
-    SINKLESS_SIM_ERR_UNSEEN_STORE = 12    /* shared memory changed by a plain store, not through
-                                             ptx::st_shared, so the emulator could not check it */
+    SINKLESS_SIM_ERR_RACE = 11,           /* a shared-memory access not ordered after one it races with: a
+                                             read of a write, or a write over a read (ld.shared, ldmatrix, a
+                                             wgmma product), whatever the schedule */
+    SINKLESS_SIM_ERR_PLAIN_SHARED_ACCESS = 12 /* a plain load or store of shared memory, not through
+                                                 ptx::ld_shared / ptx::st_shared, which the emulator
+                                                 checks (any other access faults) */
 };
 
 /* One kernel launch. */

@@ -73,7 +73,7 @@ size_t page_bytes();
 enum class FiberState : uint8_t { kRunnable, kAtBarrier, kAtWarp, kAtMbarrier, kAtNamedBarrier, kExited };
 
 struct PendingCopy {
-    unsigned char* dst;
+    uint32_t dst;  // shared-memory offset
     uint64_t group;
     unsigned char data[16];
 };
@@ -212,12 +212,17 @@ struct Worker {
     char msg[768];
     // resources
     StackArena* stacks = nullptr;
-    unsigned char* smem_map = nullptr;  // dynamic shared memory, flush against a guard page
+    // The window kernels address dynamic shared memory through (view.smem): inaccessible pages,
+    // so that every plain load or store of a kernel faults (sim_shared.cpp), and the guard page
+    // after them.
+    unsigned char* smem_map = nullptr;
+    // Dynamic shared memory's contents, which only the emulator reads and writes: ld.shared and
+    // st.shared, ldmatrix, the products' operands, cp.async and tensor copies, mbarriers
+    // (shared_at).
+    std::vector<unsigned char> shared;
     // Dynamic shared memory as the async proxy (wgmma operand reads, tensor copies) last saw
-    // it: refreshed from the generic view by each fence.proxy.async (sim_wgmma.cpp).
+    // it: refreshed from `shared` by each fence.proxy.async (sim_wgmma.cpp).
     std::vector<unsigned char> async_view;
-    // Dynamic shared memory as the writes the emulator sees left it (sim_shared.cpp).
-    std::vector<unsigned char> written_view;
     // Per warpgroup and 16-bit element of shared memory, the wgmma group + 1 of the last product
     // of that warpgroup to read it, [warpgroup][element]; sized at the block's first product.
     std::vector<uint32_t> wg_reads;
@@ -230,13 +235,17 @@ struct Worker {
         uint32_t thread;
     };
     std::vector<WriteStamp> stamps;
-    // Per warp and 16-bit element, its last ldmatrix read by the warp: the block and the
-    // releases of the warp's lanes then (their minimum), [warp][element].
+    // Per warp and 16-bit element, its last read by the warp (ldmatrix, ld.shared): the block
+    // and the releases of the warp's lanes then (their minimum), [warp][element].
     struct ReadStamp {
         uint32_t block;
         uint32_t releases;
     };
-    std::vector<ReadStamp> ldmatrix_reads;
+    std::vector<ReadStamp> warp_reads;
+    // Per 16-byte chunk of shared memory, the copy in flight into it (issued, not landed): 0 for
+    // none, else 1 + its issuer, with kTensorCopy set for a tensor copy (sim_shared.cpp).
+    std::vector<uint32_t> copy_chunks;
+    static constexpr uint32_t kTensorCopy = 1u << 31;
     uint32_t block_serial = 0;
     // The thread clock every thread has after the last block barrier: each thread's releases.
     std::vector<uint32_t> barrier_clock;
@@ -301,9 +310,6 @@ void reset_async_state(Worker& w);
 // Lands every tensor copy in flight (the scheduler calls it when no thread can run); returns
 // whether there was one.
 bool land_bulk_copies(Worker& w);
-// Fails the running thread when a tensor copy in flight writes shared bytes [lo, hi), which
-// `what` is about to read.
-void check_no_copy_into(uint32_t lo, uint32_t hi, const char* what);
 // Appends who waits at which mbarrier or named barrier to a deadlock message.
 void describe_async_waits(const Worker& w, char* msg, size_t len, size_t* used);
 
@@ -311,26 +317,30 @@ void describe_async_waits(const Worker& w, char* msg, size_t len, size_t* used);
 
 // Starts a block's tracking: nothing written (the 0xFF poison), nothing read, clocks at zero.
 void reset_shared_tracking(Worker& w);
-// Records that the emulator itself wrote bytes [off, off + bytes) of shared memory (cp.async and
-// tensor copies landing, mbarrier.init): copies them into written_view.
-void note_shared_write(Worker& w, uint32_t off, size_t bytes);
-// The first shared byte that differs from written_view (a store the emulator did not see), or
-// -1 when none does.
-int64_t unseen_store(const Worker& w);
-// Formats the error of an unseen store at byte `at`, found at `where`, into w.msg; returns the
-// status. For the scheduler, outside any thread.
-int report_unseen_store(Worker& w, int64_t at, const char* where);
-// Fails the running thread when shared memory holds a store it did not see (at `where`).
-void check_no_unseen_store(const char* where);
+// The bytes of dynamic shared memory from offset off on, as the emulator keeps them.
+inline unsigned char* shared_at(Worker& w, uint32_t off) { return w.shared.data() + off; }
+// The offset in dynamic shared memory of p, an address in the block's window (checked by the
+// caller).
+inline uint32_t window_offset(const void* p) {
+    return uint32_t(static_cast<const unsigned char*>(p) - tls_block->smem);
+}
 // Fails the running thread when it may not write shared bytes [off, off + bytes) yet: a wgmma
-// product or another warp's ldmatrix reads them that the thread is not ordered after (`what`
-// names the write).
+// product, or another warp's ldmatrix or ld.shared, reads them that the thread is not ordered
+// after (`what` names the write).
 void check_write_order(uint32_t off, size_t bytes, const char* what);
 // Marks the shared bytes [x, x + 2) as read by warpgroup g's product of `group`.
 inline void mark_wgmma_read(Worker& w, uint32_t g, uint32_t x, uint32_t group) {
     uint32_t& r = w.wg_reads[size_t(g) * (w.smem_bytes / 2 + 1) + x / 2];
     if (r < group + 1) r = group + 1;
 }
+// A copy (cp.async, or a tensor copy when `tensor`) of thread `issuer` into shared bytes
+// [off, off + bytes) is issued: fails when a copy is in flight there already, else marks them.
+void start_copy(Worker& w, uint32_t off, size_t bytes, uint32_t issuer, bool tensor, const char* what);
+// The copy into [off, off + bytes) has landed.
+void land_copy(Worker& w, uint32_t off, size_t bytes);
+// Fails the running thread when a copy in flight writes shared bytes [off, off + bytes), which
+// `what` reads or writes now: it raced with the copy, whichever came first on the GPU.
+void check_not_in_flight(uint32_t off, size_t bytes, const char* what);
 // Sizes wg_reads for the block's warpgroups (at its first product) and marks it live.
 void start_wgmma_reads(Worker& w);
 // Thread clocks (sim_shared.cpp). A release (an arrival at a barrier) of f merges f's clock into
@@ -349,6 +359,10 @@ void check_read_order(uint32_t x, uint32_t lo, uint32_t count, const char* what)
 // The running thread's warp reads the 16 shared bytes at off by ldmatrix: checks their order
 // after their writes, then stamps them as read.
 void ldmatrix_row_read(uint32_t off);
+// Describes a fault at a of the running block's shared window into w->msg (a plain load or
+// store of a kernel, which the emulator cannot check) and returns the status; -1 when a is not in
+// the window.
+int describe_window_fault(Worker* w, uintptr_t a, const char* how);
 
 // ---- memory: guard-paged buffers and the SIGSEGV handler (sim_memory.cpp)
 

@@ -109,6 +109,8 @@ int describe_fault(Worker* w) {
             return SINKLESS_SIM_ERR_OUT_OF_BOUNDS;
         }
     }
+    const int window = describe_window_fault(w, a, how);
+    if (window >= 0) return window;
     const uintptr_t smem_end = uintptr_t(w->smem_map) + w->smem_map_bytes;
     if (a >= smem_end - page && a < smem_end) {
         snprintf(w->msg, sizeof w->msg, "%s: out-of-bounds %s at %p, %zu bytes past the end of %llu bytes of dynamic shared memory",

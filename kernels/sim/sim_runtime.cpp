@@ -159,10 +159,7 @@ void describe_deadlock(Worker& w) {
 int run_block(Worker& w, uint64_t block) {
     const dim3 g = w.view.grid_dim;
     w.view.block_idx = uint3{unsigned(block % g.x), unsigned(block / g.x % g.y), unsigned(block / g.x / g.y)};
-    if (w.smem_bytes) {
-        memset(w.view.smem, 0xFF, w.smem_bytes);
-        memset(w.async_view.data(), 0xFF, w.smem_bytes);
-    }
+    if (w.smem_bytes) memset(w.async_view.data(), 0xFF, w.smem_bytes);
     w.rng = w.seed ^ (0xd1b54a32d192ed03ull * (block + 1));
     w.status = SINKLESS_SIM_OK;
     w.msg[0] = 0;
@@ -218,17 +215,8 @@ int run_block(Worker& w, uint64_t block) {
                 same_site = false;
             }
         }
-        if (exited == w.fibers.size()) {
-            const int64_t at = unseen_store(w);
-            return at < 0 ? SINKLESS_SIM_OK : report_unseen_store(w, at, "when the block ended");
-        }
+        if (exited == w.fibers.size()) return SINKLESS_SIM_OK;
         if (at_barrier == w.fibers.size() && same_site) {
-            const int64_t at = unseen_store(w);
-            if (at >= 0) {
-                char where[160];
-                snprintf(where, sizeof where, "at the __syncthreads() of %s:%d", site->barrier_file, site->barrier_line);
-                return report_unseen_store(w, at, where);
-            }
             block_barrier_clocks(w);
             for (Fiber& f : w.fibers) f.state = FiberState::kRunnable;
             shuffle_into_queue(w);
@@ -264,21 +252,22 @@ bool worker_setup(Worker& w, const Launch& L) {
     w.view.grid_dim = dim3(L.cfg.grid[0], L.cfg.grid[1], L.cfg.grid[2]);
     w.view.block_dim = dim3(L.cfg.block[0], L.cfg.block[1], L.cfg.block[2]);
 
-    // Dynamic shared memory ends flush against a guard page whenever its size is a multiple of
-    // 128 (its start must stay 128-byte aligned), so reading past it faults like a global buffer.
+    // The window of dynamic shared memory is inaccessible address space, so that every plain
+    // access of a kernel faults (sim_shared.cpp); it ends flush against one more page whenever
+    // its size is a multiple of 128 (its start must stay 128-byte aligned), so an access past it
+    // is told apart as out of bounds.
     const size_t smem_rounded = (w.smem_bytes + 127) / 128 * 128;
     const size_t smem_pages = (smem_rounded + page - 1) / page * page;
     w.smem_map_bytes = smem_pages + page;
-    void* m = mmap(nullptr, w.smem_map_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void* m = mmap(nullptr, w.smem_map_bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (m == MAP_FAILED) {
         w.smem_map = nullptr;
         return false;
     }
     w.smem_map = static_cast<unsigned char*>(m);
-    if (mprotect(w.smem_map + smem_pages, page, PROT_NONE) != 0) return false;
     w.view.smem = w.smem_map + smem_pages - smem_rounded;
+    w.shared.assign(w.smem_bytes, 0xFF);
     w.async_view.assign(w.smem_bytes, 0xFF);
-    w.written_view.assign(w.smem_bytes, 0xFF);
 
     w.stacks = acquire_stacks(w.threads);
     if (!w.stacks) return false;
@@ -417,9 +406,10 @@ float atomic_add(float* address, float value) {
 
 void cp_async_16(void* smem_dst, const void* gmem_src, bool full) {
     check_smem_range(smem_dst, 16, "cp.async");
-    check_write_order(uint32_t(static_cast<unsigned char*>(smem_dst) - tls_block->smem), 16, "cp.async");
     PendingCopy c;
-    c.dst = static_cast<unsigned char*>(smem_dst);
+    c.dst = window_offset(smem_dst);
+    check_write_order(c.dst, 16, "cp.async");
+    start_copy(*tls_worker, c.dst, 16, tls_fiber->linear, false, "cp.async");
     c.group = tls_fiber->open_group;
     if (full) {
         if (uintptr_t(gmem_src) % 16 != 0) {
@@ -443,9 +433,9 @@ void cp_async_wait(int pending_groups) {
     for (size_t i = 0; i < f->copies.size(); ++i) {
         PendingCopy& c = f->copies[i];
         if (c.group < retire_below) {
-            memcpy(c.dst, c.data, 16);
-            note_shared_write(*tls_worker, uint32_t(c.dst - tls_block->smem), 16);
-            stamp_write(*tls_worker, f, uint32_t(c.dst - tls_block->smem), 16);
+            memcpy(shared_at(*tls_worker, c.dst), c.data, 16);
+            stamp_write(*tls_worker, f, c.dst, 16);
+            land_copy(*tls_worker, c.dst, 16);
         } else {
             f->copies[kept++] = c;
         }

@@ -1,13 +1,13 @@
-// Shared-memory writes in the emulator: ptx::st_shared, the check that no store goes unseen, and
-// the order of writes and the reads the emulator sees (wgmma operands, ldmatrix), whatever the
-// schedule.
+// Shared memory in the emulator: ptx::st_shared and ptx::ld_shared, the fault of every other
+// access, and the order of the writes and reads, whatever the schedule.
 //
-// Seen writes. Kernels store to shared memory through ptx::st_shared, and the emulator makes its
-// own writes (cp.async and tensor copies landing, mbarrier.init), so it sees every write of a
-// correct kernel. Worker::written_view is shared memory as those writes left it. Each block
-// barrier, named barrier, fence.proxy.async and the block's end compares the two, and a byte that
-// differs was written by a plain store, which the order check below cannot see: the launch fails
-// with SINKLESS_SIM_ERR_UNSEEN_STORE, naming the byte.
+// Every access seen. The window a kernel addresses shared memory through (dynamic_smem(), the
+// block's view.smem) is inaccessible pages; the contents live in Worker::shared, which only the
+// emulator touches. Kernels load and store through ptx::ld_shared and ptx::st_shared, the rest
+// is the emulator's own (ldmatrix, the products' operands, cp.async and tensor copies landing,
+// mbarriers), so a plain load or store of a kernel faults at once and fails the launch with
+// SINKLESS_SIM_ERR_PLAIN_SHARED_ACCESS, naming the byte and whether it was read or written: the
+// order checks below see every access of a kernel that passes.
 //
 // Clocks. Each thread counts its releases (arrivals at block barriers, named barriers and
 // mbarriers) and keeps a vector clock over the block's threads: for each thread, how many of its
@@ -21,16 +21,24 @@
 //
 // Read after write. Every element keeps its last writer and the writer's releases then
 // (Worker::stamps; st_shared, or a cp.async landing at its issuer's wait). A read by threads R
-// (the warp of an ldmatrix, the warpgroup of a product at its issue) of an element whose writer
-// is not in R fails unless some reader is ordered after the write. Tensor copies are ordered by
-// their mbarriers, not by a thread, and plain loads are not seen, so neither is checked here.
+// (one thread's ld.shared, the warp of an ldmatrix, the warpgroup of a product at its issue) of
+// an element whose writer is not in R fails unless some reader is ordered after the write.
+// Tensor copies are ordered by their mbarriers, not by a thread, so they are not checked here.
+//
+// Copies in flight. A cp.async lands at its issuer's wait and a tensor copy when no thread can
+// run, and until then its 16-byte chunks are marked (Worker::copy_chunks): a read (ld.shared,
+// ldmatrix, a product at its retirement) or a write (st.shared, another copy) of a marked chunk
+// fails, since on the GPU the copy may land before or after it. With the two checks above, a
+// missing wait fails whichever comes first in the emulator's schedule.
 //
 // Write after read. A write (st_shared, a cp.async or a tensor copy, checked at issue) checks
-//   - the ldmatrix reads of other warps: per warp and element, the least releases of its lanes at
-//     its last ldmatrix read (Worker::ldmatrix_reads); the writer must be ordered after one lane.
-//     This catches a double-buffered loop missing the barrier before it refills a stage, whose
-//     copies land only at the next wait, after every warp has moved on, so that the answer
-//     alone rarely shows it;
+//   - the reads of other warps (ldmatrix, ld.shared): per warp and element, the least releases
+//     of its lanes at its last read (Worker::warp_reads); the writer must be ordered after one
+//     lane. This catches a double-buffered loop missing the barrier before it refills a stage,
+//     whose copies land only at the next wait, after every warp has moved on, so that the answer
+//     alone rarely shows it. A write after a read by another lane of the writer's own warp is
+//     not checked (it needs a __syncwarp under independent thread scheduling; no kernel here
+//     writes where a lane of its own warp read);
 //   - the wgmma products: a product reads its operands at some time between its issue and the
 //     wait that retires it. Per warpgroup and element, the group number + 1 of the last product
 //     reading it (Worker::wg_reads, marked at issue); per retired group, the least releases of
@@ -49,12 +57,13 @@ namespace sinkless {
 namespace sim {
 
 void reset_shared_tracking(Worker& w) {
-    if (w.smem_bytes) memset(w.written_view.data(), 0xFF, w.smem_bytes);
+    if (w.smem_bytes) memset(w.shared.data(), 0xFF, w.smem_bytes);
     if (w.wg_reads_live) std::fill(w.wg_reads.begin(), w.wg_reads.end(), 0u);
     w.wg_reads_live = false;
     if (w.stamps.size() != w.smem_bytes / 2 + 1) w.stamps.assign(w.smem_bytes / 2 + 1, Worker::WriteStamp{0, 0, 0});
     const size_t reads = w.warps.size() * (w.smem_bytes / 2 + 1);
-    if (w.ldmatrix_reads.size() != reads) w.ldmatrix_reads.assign(reads, Worker::ReadStamp{0, 0});
+    if (w.warp_reads.size() != reads) w.warp_reads.assign(reads, Worker::ReadStamp{0, 0});
+    w.copy_chunks.assign(w.smem_bytes / 16 + 1, 0u);
     ++w.block_serial;  // stamps of earlier blocks no longer count
     w.barrier_clock.assign(w.fibers.size(), 0u);
     for (Fiber& f : w.fibers) {
@@ -134,61 +143,70 @@ void check_read_order(uint32_t x, uint32_t lo, uint32_t count, const char* what)
          what, lo, lo + count - 1, x, st.thread);
 }
 
-void note_shared_write(Worker& w, uint32_t off, size_t bytes) {
-    memcpy(w.written_view.data() + off, w.view.smem + off, bytes);
-}
-
-int64_t unseen_store(const Worker& w) {
-    if (w.smem_bytes == 0 || memcmp(w.view.smem, w.written_view.data(), w.smem_bytes) == 0) return -1;
-    const auto at = std::mismatch(w.view.smem, w.view.smem + w.smem_bytes, w.written_view.data());
-    return int64_t(at.first - w.view.smem);
-}
-
-namespace {
-
-void describe_unseen(const Worker& w, int64_t at, const char* where, char* buf, size_t len) {
-    snprintf(buf, len,
-             "shared byte %lld holds %02x, written by a store the emulator did not see (it last wrote %02x there), found "
-             "%s: kernels store to shared memory through ptx::st_shared, which the emulator checks",
-             static_cast<long long>(at), w.view.smem[at], w.written_view[size_t(at)], where);
-}
-
-}  // namespace
-
-int report_unseen_store(Worker& w, int64_t at, const char* where) {
-    char what[384];
-    describe_unseen(w, at, where, what, sizeof what);
-    snprintf(w.msg, sizeof w.msg, "block (%u,%u,%u): %s", w.view.block_idx.x, w.view.block_idx.y, w.view.block_idx.z,
-             what);
-    w.status = SINKLESS_SIM_ERR_UNSEEN_STORE;
-    return w.status;
-}
-
-void check_no_unseen_store(const char* where) {
-    const Worker& w = *tls_worker;
-    const int64_t at = unseen_store(w);
-    if (at < 0) return;
-    char what[384];
-    describe_unseen(w, at, where, what, sizeof what);
-    fail(SINKLESS_SIM_ERR_UNSEEN_STORE, "%s", what);
-}
-
 void start_wgmma_reads(Worker& w) {
     const size_t n = w.warpgroups.size() * (w.smem_bytes / 2 + 1);
     if (w.wg_reads.size() != n) w.wg_reads.assign(n, 0u);
     w.wg_reads_live = true;
 }
 
-void ldmatrix_row_read(uint32_t off) {
-    Worker& w = *tls_worker;
+namespace {
+
+// Stamps the shared elements [x0, x1) as read by the running thread's warp now.
+void stamp_warp_read(Worker& w, uint32_t x0, uint32_t x1) {
     const uint32_t warp = tls_fiber->warp;
     uint32_t releases = UINT32_MAX;
-    for (uint32_t l = 0; l < 32; ++l) releases = std::min(releases, w.fibers[32 * warp + l].releases);
-    Worker::ReadStamp* row = w.ldmatrix_reads.data() + size_t(warp) * (w.smem_bytes / 2 + 1) + off / 2;
-    for (uint32_t e = 0; e < 8; ++e) {
-        check_read_order(off + 2 * e, 32 * warp, 32, "ldmatrix");
-        row[e] = Worker::ReadStamp{w.block_serial, releases};
+    for (uint32_t l = 32 * warp; l < std::min<size_t>(32 * warp + 32, w.fibers.size()); ++l) {
+        releases = std::min(releases, w.fibers[l].releases);
     }
+    Worker::ReadStamp* reads = w.warp_reads.data() + size_t(warp) * (w.smem_bytes / 2 + 1);
+    for (uint32_t x = x0; x < x1; ++x) reads[x] = Worker::ReadStamp{w.block_serial, releases};
+}
+
+// The offset of [p, p + bytes) in shared memory, naturally aligned (`what` names the access).
+uint32_t checked_offset(const void* p, size_t bytes, const char* what) {
+    const uintptr_t a = uintptr_t(p), lo = uintptr_t(tls_block->smem);
+    const size_t align = std::min<size_t>(bytes, 16);
+    if (a % align != 0) {
+        fail(SINKLESS_SIM_ERR_MISALIGNED, "%s of %zu bytes at %p, which is not %zu-byte aligned", what, bytes, p, align);
+    }
+    if (a < lo || a + bytes > lo + tls_worker->smem_bytes) {
+        fail(SINKLESS_SIM_ERR_SHARED_ADDRESS, "%s of %zu bytes at %p, which is outside dynamic shared memory [%p, +%llu)",
+             what, bytes, p, static_cast<const void*>(tls_block->smem),
+             static_cast<unsigned long long>(tls_worker->smem_bytes));
+    }
+    return uint32_t(a - lo);
+}
+
+}  // namespace
+
+void start_copy(Worker& w, uint32_t off, size_t bytes, uint32_t issuer, bool tensor, const char* what) {
+    check_not_in_flight(off, bytes, what);
+    const uint32_t mark = (issuer + 1) | (tensor ? Worker::kTensorCopy : 0u);
+    for (uint32_t c = off / 16; c <= uint32_t((off + bytes - 1) / 16); ++c) w.copy_chunks[c] = mark;
+}
+
+void land_copy(Worker& w, uint32_t off, size_t bytes) {
+    for (uint32_t c = off / 16; c <= uint32_t((off + bytes - 1) / 16); ++c) w.copy_chunks[c] = 0;
+}
+
+void check_not_in_flight(uint32_t off, size_t bytes, const char* what) {
+    const Worker& w = *tls_worker;
+    for (uint32_t c = off / 16; c <= uint32_t((off + bytes - 1) / 16); ++c) {
+        const uint32_t mark = w.copy_chunks[c];
+        if (mark == 0) continue;
+        const bool tensor = (mark & Worker::kTensorCopy) != 0;
+        fail(SINKLESS_SIM_ERR_RACE,
+             "%s touches shared bytes [%u, %zu), and the %s of thread %u into byte %u has not landed: %s must come "
+             "first",
+             what, off, off + bytes, tensor ? "tensor copy" : "cp.async", (mark & ~Worker::kTensorCopy) - 1, 16 * c,
+             tensor ? "a wait on its mbarrier" : "its cp.async.wait_group (and a barrier, for another thread)");
+    }
+}
+
+void ldmatrix_row_read(uint32_t off) {
+    check_not_in_flight(off, 16, "ldmatrix");
+    for (uint32_t e = 0; e < 8; ++e) check_read_order(off + 2 * e, 32 * tls_fiber->warp, 32, "ldmatrix");
+    stamp_warp_read(*tls_worker, off / 2, off / 2 + 8);
 }
 
 void check_write_order(uint32_t off, size_t bytes, const char* what) {
@@ -196,19 +214,19 @@ void check_write_order(uint32_t off, size_t bytes, const char* what) {
     if (bytes == 0) return;
     const Fiber& f = *tls_fiber;
     const size_t stride = w.smem_bytes / 2 + 1;
-    // After the ldmatrix reads of other warps: some lane of the reading warp must have released
-    // since, and this thread acquired it.
+    // After the reads of other warps: some lane of the reading warp must have released since,
+    // and this thread acquired it.
     for (size_t v = 0; v < w.warps.size(); ++v) {
         if (v == f.warp) continue;
-        const Worker::ReadStamp* reads = w.ldmatrix_reads.data() + v * stride;
+        const Worker::ReadStamp* reads = w.warp_reads.data() + v * stride;
         for (uint32_t x = off / 2; x <= uint32_t((off + bytes - 1) / 2); ++x) {
             const Worker::ReadStamp& st = reads[x];
             if (st.block != w.block_serial) continue;
             if (acquired_since(w, f, uint32_t(32 * v), 32, st.releases)) continue;
             fail(SINKLESS_SIM_ERR_RACE,
-                 "%s writes shared bytes [%u, %zu), and byte %u was read by an ldmatrix of warp %zu, which has not "
-                 "released since in a way this thread acquired: a __syncthreads, a named barrier or an mbarrier must "
-                 "order the write after the read",
+                 "%s writes shared bytes [%u, %zu), and byte %u was read by warp %zu (ldmatrix or ld.shared), which "
+                 "has not released since in a way this thread acquired: a __syncthreads, a named barrier or an "
+                 "mbarrier must order the write after the read",
                  what, off, off + bytes, 2 * x, v);
         }
     }
@@ -236,22 +254,40 @@ void check_write_order(uint32_t off, size_t bytes, const char* what) {
 }
 
 void st_shared(void* dst, const void* src, size_t bytes) {
-    const uintptr_t a = uintptr_t(dst), lo = uintptr_t(tls_block->smem);
     Worker& w = *tls_worker;
-    if (a % std::min<size_t>(bytes, 16) != 0) {
-        fail(SINKLESS_SIM_ERR_MISALIGNED, "st.shared of %zu bytes at %p, which is not %zu-byte aligned", bytes, dst,
-             std::min<size_t>(bytes, 16));
-    }
-    if (a < lo || a + bytes > lo + w.smem_bytes) {
-        fail(SINKLESS_SIM_ERR_SHARED_ADDRESS,
-             "st.shared of %zu bytes at %p, which is outside dynamic shared memory [%p, +%llu)", bytes, dst,
-             static_cast<const void*>(tls_block->smem), static_cast<unsigned long long>(w.smem_bytes));
-    }
-    const uint32_t off = uint32_t(a - lo);
+    const uint32_t off = checked_offset(dst, bytes, "st.shared");
+    check_not_in_flight(off, bytes, "st.shared");
     check_write_order(off, bytes, "st.shared");
-    memcpy(w.view.smem + off, src, bytes);
-    memcpy(w.written_view.data() + off, src, bytes);
+    memcpy(shared_at(w, off), src, bytes);
     stamp_write(w, tls_fiber, off, bytes);
+}
+
+void ld_shared(void* dst, const void* src, size_t bytes) {
+    Worker& w = *tls_worker;
+    const uint32_t off = checked_offset(src, bytes, "ld.shared");
+    check_not_in_flight(off, bytes, "ld.shared");
+    const uint32_t x0 = off / 2, x1 = uint32_t((off + bytes + 1) / 2);
+    for (uint32_t x = x0; x < x1; ++x) check_read_order(2 * x, tls_fiber->linear, 1, "ld.shared");
+    stamp_warp_read(w, x0, x1);
+    memcpy(dst, shared_at(w, off), bytes);
+}
+
+int describe_window_fault(Worker* w, uintptr_t a, const char* how) {
+    const uintptr_t lo = uintptr_t(w->view.smem);
+    if (a < uintptr_t(w->smem_map) || a >= lo + w->smem_bytes) return -1;
+    if (a < lo) {
+        snprintf(w->msg, sizeof w->msg,
+                 "block (%u,%u,%u): out-of-bounds %s at %p, %zu bytes before the start of dynamic shared memory",
+                 w->view.block_idx.x, w->view.block_idx.y, w->view.block_idx.z, how, reinterpret_cast<void*>(a),
+                 size_t(lo - a));
+        return SINKLESS_SIM_ERR_OUT_OF_BOUNDS;
+    }
+    snprintf(w->msg, sizeof w->msg,
+             "block (%u,%u,%u): a plain %s of shared byte %zu: kernels read shared memory through ptx::ld_shared and "
+             "write it through ptx::st_shared, which the emulator checks against the accesses they race with; it "
+             "cannot check any other",
+             w->view.block_idx.x, w->view.block_idx.y, w->view.block_idx.z, how, size_t(a - lo));
+    return SINKLESS_SIM_ERR_PLAIN_SHARED_ACCESS;
 }
 
 }  // namespace sim

@@ -22,7 +22,7 @@
 // is guaranteed visible to the async proxy (wgmma's operand reads, tensor copies) only after the
 // writer's fence.proxy.async. The emulator keeps a second image of shared memory, the bytes as
 // the async proxy last saw them (Worker::async_view): each fence.proxy.async refreshes it from
-// the generic view, wgmma's operand reads compare the two (and tensor copies, sim_tma.cpp, check
+// the contents (Worker::shared), wgmma's operand reads compare the two (and tensor copies, sim_tma.cpp, check
 // them before they write both), and a byte that differs fails the launch with
 // SINKLESS_SIM_ERR_PROXY. A fence publishes every thread's writes here, not just its own, so a
 // thread that skips its fence while another fences after its writes goes unseen; a kernel with
@@ -69,11 +69,11 @@ Descriptor decode(uint64_t desc, const char* which) {
 // The 16-bit element at shared-window byte address x, after the 128-byte swizzle.
 double element(uint32_t x, bool bf16, const char* which) {
     x ^= ((x >> 7) & 7u) << 4;
-    const unsigned char* p = tls_block->smem + x;
     if (uint64_t(x) + 2 > tls_worker->smem_bytes) {
         fail(SINKLESS_SIM_ERR_SHARED_ADDRESS, "wgmma %s operand reads shared byte %u, past the %llu bytes of the block",
              which, x, static_cast<unsigned long long>(tls_worker->smem_bytes));
     }
+    const unsigned char* p = shared_at(*tls_worker, x);
     if (memcmp(p, tls_worker->async_view.data() + x, 2) != 0) {
         fail(SINKLESS_SIM_ERR_PROXY,
              "wgmma %s operand reads shared byte %u, written through the generic proxy (a store or cp.async) "
@@ -139,7 +139,7 @@ void retire(const WgmmaOp& op) {
     uint32_t lo[2], hi[2];
     footprint(op, lo, hi);
     for (int i = 0; i < 2; ++i) {
-        if (lo[i] < hi[i]) check_no_copy_into(lo[i], hi[i], i == 0 ? "wgmma operand A" : "wgmma operand B");
+        if (lo[i] < hi[i]) check_not_in_flight(lo[i], hi[i] - lo[i], i == 0 ? "wgmma operand A" : "wgmma operand B");
     }
     for (int t = 0; t < 128; ++t) {
         float* d = op.d[t];
@@ -253,9 +253,8 @@ void wgmma_wait(int pending_groups) {
 }
 
 void fence_proxy_async() {
-    check_no_unseen_store("at a fence.proxy.async");
     Worker& w = *tls_worker;
-    if (w.smem_bytes) memcpy(w.async_view.data(), w.view.smem, w.smem_bytes);
+    if (w.smem_bytes) memcpy(w.async_view.data(), w.shared.data(), w.smem_bytes);
 }
 
 void wgmma(float* d, int n, const uint32_t* a, uint64_t desc_a, uint64_t desc_b, bool a_m_major, bool b_n_major,

@@ -14,7 +14,7 @@
 /* Planted bugs: emulator self-tests that must fail in a specific way. Only
  * SINKLESS_CONF_PLANT_NONE may be launched on a GPU (a deadlocked block hangs it). */
 #define SINKLESS_CONF_PLANT_NONE 0u
-#define SINKLESS_CONF_PLANT_SKIP_SYNC 1u          /* drop the __syncthreads: wrong sums */
+#define SINKLESS_CONF_PLANT_SKIP_SYNC 1u          /* drop the __syncthreads: reads race with writes */
 #define SINKLESS_CONF_PLANT_EXIT_EARLY 2u         /* threads 64.. return before the barrier: deadlock */
 #define SINKLESS_CONF_PLANT_DIVERGENT_BARRIER 3u  /* odd warps wait at another __syncthreads: deadlock */
 #define SINKLESS_CONF_PLANT_WARP_EXIT 4u          /* lane 5 returns before the shuffles: deadlock */
@@ -34,6 +34,10 @@
 #define SINKLESS_CONF_PLANT_STORE_AFTER_LDMATRIX 12u /* thread 0 of the tensor-copy kernel waits for one more
                                                        copy, then stores into the hand-off the other warps read
                                                        (emulator only) */
+#define SINKLESS_CONF_PLANT_PLAIN_SHARED_LOAD 13u  /* the reduce kernel reads its last partial sums with plain
+                                                     loads, which the emulator cannot check */
+#define SINKLESS_CONF_PLANT_STORE_AFTER_LOAD 14u   /* warp 1 of the reduce kernel overwrites the partial sums
+                                                     warp 0 reads after the last barrier (emulator only) */
 
 /* Every thread records its coordinates. Any grid and block (up to 1024 threads). */
 typedef struct {
@@ -47,7 +51,7 @@ typedef struct {
     const uint32_t* in; /* [blocks * 128] */
     uint32_t* out;      /* [blocks]: the wrapping uint32 sum of the block's 128 inputs */
     uint32_t plant;     /* SINKLESS_CONF_PLANT_{NONE, SKIP_SYNC, EXIT_EARLY, DIVERGENT_BARRIER, WARP_EXIT,
-                           PLAIN_SHARED_STORE} */
+                           PLAIN_SHARED_STORE, PLAIN_SHARED_LOAD, STORE_AFTER_LOAD} */
 } sinkless_conf_reduce_params;
 
 /* cp.async in four commit groups with zero-fill, retired by wait_group 2, 1, 0 and wait_all.

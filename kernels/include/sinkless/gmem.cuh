@@ -79,7 +79,7 @@ __device__ __forceinline__ void store_rows(const Tile& t, uint16_t* dst, int64_t
 #pragma unroll
     for (int i = 0; i < plan_t::kPasses; ++i) {
         if (i * plan_t::kRowsPerPass < rows_left) {
-            *reinterpret_cast<chunk16*>(g) = *reinterpret_cast<const chunk16*>(t.base + plan.smem_offset(i));
+            *reinterpret_cast<chunk16*>(g) = ptx::ld_shared(reinterpret_cast<const chunk16*>(t.base + plan.smem_offset(i)));
         }
         g += step;
     }

@@ -135,15 +135,20 @@ __device__ __forceinline__ float f16_to_f32(uint16_t h) {
 // bf16 is the upper half of an f32: widening is a shift, the same on both sides.
 __device__ __forceinline__ float bf16_to_f32(uint16_t h) { return __uint_as_float(uint32_t(h) << 16); }
 
-// A store to shared memory, the only way kernels write it. On the device a plain store, which
-// leaves the compiler free to merge and schedule it as before; the emulator sees it, so it can
-// check its order after the wgmma products reading those bytes, and it fails a launch whose
-// shared memory changed under a store it did not see (kernels/sim/sim_shared.cpp). The value is
-// taken by value: a reference bound to `c ? a[i] : a[j]` would take an address of a register
-// array and send it to local memory.
+// A store to and a load from shared memory: the only ways kernels write it, and the only ways
+// besides ldmatrix and the products that they read it. On the device a plain store and a plain
+// load, which leave the compiler free to merge and schedule them as before. The emulator checks
+// each against the accesses it races with (a store after another warp's read or a product's, a
+// load of a write it is not ordered after), and a plain access of a kernel faults there
+// (kernels/sim/sim_shared.cpp). The stored value is taken by value: a reference bound to
+// `c ? a[i] : a[j]` would take an address of a register array and send it to local memory.
 template <class V>
 __device__ __forceinline__ void st_shared(V* smem, V v) {
     *smem = v;
+}
+template <class V>
+__device__ __forceinline__ V ld_shared(const V* smem) {
+    return *smem;
 }
 
 // ---- warpgroup MMA (sm_90a) -----------------------------------------------------------------
@@ -327,6 +332,13 @@ template <class V>
 __device__ __forceinline__ void st_shared(V* smem, V v) {
     static_assert(sizeof(V) <= 16 && (sizeof(V) & (sizeof(V) - 1)) == 0, "st.shared of 1, 2, 4, 8 or 16 bytes");
     sim::st_shared(smem, &v, sizeof(V));
+}
+template <class V>
+__device__ __forceinline__ V ld_shared(const V* smem) {
+    static_assert(sizeof(V) <= 16 && (sizeof(V) & (sizeof(V) - 1)) == 0, "ld.shared of 1, 2, 4, 8 or 16 bytes");
+    V v;
+    sim::ld_shared(&v, smem, sizeof(V));
+    return v;
 }
 __device__ __forceinline__ void cp_async_16(void* smem_dst, const void* gmem_src, bool full) {
     sim::cp_async_16(smem_dst, gmem_src, full);
