@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the bundle a lent GPU machine runs (it has no cargo and no network): the release
 # `sinkless` binary and every test binary, with the kernels embedded, stripped, plus
-# scripts/gpu-run.sh and bench/torch_baselines.py, in .bundle/ (git-ignored; it travels with
+# scripts/gpu-run.sh, bench/torch_baselines.py and bench/ncu_summary.py, in .bundle/ (git-ignored; it travels with
 # the working tree when the device tool's `carry` names it).
 #
 #   bash scripts/bundle.sh                 # release, into .bundle/
@@ -65,7 +65,7 @@ if [[ $profile == release ]] && ! grep -q "GPU kernels: compiled" <<<"$info"; th
     exit 1
 fi
 cp scripts/gpu-run.sh "$dest/gpu-run.sh"
-cp bench/torch_baselines.py "$dest/torch_baselines.py"
+cp bench/torch_baselines.py bench/ncu_summary.py "$dest/"
 
 commit=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 dirty=$([[ -n "$(git status --porcelain 2>/dev/null)" ]] && echo yes || echo no)

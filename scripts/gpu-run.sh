@@ -18,9 +18,12 @@
 #   5. compute-sanitizer memcheck and racecheck on small shapes of every kernel (`sinkless check
 #      --small`, and one run of each registered benchmark entry on the tiny grid); where the
 #      runtime refuses it (gVisor), the summary says so
-#   6. the kernel variants beside the default kernels (`sinkless bench --variants`), in what
+#   6. Nsight Compute on one shape (hd 128, seqlen 4096, every entry and kernel variant, one
+#      launch each): per kernel its duration, SM and memory throughput, busiest pipe, issue-slot
+#      use, occupancy and largest stall reasons (bench/ncu_summary.py), the raw CSV in the logs
+#   7. the kernel variants beside the default kernels (`sinkless bench --variants`), in what
 #      time is left (records are written shape by shape)
-#   7. the table and the plot
+#   8. the table and the plot
 # Files back from $OUT (at most 8 come back): summary.md, results.jsonl, tflops.svg and
 # logs.tar.gz (every step's full log). The summary is printed last, since the device tool
 # returns only the end of the output. Bring the files home with scripts/collect-results.sh.
@@ -32,16 +35,17 @@
 # the baseline script only checks the grid and the FLOP formula), then files the results with
 # collect-results.sh into a temporary folder. CI runs it to prove the script works.
 #
-#   bash .bundle/gpu-run.sh --only sanitizer,variants
+#   bash .bundle/gpu-run.sh --only sanitizer,profile,variants
 #
-# runs only the named parts (check, tests, bench, torch, sanitizer, variants; the facts always):
+# runs only the named parts (check, tests, bench, torch, sanitizer, profile, variants; the facts
+# always):
 # for a second call when the first ran out of time before the end. SINKLESS_GPU_RUN_BUDGET_S
 # sets the budget in seconds (390 by default).
 set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 dry=0
-only=check,tests,bench,torch,sanitizer,variants
+only=check,tests,bench,torch,sanitizer,profile,variants
 usage="usage: bash gpu-run.sh [--dry-run] [--only PART,...]   (parts: $only)"
 while (($#)); do
     case "$1" in
@@ -50,7 +54,7 @@ while (($#)); do
             (($# >= 2)) || { echo "$usage" >&2; exit 2; }
             only=$2
             for p in ${only//,/ }; do
-                [[ ,check,tests,bench,torch,sanitizer,variants, == *",$p,"* ]] || { echo "$usage" >&2; exit 2; }
+                [[ ,check,tests,bench,torch,sanitizer,profile,variants, == *",$p,"* ]] || { echo "$usage" >&2; exit 2; }
             done
             shift
             ;;
@@ -258,7 +262,33 @@ else
 fi
 record sanitizer "-" 0 "$sanitizer_note"
 
-# 6. The kernel variants beside the default kernels, in what time is left.
+# 6. Nsight Compute on one shape: where each attention kernel's time goes.
+profile_table=
+if ! part profile; then
+    :
+elif [[ $dry == 1 ]]; then
+    note "the summary's parser on a made-up CSV (no ncu in a dry run)"
+    step profile 30 python3 "$here/ncu_summary.py" --self-test
+elif ! command -v ncu >/dev/null 2>&1; then
+    record profile "-" 0 "not available: ncu is not on PATH"
+else
+    note "ncu, hd 128, seqlen 4096, every entry and variant once"
+    # the report first, then its raw page as CSV: the program's own output stays apart
+    if step profile 150 ncu --clock-control none --kernel-name "regex:attn_(fwd|bwd)" \
+        --section SpeedOfLight --section ComputeWorkloadAnalysis --section Occupancy \
+        --section LaunchStats --section WarpStateStats --section SchedulerStats \
+        --export "$work/profile" --force-overwrite \
+        "$bin" bench --hd 128 --seqlen 4096 --once --no-flush --no-throughput --variants; then
+        ncu --import "$work/profile.ncu-rep" --csv --page raw >"$logs/profile-raw.csv" 2>"$logs/profile-import.log"
+        profile_table=$(python3 "$here/ncu_summary.py" "$logs/profile-raw.csv" 2>>"$logs/profile-import.log")
+        # the report itself comes back too when it is small enough for the archive
+        (($(stat -c %s "$work/profile.ncu-rep") < 8 << 20)) && cp "$work/profile.ncu-rep" "$logs/"
+    elif grep -qE "LibraryNotLoaded|ERR_NVGPUCTRPERM|not supported" "$logs/profile.log"; then
+        s_note[-1]="REFUSED by this runtime (no hardware counters: a gVisor machine?)"
+    fi
+fi
+
+# 7. The kernel variants beside the default kernels, in what time is left.
 if [[ $dry == 1 ]]; then
     note "the kernel variants under the emulator, tiny grid"
     part variants && step bench-variants 120 "$bin" bench --emulator --variants --no-throughput --out "$work/variants.jsonl"
@@ -269,7 +299,7 @@ fi
 NOTE=
 sm_after=$(nvidia-smi --query-gpu=clocks.sm --format=csv,noheader,nounits -i 0 2>/dev/null | head -n 1)
 
-# 7. Results, table, plot, summary, and what a second call should run.
+# 8. Results, table, plot, summary, and what a second call should run.
 # part_of STEP: the part (--only) a step belongs to.
 part_of() {
     case $1 in
@@ -305,6 +335,12 @@ cat "$work/sinkless.jsonl" "$work/torch.jsonl" "$work/variants.jsonl" 2>/dev/nul
     done
     echo
     cat "$work/table.md"
+    if [[ -n $profile_table ]]; then
+        echo
+        echo "## Nsight Compute, hd 128, seqlen 4096 (one launch of each kernel)"
+        echo
+        echo "$profile_table"
+    fi
 } >"$OUT/summary.md"
 cp "$OUT/summary.md" "$logs/summary.md"
 tar -czf "$OUT/logs.tar.gz" -C "$work" logs
