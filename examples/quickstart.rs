@@ -204,5 +204,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             reference::sink_alpha(&map, s, 1, row_normalize)
         );
     }
+
+    // 5. The same scores by the kernels, for every key and head at once, with no map built
+    // (the GPU's CudaBackend::sink_scores takes the same arguments): alpha_1 of head 0.
+    let hb = |x: &[bf16]| HostBuffer::from_slice(x);
+    let (qh, kh, vh, sh) = (hb(&q), hb(&k), hb(&v), HostBuffer::from_slice(&sink));
+    let th = |data| TensorRef { data, strides: st };
+    let scores = Emulator::new().sink_scores(
+        &shape,
+        &opts,
+        ForwardInputs {
+            q: th(&qh),
+            k: th(&kh),
+            v: th(&vh),
+            sink: Some(&sh),
+            bias: None,
+        },
+    )?;
+    println!(
+        "softmax: alpha_1 = {:.3} by the emulator's kernels",
+        scores[0]
+    );
     Ok(())
 }

@@ -164,13 +164,13 @@ fn check_side(
     check_tensor(name, len, strides, dims, rows, heads, output)
 }
 
-/// Checks everything about a forward call that does not need the buffers' addresses.
-pub(crate) fn check_forward<S: ?Sized, O: ?Sized, F: ?Sized, G: ?Sized>(
+/// Checks the options, the shape and a forward call's inputs.
+pub(crate) fn check_forward_inputs<S: ?Sized, F: ?Sized>(
     shape: &Shape<'_>,
     opts: &AttentionOptions,
     inputs: &ForwardInputs<'_, S, F>,
-    outputs: &ForwardOutputs<'_, O, G>,
-    len: Lens<S, O, F, G>,
+    len_s: fn(&S) -> usize,
+    len_f: fn(&F) -> usize,
 ) -> Result<Dims> {
     opts.validate()?;
     let dims = check_shape(shape)?;
@@ -180,8 +180,33 @@ pub(crate) fn check_forward<S: ?Sized, O: ?Sized, F: ?Sized, G: ?Sized>(
         (TensorName::K, &inputs.k, true),
         (TensorName::V, &inputs.v, true),
     ] {
-        check_side(&dims, name, t.strides, (len.s)(t.data), key_side, false)?;
+        check_side(&dims, name, t.strides, len_s(t.data), key_side, false)?;
     }
+    per_head(
+        TensorName::Sink,
+        inputs.sink.map(len_f),
+        a.has_sink(),
+        dims.heads_q,
+    )?;
+    per_head(
+        TensorName::Bias,
+        inputs.bias.map(len_f),
+        a.has_bias_tensor(),
+        dims.heads_q,
+    )?;
+    Ok(dims)
+}
+
+/// Checks everything about a forward call that does not need the buffers' addresses.
+pub(crate) fn check_forward<S: ?Sized, O: ?Sized, F: ?Sized, G: ?Sized>(
+    shape: &Shape<'_>,
+    opts: &AttentionOptions,
+    inputs: &ForwardInputs<'_, S, F>,
+    outputs: &ForwardOutputs<'_, O, G>,
+    len: Lens<S, O, F, G>,
+) -> Result<Dims> {
+    let dims = check_forward_inputs(shape, opts, inputs, len.s, len.f)?;
+    let a = opts.activation;
     check_side(
         &dims,
         TensorName::O,
@@ -189,18 +214,6 @@ pub(crate) fn check_forward<S: ?Sized, O: ?Sized, F: ?Sized, G: ?Sized>(
         (len.o)(&*outputs.o.data),
         false,
         true,
-    )?;
-    per_head(
-        TensorName::Sink,
-        inputs.sink.map(len.f),
-        a.has_sink(),
-        dims.heads_q,
-    )?;
-    per_head(
-        TensorName::Bias,
-        inputs.bias.map(len.f),
-        a.has_bias_tensor(),
-        dims.heads_q,
     )?;
     let stat = outputs.row_stat.as_deref().map(len.g);
     check_row_stat(TensorName::RowStat, stat, a.has_row_stat(), &dims)?;
@@ -215,17 +228,23 @@ pub(crate) fn check_backward<S: ?Sized, O: ?Sized, F: ?Sized, G: ?Sized>(
     outputs: &BackwardOutputs<'_, O, G>,
     len: Lens<S, O, F, G>,
 ) -> Result<Dims> {
-    opts.validate()?;
-    let dims = check_shape(shape)?;
+    fn t<'a, S: ?Sized>(t: &TensorRef<'a, S>) -> TensorRef<'a, S> {
+        TensorRef {
+            data: t.data,
+            strides: t.strides,
+        }
+    }
+    let forward = ForwardInputs {
+        q: t(&inputs.q),
+        k: t(&inputs.k),
+        v: t(&inputs.v),
+        sink: inputs.sink,
+        bias: inputs.bias,
+    };
+    let dims = check_forward_inputs(shape, opts, &forward, len.s, len.f)?;
     let a = opts.activation;
-    for (name, t, key_side) in [
-        (TensorName::Q, &inputs.q, false),
-        (TensorName::K, &inputs.k, true),
-        (TensorName::V, &inputs.v, true),
-        (TensorName::O, &inputs.o, false),
-        (TensorName::DO, &inputs.d_o, false),
-    ] {
-        check_side(&dims, name, t.strides, (len.s)(t.data), key_side, false)?;
+    for (name, t) in [(TensorName::O, &inputs.o), (TensorName::DO, &inputs.d_o)] {
+        check_side(&dims, name, t.strides, (len.s)(t.data), false, false)?;
     }
     for (name, t, key_side) in [
         (TensorName::DQ, &outputs.dq, false),
@@ -240,30 +259,12 @@ pub(crate) fn check_backward<S: ?Sized, O: ?Sized, F: ?Sized, G: ?Sized>(
         a.has_row_stat(),
         &dims,
     )?;
-    per_head(
-        TensorName::Sink,
-        inputs.sink.map(len.f),
-        a.has_sink(),
-        dims.heads_q,
-    )?;
-    per_head(
-        TensorName::DSink,
-        outputs.dsink.as_deref().map(len.g),
-        a.has_sink(),
-        dims.heads_q,
-    )?;
-    per_head(
-        TensorName::Bias,
-        inputs.bias.map(len.f),
-        a.has_bias_tensor(),
-        dims.heads_q,
-    )?;
-    per_head(
-        TensorName::DBias,
-        outputs.dbias.as_deref().map(len.g),
-        a.has_bias_tensor(),
-        dims.heads_q,
-    )?;
+    for (name, grad, required) in [
+        (TensorName::DSink, &outputs.dsink, a.has_sink()),
+        (TensorName::DBias, &outputs.dbias, a.has_bias_tensor()),
+    ] {
+        per_head(name, grad.as_deref().map(len.g), required, dims.heads_q)?;
+    }
     Ok(dims)
 }
 
@@ -461,6 +462,57 @@ impl CpuReference {
             }
         }
         Ok(())
+    }
+
+    /// The seed paper's sink score of every key of every query head (see [`sink`](crate::sink)),
+    /// in float64 from the full attention maps ([`reference::attention_probs`]): the mean weight
+    /// each key receives from the queries that see it, of the row-normalised map for plain
+    /// sigmoid. Laid out `[batch, heads_q, seqlen_k]`, or `[heads_q, total_k]` under varlen; a
+    /// key no query sees scores 0.
+    ///
+    /// # Errors
+    /// Every shape, stride, length and option error of [`Error`] about the inputs.
+    pub fn sink_scores<T: Element>(
+        &self,
+        shape: &Shape<'_>,
+        opts: &AttentionOptions,
+        inputs: ForwardInputs<'_, [T], [f32]>,
+    ) -> Result<Vec<f32>> {
+        let dims = check_forward_inputs(shape, opts, &inputs, <[T]>::len, <[f32]>::len)?;
+        let q = gather(&dims, &dims.q, dims.heads_q, &inputs.q);
+        let k = gather(&dims, &dims.k, dims.heads_kv, &inputs.k);
+        let v = gather(&dims, &dims.k, dims.heads_kv, &inputs.v);
+        let widen =
+            |x: Option<&[f32]>| x.map(|s| s.iter().map(|&v| v as f64).collect::<Vec<f64>>());
+        let (sink, bias) = (widen(inputs.sink), widen(inputs.bias));
+        let p = Self::problem(&dims, opts, (&q, &k, &v), &sink, &bias);
+        let normalize = matches!(opts.activation, Activation::Sigmoid { .. });
+        let mut out = vec![f32::NAN; crate::sink::scores_len(&dims)]; // every slot is written below
+        for (seq, s) in p.seqs.iter().enumerate() {
+            for h in 0..dims.heads_q {
+                let map = reference::attention_probs(&p, seq, h, Precision::F64);
+                let mut sums = vec![0f64; s.k_len];
+                for row in map.chunks(s.k_len.max(1)).take(s.q_len) {
+                    let total: f64 = if normalize { row.iter().sum() } else { 1.0 };
+                    if total == 0.0 {
+                        continue;
+                    }
+                    for (sum, w) in sums.iter_mut().zip(row) {
+                        *sum += w / total;
+                    }
+                }
+                for (key, sum) in sums.into_iter().enumerate() {
+                    let n = crate::sink::visible_queries(opts.mask, s.q_len, s.k_len, key);
+                    let slot = if dims.varlen() {
+                        h * dims.k.total + s.k_start + key
+                    } else {
+                        (seq * dims.heads_q + h) * dims.k.max_len + key
+                    };
+                    out[slot] = if n == 0 { 0.0 } else { (sum / n as f64) as f32 };
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// The backward pass in float64; gradients rounded to `T`, `dsink`/`dbias` in f32.

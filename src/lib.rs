@@ -36,6 +36,7 @@ pub mod output;
 mod plan;
 pub mod reference;
 pub mod report;
+pub mod sink;
 pub mod tensor;
 mod tma;
 

@@ -67,6 +67,19 @@ fn backward_suite_on_the_gpu() {
 }
 
 #[test]
+fn sink_scores_on_the_gpu() {
+    let Some(gpu) = gpu() else { return };
+    let mut bad = Vec::new();
+    for (i, case) in check::sink_cases().iter().enumerate() {
+        let seed = 9000 + i as u64;
+        let f16 = case.run_sink_scores::<half::f16, _>(&gpu, seed).unwrap();
+        let bf16 = case.run_sink_scores::<half::bf16, _>(&gpu, seed).unwrap();
+        bad.extend(failures(&[f16, bf16]));
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
+
+#[test]
 fn kernel_variants_on_the_gpu() {
     let Some(gpu) = gpu() else { return };
     let mut bad = Vec::new();

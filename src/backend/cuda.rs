@@ -20,8 +20,8 @@
 
 use super::recent::Recent;
 use crate::attention::{
-    check_backward, check_forward, workspace_layout, BackwardInputs, BackwardOutputs,
-    ForwardInputs, ForwardOutputs, Lens,
+    check_backward, check_forward, check_forward_inputs, workspace_layout, BackwardInputs,
+    BackwardOutputs, ForwardInputs, ForwardOutputs, Lens,
 };
 use crate::config::{AttentionOptions, Element, KernelVariant};
 use crate::error::{Error, Result, TensorName};
@@ -432,6 +432,69 @@ impl CudaBackend {
         self.launch(&plan::attn_forward(T::DTYPE, opts, &dims, &addrs)?)
     }
 
+    /// The seed paper's sink score of every key of every query head, by the attention kernels
+    /// themselves ([`sink`](crate::sink) says how; no attention map is built): the mean weight
+    /// each key receives from the queries that see it, of the row-normalised map for plain
+    /// sigmoid. Laid out `[batch, heads_q, seqlen_k]`, or `[heads_q, total_k]` under varlen; a
+    /// key no query sees scores 0. Runs `heads_q / heads_kv` forward and backward passes on
+    /// [`stream`](Self::stream) with scratch of its own, and waits for them.
+    ///
+    /// # Errors
+    /// Every shape, stride, length and option error of [`Error`] about the inputs, before any
+    /// launch; [`Error::DeviceMismatch`] for buffers of another device; [`Error::Cuda`].
+    pub fn sink_scores<T, S, F>(
+        &self,
+        shape: &Shape<'_>,
+        opts: &AttentionOptions,
+        inputs: ForwardInputs<'_, S, F>,
+    ) -> Result<Vec<f32>>
+    where
+        T: Element + DeviceRepr,
+        S: DevicePtr<T>,
+        F: DevicePtr<f32>,
+    {
+        let dims = check_forward_inputs(shape, opts, &inputs, S::len, F::len)?;
+        for (name, t) in [
+            (TensorName::Q, &inputs.q),
+            (TensorName::K, &inputs.k),
+            (TensorName::V, &inputs.v),
+        ] {
+            self.check_device(name, t.data)?;
+        }
+        let host = |name, x: Option<&F>| -> Result<Option<Vec<f32>>> {
+            let Some(x) = x else { return Ok(None) };
+            self.check_device(name, x)?;
+            self.stream
+                .clone_dtoh(x)
+                .map(Some)
+                .map_err(cuda_err("reading per-head values"))
+        };
+        let (sink, bias) = (
+            host(TensorName::Sink, inputs.sink)?,
+            host(TensorName::Bias, inputs.bias)?,
+        );
+        let stream = self.stream.clone();
+        let (qp, _qg) = inputs.q.data.device_ptr(&stream);
+        let (kp, _kg) = inputs.k.data.device_ptr(&stream);
+        let (vp, _vg) = inputs.v.data.device_ptr(&stream);
+        let addr = |addr, t: &TensorRef<'_, S>| Addr {
+            addr,
+            strides: t.strides,
+        };
+        crate::sink::scores::<T, _>(
+            self,
+            &dims,
+            opts,
+            (
+                addr(qp, &inputs.q),
+                addr(kp, &inputs.k),
+                addr(vp, &inputs.v),
+            ),
+            sink.as_deref(),
+            bias.as_deref(),
+        )
+    }
+
     /// The attention backward: dQ, dK, dV (summed over the query heads sharing a key head) and
     /// the sink or per-head bias gradient (see [`BackwardOutputs`]). With
     /// [`AttentionOptions::deterministic`] the gradients are bitwise identical run to run.
@@ -650,6 +713,31 @@ impl CudaBackend {
             }
             .map_err(cuda_err("zeroing the dQ accumulator"))?;
         }
+        launches.iter().try_for_each(|l| self.launch(l))
+    }
+}
+
+impl crate::sink::ScoreDevice for CudaBackend {
+    type Mem = CudaSlice<u8>;
+    fn zeroed(&self, bytes: usize) -> Result<CudaSlice<u8>> {
+        self.stream
+            .alloc_zeros(bytes.max(1))
+            .map_err(cuda_err("allocating sink-score scratch"))
+    }
+    fn upload(&self, bytes: &[u8]) -> Result<CudaSlice<u8>> {
+        self.stream
+            .clone_htod(bytes)
+            .map_err(cuda_err("copying sink-score inputs"))
+    }
+    fn addr(&self, m: &CudaSlice<u8>) -> u64 {
+        m.device_ptr(&self.stream).0
+    }
+    fn download(&self, m: &CudaSlice<u8>) -> Result<Vec<u8>> {
+        self.stream
+            .clone_dtoh(m)
+            .map_err(cuda_err("reading sink scores"))
+    }
+    fn run(&self, launches: &[Launch]) -> Result<()> {
         launches.iter().try_for_each(|l| self.launch(l))
     }
 }

@@ -24,8 +24,8 @@
 //! ```
 
 use crate::attention::{
-    check_backward, check_forward, workspace_layout, BackwardInputs, BackwardOutputs,
-    ForwardInputs, ForwardOutputs, Lens,
+    check_backward, check_forward, check_forward_inputs, workspace_layout, BackwardInputs,
+    BackwardOutputs, ForwardInputs, ForwardOutputs, Lens,
 };
 use crate::config::{AttentionOptions, Element};
 use crate::error::{Error, Result};
@@ -387,6 +387,36 @@ impl Emulator {
         self.backward_at(opts, &dims, inputs, outputs, ws)
     }
 
+    /// The seed paper's sink score of every key of every query head, by the kernels themselves
+    /// ([`sink`](crate::sink) says how), exactly as
+    /// [`CudaBackend::sink_scores`](crate::CudaBackend::sink_scores) computes them. Laid out
+    /// `[batch, heads_q, seqlen_k]`, or `[heads_q, total_k]` under varlen; a key no query sees
+    /// scores 0.
+    ///
+    /// # Errors
+    /// Every shape, stride, length and option error of [`Error`] about the inputs, before any
+    /// launch; [`Error::Emulator`] if the emulator reports a fault.
+    pub fn sink_scores<T: Element>(
+        &self,
+        shape: &Shape<'_>,
+        opts: &AttentionOptions,
+        inputs: ForwardInputs<'_, HostBuffer<T>, HostBuffer<f32>>,
+    ) -> Result<Vec<f32>> {
+        let dims = check_forward_inputs(shape, opts, &inputs, HostBuffer::len, HostBuffer::len)?;
+        let at = |t: &TensorRef<'_, HostBuffer<T>>| Addr {
+            addr: t.data.addr(),
+            strides: t.strides,
+        };
+        crate::sink::scores::<T, _>(
+            self,
+            &dims,
+            opts,
+            (at(&inputs.q), at(&inputs.k), at(&inputs.v)),
+            inputs.sink.map(|s| &s[..]),
+            inputs.bias.map(|b| &b[..]),
+        )
+    }
+
     /// [`Emulator::backward`] with its scratch in `workspace`, which must hold
     /// [`backward_workspace_len`](crate::backward_workspace_len) elements; its contents on entry
     /// do not matter (the part that must start at zero is zeroed here).
@@ -460,5 +490,24 @@ impl Emulator {
         plan::attn_backward(T::DTYPE, opts, dims, &addrs)?
             .iter()
             .try_for_each(|l| self.launch(l))
+    }
+}
+
+impl crate::sink::ScoreDevice for Emulator {
+    type Mem = HostBuffer<u8>;
+    fn zeroed(&self, bytes: usize) -> Result<HostBuffer<u8>> {
+        Ok(HostBuffer::filled(bytes, 0))
+    }
+    fn upload(&self, bytes: &[u8]) -> Result<HostBuffer<u8>> {
+        Ok(HostBuffer::from_slice(bytes))
+    }
+    fn addr(&self, m: &HostBuffer<u8>) -> u64 {
+        m.addr()
+    }
+    fn download(&self, m: &HostBuffer<u8>) -> Result<Vec<u8>> {
+        Ok(m.to_vec())
+    }
+    fn run(&self, launches: &[Launch]) -> Result<()> {
+        launches.iter().try_for_each(|l| self.launch(l))
     }
 }

@@ -580,6 +580,81 @@ pub fn long_key_cases() -> Vec<AttnCase> {
     cases
 }
 
+/// The sink-score cases ([`AttnCase::run_sink_scores`]): every activation, dense and varlen (a
+/// packed sequence without queries among them), GQA and MQA, sq != sk, causal, windows and no
+/// mask, head dims on and off the buckets, lengths 1, 17 and 113.
+pub fn sink_cases() -> Vec<AttnCase> {
+    let case = |lengths, heads_q, heads_kv, head_dim, activation, mask| AttnCase {
+        lengths,
+        heads_q,
+        heads_kv,
+        head_dim,
+        opts: AttentionOptions::new(activation).with_mask(mask),
+        row_pad: 0,
+        qk_std: 1.0,
+    };
+    let varlen = Lengths::Varlen {
+        cu_q: vec![0, 5, 22, 22, 23],
+        cu_k: vec![0, 9, 30, 37, 38],
+    };
+    vec![
+        case(
+            dense(2, 17, 17),
+            4,
+            2,
+            64,
+            Activation::Softmax { sink: true },
+            Mask::CAUSAL,
+        ),
+        case(
+            dense(1, 33, 113),
+            3,
+            1,
+            40,
+            Activation::Softmax { sink: false },
+            Mask::window(Some(20), Some(3)),
+        ),
+        case(
+            dense(1, 1, 17),
+            2,
+            2,
+            32,
+            Activation::Softmax { sink: false },
+            Mask::CAUSAL,
+        ),
+        case(
+            varlen,
+            2,
+            2,
+            128,
+            Activation::Sigmoid {
+                bias: SigmoidBias::NegLogSeqlenK,
+            },
+            Mask::CAUSAL,
+        ),
+        case(
+            dense(1, 64, 64),
+            4,
+            1,
+            96,
+            Activation::NormalizedSigmoid {
+                bias: SigmoidBias::PerHead,
+            },
+            Mask::NONE,
+        ),
+        case(
+            dense(1, 113, 113),
+            2,
+            2,
+            256,
+            Activation::Sigmoid {
+                bias: SigmoidBias::Constant(-2.0),
+            },
+            Mask::sliding_window(8),
+        ),
+    ]
+}
+
 /// The kernel variants ([`KernelVariant`]), for bf16 (and f16 where [`AttnCase::variant_in_f16`]): every
 /// variant on each activation and head-dim bucket it exists for, at the bucket and at a dim
 /// inside it, on a causal GQA shape, a two-sided window with MQA and varlen; plus, per variant
@@ -870,6 +945,116 @@ impl AttnCase {
         ))
     }
 
+    /// [`AttnCase::inputs`] with a sink planted: every query shifted by 0.5 and the first key
+    /// of each sequence all ones, so that key scores about `sqrt(head_dim) / 2` above the rest
+    /// and draws a large share of every softmax row, as a sink does.
+    pub fn sink_inputs<T: Element>(&self, seed: u64) -> AttnInputs<T> {
+        let mut x = self.inputs::<T>(seed);
+        let (qs, ks) = (self.q_strides(), self.k_strides());
+        let (tq, _) = self.tokens();
+        for t in 0..tq {
+            for e in &mut x.q[t * qs.row..t * qs.row + self.heads_q * self.head_dim] {
+                *e = T::from_f64(e.to_f64() + 0.5);
+            }
+        }
+        let firsts: Vec<usize> = match &self.lengths {
+            Lengths::Dense {
+                batch, seqlen_k, ..
+            } => (0..*batch)
+                .filter(|_| *seqlen_k > 0)
+                .map(|b| b * seqlen_k)
+                .collect(),
+            Lengths::Varlen { cu_q, cu_k } => cu_k
+                .windows(2)
+                .zip(cu_q.windows(2))
+                .filter(|(k, q)| k[1] > k[0] && q[1] > q[0])
+                .map(|(k, _)| usize::try_from(k[0]).expect("prefix sums"))
+                .collect(),
+        };
+        for t in firsts {
+            x.k[t * ks.row..t * ks.row + self.heads_kv * self.head_dim].fill(T::from_f64(1.0));
+        }
+        x
+    }
+
+    /// Runs [`CheckBackend::sink_scores`] on `backend` with [`AttnCase::sink_inputs`] and judges
+    /// it against [`CpuReference::sink_scores`](crate::CpuReference::sink_scores): the largest
+    /// error relative to the score (plus 10^-3), against two units in the last place of `T`
+    /// (the weights and their sum are each rounded to `T` once).
+    ///
+    /// # Errors
+    /// Whatever the backend reports.
+    pub fn run_sink_scores<T: Element, B: CheckBackend<T>>(
+        &self,
+        backend: &B,
+        seed: u64,
+    ) -> Result<CaseResult> {
+        let x = self.sink_inputs::<T>(seed);
+        let (qs, ks) = (self.q_strides(), self.k_strides());
+        let shape = self.shape();
+        let want = crate::CpuReference.sink_scores(
+            &shape,
+            &self.opts,
+            ForwardInputs {
+                q: TensorRef {
+                    data: &x.q[..],
+                    strides: qs,
+                },
+                k: TensorRef {
+                    data: &x.k[..],
+                    strides: ks,
+                },
+                v: TensorRef {
+                    data: &x.v[..],
+                    strides: ks,
+                },
+                sink: x.sink.as_deref(),
+                bias: x.bias.as_deref(),
+            },
+        )?;
+        let (q, k, v) = (backend.up(&x.q)?, backend.up(&x.k)?, backend.up(&x.v)?);
+        let sink = x.sink.as_deref().map(|s| backend.up32(s)).transpose()?;
+        let bias = x.bias.as_deref().map(|b| backend.up32(b)).transpose()?;
+        let got = backend.sink_scores(
+            &shape,
+            &self.opts,
+            ForwardInputs {
+                q: TensorRef {
+                    data: &q,
+                    strides: qs,
+                },
+                k: TensorRef {
+                    data: &k,
+                    strides: ks,
+                },
+                v: TensorRef {
+                    data: &v,
+                    strides: ks,
+                },
+                sink: sink.as_ref(),
+                bias: bias.as_ref(),
+            },
+        )?;
+        let max_err = if got.len() == want.len() {
+            got.iter().zip(&want).fold(0f64, |m, (&g, &w)| {
+                let e = (g as f64 - w as f64).abs() / (w.abs() as f64 + 1e-3);
+                if e.is_nan() {
+                    f64::INFINITY
+                } else {
+                    m.max(e)
+                }
+            })
+        } else {
+            f64::INFINITY
+        };
+        Ok(CaseResult {
+            backend: B::NAME,
+            case: format!("sink scores {}", self.describe::<T>()),
+            max_err,
+            tol: 2.0 * ulp_floor::<T>(&[1.0]),
+        })
+    }
+
     /// Runs the forward on `backend` and judges it against the reference.
     ///
     /// # Errors
@@ -1059,6 +1244,16 @@ pub trait CheckBackend<T: Element> {
         inputs: ForwardInputs<'_, Self::Buf, Self::F32>,
         outputs: ForwardOutputs<'_, Self::Buf, Self::F32>,
     ) -> Result<()>;
+    /// The backend's sink scores.
+    ///
+    /// # Errors
+    /// Whatever the backend reports.
+    fn sink_scores(
+        &self,
+        shape: &Shape<'_>,
+        opts: &AttentionOptions,
+        inputs: ForwardInputs<'_, Self::Buf, Self::F32>,
+    ) -> Result<Vec<f32>>;
     /// The backend's backward.
     ///
     /// # Errors
@@ -1109,6 +1304,14 @@ impl<T: Element> CheckBackend<T> for Emulator {
     ) -> Result<()> {
         Emulator::forward(self, shape, opts, inputs, outputs)
     }
+    fn sink_scores(
+        &self,
+        shape: &Shape<'_>,
+        opts: &AttentionOptions,
+        inputs: ForwardInputs<'_, Self::Buf, Self::F32>,
+    ) -> Result<Vec<f32>> {
+        Emulator::sink_scores(self, shape, opts, inputs)
+    }
     fn backward(
         &self,
         shape: &Shape<'_>,
@@ -1154,6 +1357,14 @@ impl<T: Element + DeviceRepr> CheckBackend<T> for CudaBackend {
         outputs: ForwardOutputs<'_, Self::Buf, Self::F32>,
     ) -> Result<()> {
         CudaBackend::forward(self, shape, opts, inputs, outputs)
+    }
+    fn sink_scores(
+        &self,
+        shape: &Shape<'_>,
+        opts: &AttentionOptions,
+        inputs: ForwardInputs<'_, Self::Buf, Self::F32>,
+    ) -> Result<Vec<f32>> {
+        CudaBackend::sink_scores(self, shape, opts, inputs)
     }
     fn backward(
         &self,

@@ -14,8 +14,8 @@ use crate::CudaBackend;
 
 mod attn;
 pub use attn::{
-    edge_cases, extreme_cases, head_dim_cases, long_key_cases, matrix, suite, ulp_floor,
-    variant_cases, AttnCase, AttnGrads, AttnInputs, CheckBackend, Lengths, MASKS,
+    edge_cases, extreme_cases, head_dim_cases, long_key_cases, matrix, sink_cases, suite,
+    ulp_floor, variant_cases, AttnCase, AttnGrads, AttnInputs, CheckBackend, Lengths, MASKS,
 };
 
 /// A small, seedable generator (SplitMix64) for reproducible test inputs.
@@ -422,6 +422,16 @@ pub fn run_all(emu: &Emulator, gpu: Option<&CudaBackend>, small: bool) -> Vec<Re
             case.run_variant(gpu, seed)
                 .into_iter()
                 .for_each(&mut flatten);
+        }
+    }
+    // The seed paper's sink scores, every case in both element types.
+    for (i, case) in sink_cases().iter().enumerate() {
+        let seed = 4000 + i as u64;
+        results.push(case.run_sink_scores::<half::f16, _>(emu, seed));
+        results.push(case.run_sink_scores::<half::bf16, _>(emu, seed));
+        if let Some(gpu) = gpu {
+            results.push(case.run_sink_scores::<half::f16, _>(gpu, seed));
+            results.push(case.run_sink_scores::<half::bf16, _>(gpu, seed));
         }
     }
     results
