@@ -5,9 +5,7 @@ use half::{bf16, f16};
 use sinkless::check::{self, failures, AttnCase, Lengths};
 use sinkless::reference::{self, Precision};
 use sinkless::sink::visible_queries;
-use sinkless::{
-    Activation, AttentionOptions, CpuReference, Emulator, ForwardInputs, Mask, TensorRef,
-};
+use sinkless::{Activation, AttentionOptions, Emulator, Mask};
 
 /// Every sink case on the emulator, in f16 and bf16, against the float64 scores.
 #[test]
@@ -57,27 +55,7 @@ fn reference_scores_are_the_papers_alpha() {
             qk_std: 1.0,
         };
         let x = case.sink_inputs::<f16>(11);
-        let (qs, ks) = (case.q_strides(), case.k_strides());
-        let shape = case.shape();
-        let inputs = || ForwardInputs {
-            q: TensorRef {
-                data: &x.q[..],
-                strides: qs,
-            },
-            k: TensorRef {
-                data: &x.k[..],
-                strides: ks,
-            },
-            v: TensorRef {
-                data: &x.v[..],
-                strides: ks,
-            },
-            sink: x.sink.as_deref(),
-            bias: x.bias.as_deref(),
-        };
-        let scores = CpuReference
-            .sink_scores(&shape, &case.opts, inputs())
-            .unwrap();
+        let scores = case.reference_sink_scores(&x).unwrap();
         assert_eq!(scores.len(), 2 * t);
         let normalize = matches!(activation, Activation::Sigmoid { .. });
         let to64 = |v: &[f16]| v.iter().map(|e| e.to_f64()).collect::<Vec<f64>>();

@@ -27,8 +27,9 @@ enum sinkless_sim_status {
     SINKLESS_SIM_ERR_SMEM_LIMIT = 2,      /* dynamic_smem_bytes > max_smem_bytes */
     SINKLESS_SIM_ERR_DEADLOCK = 3,        /* barrier/warp collective reached by part of its threads */
     SINKLESS_SIM_ERR_OUT_OF_BOUNDS = 4,   /* access hit the guard page of a buffer or of shared memory */
-    SINKLESS_SIM_ERR_MISALIGNED = 5,      /* cp.async / ldmatrix address not 16-byte aligned */
-    SINKLESS_SIM_ERR_SHARED_ADDRESS = 6,  /* cp.async / ldmatrix address outside dynamic shared memory */
+    SINKLESS_SIM_ERR_MISALIGNED = 5,      /* a shared-memory access (ld/st.shared, cp.async, ldmatrix, an
+                                             mbarrier, a tensor copy) not naturally aligned */
+    SINKLESS_SIM_ERR_SHARED_ADDRESS = 6,  /* such an access outside dynamic shared memory */
     SINKLESS_SIM_ERR_STACK_OVERFLOW = 7,  /* a CUDA thread overflowed its fiber stack */
     SINKLESS_SIM_ERR_RESOURCES = 8,       /* the host ran out of memory or threads */
     SINKLESS_SIM_ERR_PROXY = 9,           /* shared memory written by the generic proxy and then read or

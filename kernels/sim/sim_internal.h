@@ -301,7 +301,9 @@ extern __thread Fiber* tls_fiber;
 void suspend(Fiber* self);
 // Records the block's error and abandons the running fiber; never returns.
 [[noreturn]] void fail(int status, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
-void check_smem_range(const void* p, size_t bytes, const char* what);
+// The offset in dynamic shared memory of [p, p + bytes), which must lie in it, naturally aligned
+// (to min(bytes, 16)); fails the running thread naming `what` otherwise (sim_shared.cpp).
+uint32_t shared_offset(const void* p, size_t bytes, const char* what);
 
 // ---- asynchronous barriers and tensor copies (sim_tma.cpp)
 
@@ -319,11 +321,6 @@ void describe_async_waits(const Worker& w, char* msg, size_t len, size_t* used);
 void reset_shared_tracking(Worker& w);
 // The bytes of dynamic shared memory from offset off on, as the emulator keeps them.
 inline unsigned char* shared_at(Worker& w, uint32_t off) { return w.shared.data() + off; }
-// The offset in dynamic shared memory of p, an address in the block's window (checked by the
-// caller).
-inline uint32_t window_offset(const void* p) {
-    return uint32_t(static_cast<const unsigned char*>(p) - tls_block->smem);
-}
 // Fails the running thread when it may not write shared bytes [off, off + bytes) yet: a wgmma
 // product, or another warp's ldmatrix or ld.shared, reads them that the thread is not ordered
 // after (`what` names the write).

@@ -376,17 +376,6 @@ void fail(int status, const char* fmt, ...) {
     __builtin_unreachable();
 }
 
-void check_smem_range(const void* p, size_t bytes, const char* what) {
-    const uintptr_t a = uintptr_t(p);
-    const uintptr_t lo = uintptr_t(tls_block->smem);
-    if (a % 16 != 0) fail(SINKLESS_SIM_ERR_MISALIGNED, "%s: shared address %p is not 16-byte aligned", what, p);
-    if (a < lo || a + bytes > lo + tls_worker->smem_bytes) {
-        fail(SINKLESS_SIM_ERR_SHARED_ADDRESS,
-             "%s: address %p (+%zu bytes) is outside dynamic shared memory [%p, +%llu)", what, p, bytes,
-             static_cast<const void*>(tls_block->smem), static_cast<unsigned long long>(tls_worker->smem_bytes));
-    }
-}
-
 void syncthreads(const char* file, int line) {
     Fiber* f = tls_fiber;
     f->state = FiberState::kAtBarrier;
@@ -405,9 +394,8 @@ float atomic_add(float* address, float value) {
 }
 
 void cp_async_16(void* smem_dst, const void* gmem_src, bool full) {
-    check_smem_range(smem_dst, 16, "cp.async");
     PendingCopy c;
-    c.dst = window_offset(smem_dst);
+    c.dst = shared_offset(smem_dst, 16, "cp.async");
     check_write_order(c.dst, 16, "cp.async");
     start_copy(*tls_worker, c.dst, 16, tls_fiber->linear, false, "cp.async");
     c.group = tls_fiber->open_group;

@@ -162,8 +162,10 @@ void stamp_warp_read(Worker& w, uint32_t x0, uint32_t x1) {
     for (uint32_t x = x0; x < x1; ++x) reads[x] = Worker::ReadStamp{w.block_serial, releases};
 }
 
+}  // namespace
+
 // The offset of [p, p + bytes) in shared memory, naturally aligned (`what` names the access).
-uint32_t checked_offset(const void* p, size_t bytes, const char* what) {
+uint32_t shared_offset(const void* p, size_t bytes, const char* what) {
     const uintptr_t a = uintptr_t(p), lo = uintptr_t(tls_block->smem);
     const size_t align = std::min<size_t>(bytes, 16);
     if (a % align != 0) {
@@ -176,8 +178,6 @@ uint32_t checked_offset(const void* p, size_t bytes, const char* what) {
     }
     return uint32_t(a - lo);
 }
-
-}  // namespace
 
 void start_copy(Worker& w, uint32_t off, size_t bytes, uint32_t issuer, bool tensor, const char* what) {
     check_not_in_flight(off, bytes, what);
@@ -255,7 +255,7 @@ void check_write_order(uint32_t off, size_t bytes, const char* what) {
 
 void st_shared(void* dst, const void* src, size_t bytes) {
     Worker& w = *tls_worker;
-    const uint32_t off = checked_offset(dst, bytes, "st.shared");
+    const uint32_t off = shared_offset(dst, bytes, "st.shared");
     check_not_in_flight(off, bytes, "st.shared");
     check_write_order(off, bytes, "st.shared");
     memcpy(shared_at(w, off), src, bytes);
@@ -264,7 +264,7 @@ void st_shared(void* dst, const void* src, size_t bytes) {
 
 void ld_shared(void* dst, const void* src, size_t bytes) {
     Worker& w = *tls_worker;
-    const uint32_t off = checked_offset(src, bytes, "ld.shared");
+    const uint32_t off = shared_offset(src, bytes, "ld.shared");
     check_not_in_flight(off, bytes, "ld.shared");
     const uint32_t x0 = off / 2, x1 = uint32_t((off + bytes + 1) / 2);
     for (uint32_t x = x0; x < x1; ++x) check_read_order(2 * x, tls_fiber->linear, 1, "ld.shared");

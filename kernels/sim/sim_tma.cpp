@@ -48,16 +48,6 @@ constexpr uint64_t kTag = 0x6d62617272696572ull;  // "mbarrier"
 
 uint64_t tag_of(uint32_t offset) { return kTag ^ offset; }
 
-uint32_t offset_of(const void* p, size_t bytes, const char* what) {
-    const uintptr_t a = uintptr_t(p), lo = uintptr_t(tls_block->smem);
-    if (a < lo || a + bytes > lo + tls_worker->smem_bytes) {
-        fail(SINKLESS_SIM_ERR_SHARED_ADDRESS, "%s: address %p (+%zu bytes) is outside dynamic shared memory [%p, +%llu)",
-             what, p, bytes, static_cast<const void*>(tls_block->smem),
-             static_cast<unsigned long long>(tls_worker->smem_bytes));
-    }
-    return uint32_t(a - lo);
-}
-
 Mbarrier* find(Worker& w, uint32_t offset) {
     for (Mbarrier& b : w.mbarriers) {
         if (b.offset == offset) return &b;
@@ -66,11 +56,7 @@ Mbarrier* find(Worker& w, uint32_t offset) {
 }
 
 // The shared-memory offset of an mbarrier's 8 bytes, which must be 8-byte aligned.
-uint32_t barrier_offset(uint64_t* bar, const char* what) {
-    const uint32_t off = offset_of(bar, 8, what);
-    if (off % 8 != 0) fail(SINKLESS_SIM_ERR_MISALIGNED, "%s: mbarrier at shared byte %u is not 8-byte aligned", what, off);
-    return off;
-}
+uint32_t barrier_offset(uint64_t* bar, const char* what) { return shared_offset(bar, 8, what); }
 
 // The live barrier at bar, its tag intact.
 Mbarrier& barrier_at(uint64_t* bar, const char* what) {
@@ -273,7 +259,7 @@ void tma_load(void* smem_dst, const void* map, const int32_t* coords, int rank, 
         fail(SINKLESS_SIM_ERR_CONFIG, "%s: an inner box of %u bytes is not a multiple of 16 up to the 128-byte swizzle span",
              what, d.box[0] * 2);
     }
-    const uint32_t dst = offset_of(smem_dst, size_t(bytes), what);
+    const uint32_t dst = shared_offset(smem_dst, size_t(bytes), what);
     if (dst % 128 != 0) fail(SINKLESS_SIM_ERR_MISALIGNED, "%s: destination shared byte %u is not 128-byte aligned", what, dst);
     const Mbarrier& b = barrier_at(bar, what);
     Worker& w = *tls_worker;

@@ -94,13 +94,12 @@ void complete_ldmatrix(Warp& w, int count, bool trans) {
         int slot_row[8] = {-1, -1, -1, -1, -1, -1, -1, -1};
         for (int r = 0; r < 8; ++r) {
             const void* row = w.slot[8 * i + r].addr;
-            check_smem_range(row, 16, "ldmatrix");
-            const uint32_t off = window_offset(row);
+            const uint32_t off = shared_offset(row, 16, "ldmatrix");
             memcpy(m[r], shared_at(*tls_worker, off), 16);
             ldmatrix_row_read(off);
             const int slot = int(off >> 4) & 7;
             if (slot_row[slot] >= 0) {
-                const uint32_t other = window_offset(w.slot[8 * i + slot_row[slot]].addr);
+                const uint32_t other = shared_offset(w.slot[8 * i + slot_row[slot]].addr, 16, "ldmatrix");
                 fail(SINKLESS_SIM_ERR_BANK_CONFLICT,
                      "ldmatrix%s matrix %d: rows %d and %d (shared bytes %u and %u) share the banks of 16-byte slot %d: "
                      "a bank conflict",

@@ -977,23 +977,14 @@ impl AttnCase {
         x
     }
 
-    /// Runs [`CheckBackend::sink_scores`] on `backend` with [`AttnCase::sink_inputs`] and judges
-    /// it against [`CpuReference::sink_scores`](crate::CpuReference::sink_scores): the largest
-    /// error relative to the score (plus 10^-3), against two units in the last place of `T`
-    /// (the weights and their sum are each rounded to `T` once).
+    /// [`CpuReference::sink_scores`](crate::CpuReference::sink_scores) of the case on `x`.
     ///
     /// # Errors
-    /// Whatever the backend reports.
-    pub fn run_sink_scores<T: Element, B: CheckBackend<T>>(
-        &self,
-        backend: &B,
-        seed: u64,
-    ) -> Result<CaseResult> {
-        let x = self.sink_inputs::<T>(seed);
+    /// The reference's argument errors.
+    pub fn reference_sink_scores<T: Element>(&self, x: &AttnInputs<T>) -> Result<Vec<f32>> {
         let (qs, ks) = (self.q_strides(), self.k_strides());
-        let shape = self.shape();
-        let want = crate::CpuReference.sink_scores(
-            &shape,
+        crate::CpuReference.sink_scores(
+            &self.shape(),
             &self.opts,
             ForwardInputs {
                 q: TensorRef {
@@ -1011,7 +1002,25 @@ impl AttnCase {
                 sink: x.sink.as_deref(),
                 bias: x.bias.as_deref(),
             },
-        )?;
+        )
+    }
+
+    /// Runs [`CheckBackend::sink_scores`] on `backend` with [`AttnCase::sink_inputs`] and judges
+    /// it against [`CpuReference::sink_scores`](crate::CpuReference::sink_scores): the largest
+    /// error relative to the score (plus 10^-3), against two units in the last place of `T`
+    /// (the weights and their sum are each rounded to `T` once).
+    ///
+    /// # Errors
+    /// Whatever the backend reports.
+    pub fn run_sink_scores<T: Element, B: CheckBackend<T>>(
+        &self,
+        backend: &B,
+        seed: u64,
+    ) -> Result<CaseResult> {
+        let x = self.sink_inputs::<T>(seed);
+        let (qs, ks) = (self.q_strides(), self.k_strides());
+        let shape = self.shape();
+        let want = self.reference_sink_scores(&x)?;
         let (q, k, v) = (backend.up(&x.q)?, backend.up(&x.k)?, backend.up(&x.v)?);
         let sink = x.sink.as_deref().map(|s| backend.up32(s)).transpose()?;
         let bias = x.bias.as_deref().map(|b| backend.up32(b)).transpose()?;
