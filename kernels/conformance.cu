@@ -30,6 +30,7 @@
 
 #include "sinkless/compat.cuh"
 #include "sinkless/conformance_params.h"
+#include "sinkless/gmem.cuh"
 #include "sinkless/ptx.cuh"
 #include "sinkless/tile.cuh"
 #include "sinkless/wgmma.cuh"
@@ -62,6 +63,10 @@ __device__ __forceinline__ void conf_reduce(const sinkless_conf_reduce_params& p
     if (p.plant == SINKLESS_CONF_PLANT_EXIT_EARLY && t >= 64) return;
     if (p.plant == SINKLESS_CONF_PLANT_PLAIN_SHARED_STORE) {
         s[t] = p.in[blockIdx.x * 128 + t];
+    } else if (p.plant == SINKLESS_CONF_PLANT_SHARED_BANK_CONFLICT) {
+        // a permutation of the slots (the sum is the same): lanes 4a + b store word 32 b + a,
+        // so lanes 0, 1, 2 and 3 all store into bank 0
+        ptx::st_shared(&s[(t % 4) * 32 + t / 4], p.in[blockIdx.x * 128 + t]);
     } else {
         ptx::st_shared(&s[t], p.in[blockIdx.x * 128 + t]);
     }
@@ -99,9 +104,10 @@ __device__ __forceinline__ void conf_cp_async(const sinkless_conf_cp_async_param
         ptx::cp_async_16(smem + slot * 16, src + chunk * 4, chunk % 7 != 3);
         if (s + 1 < kStages) ptx::cp_async_commit();
     }
+    // one 16-byte load a thread: a quarter-warp reads 128 consecutive bytes, one wavefront
     auto drain = [&](uint32_t s) {
-        const uint32_t* from = reinterpret_cast<const uint32_t*>(smem) + (s * kChunks + u) * 4;
-        for (int w = 0; w < 4; ++w) dst[(s * kChunks + u) * 4 + w] = ptx::ld_shared(&from[w]);
+        const chunk16 v = ptx::ld_shared(reinterpret_cast<const chunk16*>(smem) + s * kChunks + u);
+        for (int w = 0; w < 4; ++w) dst[(s * kChunks + u) * 4 + w] = v.w[w];
     };
     if (p.plant != SINKLESS_CONF_PLANT_SKIP_WAIT) ptx::cp_async_wait<2>();
     __syncthreads();
@@ -256,6 +262,22 @@ __device__ __forceinline__ void conf_atomic(const sinkless_conf_atomic_params& p
 // fence), D = A B + C by k / 16 wgmma steps, written row-major. The register-A form gathers its
 // fragments from global memory by the mma.m16n8k16 A table (warp w: rows 16w..), all of them
 // before the first product, so no register a product reads is rewritten while it runs.
+// Stages rows x cols (cols a multiple of 8) of a tile from src(row, col), one 16-byte store a
+// chunk, 128 threads: the 8 threads of a quarter-warp store 8 chunks of one row's 128-byte
+// block, which the swizzle puts in 8 distinct bank slots, so no store replays.
+template <class Tile, class Src>
+__device__ __forceinline__ void conf_stage(const Tile& tile, uint32_t rows, uint32_t cols, uint32_t t, Src src) {
+    for (uint32_t i = t; i < rows * Tile::kChunks; i += 128) {
+        const uint32_t r = i / Tile::kChunks, c = i % Tile::kChunks;
+        if (8 * c >= cols) continue;
+        chunk16 v;
+        for (uint32_t e = 0; e < 4; ++e) {
+            v.w[e] = uint32_t(src(r, 8 * c + 2 * e)) | uint32_t(src(r, 8 * c + 2 * e + 1)) << 16;
+        }
+        ptx::st_shared(reinterpret_cast<chunk16*>(tile.chunk(int(r), int(c))), v);
+    }
+}
+
 template <bool kBf16>
 __device__ __forceinline__ void conf_wgmma(const sinkless_conf_wgmma_params& p) {
     if constexpr (!ptx::kHasWgmma) {
@@ -273,21 +295,15 @@ __device__ __forceinline__ void conf_wgmma(const sinkless_conf_wgmma_params& p) 
         const a_tile_t sa{smem};
         const at_tile_t sat{smem};
         uint16_t* const sb = smem + a_tile_t::kElems;
-        for (uint32_t i = t; i < 64 * k; i += 128) {
-            const uint32_t r = i / k, c = i % k;
-            if (mn) {
-                ptx::st_shared(&sat.chunk(int(c), int(r / 8))[r % 8], p.a[i]);
-            } else {
-                ptx::st_shared(&sa.chunk(int(r), int(c / 8))[c % 8], p.a[i]);
-            }
+        if (mn) {
+            conf_stage(sat, k, 64, t, [&](uint32_t kk, uint32_t m) { return p.a[m * k + kk]; });
+        } else {
+            conf_stage(sa, 64, k, t, [&](uint32_t m, uint32_t kk) { return p.a[m * k + kk]; });
         }
-        for (uint32_t i = t; i < k * 64; i += 128) {
-            const uint32_t kk = i / 64, n = i % 64;
-            if (reg_a || mn) {
-                ptx::st_shared(&b_tile_t{sb}.chunk(int(kk), int(n / 8))[n % 8], p.b[i]);
-            } else {
-                ptx::st_shared(&bt_tile_t{sb}.chunk(int(n), int(kk / 8))[kk % 8], p.b[i]);
-            }
+        if (reg_a || mn) {
+            conf_stage(b_tile_t{sb}, k, 64, t, [&](uint32_t kk, uint32_t n) { return p.b[kk * 64 + n]; });
+        } else {
+            conf_stage(bt_tile_t{sb}, 64, k, t, [&](uint32_t n, uint32_t kk) { return p.b[kk * 64 + n]; });
         }
         if (p.plant != SINKLESS_CONF_PLANT_SKIP_PROXY_FENCE) ptx::fence_proxy_async();
         __syncthreads();
@@ -380,9 +396,9 @@ __device__ __forceinline__ void conf_tma(const sinkless_conf_tma_params& p) {
             }
             if (!(p.plant == SINKLESS_CONF_PLANT_SKIP_MBARRIER_WAIT && i == 0 && t >= 64)) ptx::mbarrier_wait(bar, i % 2);
             for (uint32_t c = t; c < p.box_bytes / 16; c += 128) {
-                const uint32_t* src = reinterpret_cast<const uint32_t*>(buf + 16 * c);
+                const chunk16 v = ptx::ld_shared(reinterpret_cast<const chunk16*>(buf) + c);
                 uint32_t* dst = reinterpret_cast<uint32_t*>(p.out + i * (p.box_bytes / 2) + 8 * c);
-                for (int w = 0; w < 4; ++w) dst[w] = ptx::ld_shared(&src[w]);
+                for (int w = 0; w < 4; ++w) dst[w] = v.w[w];
             }
             // every thread is past phase i (a wait must not fall two phases behind) and done
             // with buffer i % 2 before copy i + 1 is issued

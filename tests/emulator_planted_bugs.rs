@@ -172,6 +172,25 @@ fn an_ldmatrix_bank_conflict_fails_the_launch() {
     );
 }
 
+/// Inputs stored 32 words apart: lanes 0-3 of each store share bank 0 (four wavefronts where one
+/// would do), which fails the launch when the warp next converges, although the sum is right.
+#[test]
+fn a_shared_store_bank_conflict_fails_the_launch() {
+    for seed in [1, 2, 3] {
+        expect_emulator_error(
+            Plant::SharedBankConflict,
+            seed,
+            "sinkless_conf_reduce",
+            EMULATOR_BANK_CONFLICT,
+            &[
+                "st.shared of 4 bytes by warp 0",
+                "lanes 0 and 1 touch shared bytes 0 and 128, two words of bank 0",
+                "4 wavefronts where 1 would do",
+            ],
+        );
+    }
+}
+
 /// A barrier reached by only part of a block is reported as a deadlock, whichever way the
 /// threads go missing: exited before a `__syncthreads`, waiting at a different one, or one lane
 /// gone from the warp's shuffles.

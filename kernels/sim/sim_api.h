@@ -36,7 +36,9 @@ enum sinkless_sim_status {
                                              overwritten by the async proxy (wgmma, tensor copies) with no
                                              fence.proxy.async in between */
     SINKLESS_SIM_ERR_BANK_CONFLICT = 10,  /* an ldmatrix whose 8 row addresses of one matrix are not in 8
-                                             distinct 16-byte slots of a 128-byte line (a replay on the GPU) */
+                                             distinct 16-byte slots of a 128-byte line, or an ld.shared,
+                                             st.shared or cp.async that touches two words of one bank in
+                                             one phase (a replay on the GPU) */
     SINKLESS_SIM_ERR_RACE = 11,           /* a shared-memory access not ordered after one it races with: a
                                              read of a write, or a write over a read (ld.shared, ldmatrix, a
                                              wgmma product), whatever the schedule */

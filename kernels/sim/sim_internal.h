@@ -174,6 +174,28 @@ struct NamedBarrier {
 };
 constexpr int kNamedBarriers = 16;
 
+// What an ld.shared, st.shared or cp.async of a lane is, for the bank check (sim_banks.cpp).
+enum SharedAccessKind : uint8_t { kAccessLoad, kAccessStore, kAccessCopy };
+
+// The accesses of a warp's lanes that make one instruction on the GPU: the n-th ld.shared,
+// st.shared or cp.async of each lane at one place in the kernel since the warp last converged
+// (sim_banks.cpp).
+struct SharedAccessGroup {
+    uint32_t lanes;    // the lanes that made it
+    uint8_t bytes;
+    uint8_t kind;      // SharedAccessKind
+    bool mixed;        // lanes made accesses of different sizes or kinds there: no one instruction
+    uint32_t off[32];  // each lane's shared offset
+};
+
+// One place in the kernel (the return address of the emulator's access function) and the
+// accesses made there since the warp last converged: per lane how many, and their groups.
+struct SharedAccessSite {
+    const void* site;
+    uint32_t count[32];
+    std::vector<SharedAccessGroup> groups;
+};
+
 struct Warp {
     uint32_t existing;  // lanes that exist in this block (the last warp may be partial)
     uint32_t arrived;   // lanes waiting at the collective in progress
@@ -181,6 +203,10 @@ struct Warp {
     int op;
     Fiber* lanes[32];
     WarpSlot slot[32];
+    // Shared-memory accesses since the warp last converged, by site (sim_banks.cpp): the first
+    // live_sites entries are live; the rest keep their storage for reuse.
+    std::vector<SharedAccessSite> access_sites;
+    size_t live_sites;
 };
 
 // What the signal handler saw, for the message written after it jumped back.
@@ -360,6 +386,16 @@ void ldmatrix_row_read(uint32_t off);
 // store of a kernel, which the emulator cannot check) and returns the status; -1 when a is not in
 // the window.
 int describe_window_fault(Worker* w, uintptr_t a, const char* how);
+
+// ---- bank conflicts of ld.shared, st.shared and cp.async (sim_banks.cpp)
+
+// Records the running lane's access of [off, off + bytes) made at `site` in the kernel.
+void note_shared_access(uint32_t off, uint32_t bytes, SharedAccessKind kind, const void* site);
+// Checks the accesses of warp `index` since it last converged, then forgets them: returns
+// SINKLESS_SIM_OK, or SINKLESS_SIM_ERR_BANK_CONFLICT with the first conflict described in msg.
+int check_bank_conflicts(Warp& w, size_t index, char* msg, size_t len);
+// Forgets the warp's accesses unchecked (a block's start).
+void forget_shared_accesses(Warp& w);
 
 // ---- memory: guard-paged buffers and the SIGSEGV handler (sim_memory.cpp)
 

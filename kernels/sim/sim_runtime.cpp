@@ -155,6 +155,20 @@ void describe_deadlock(Worker& w) {
     }
 }
 
+// Checks the bank conflicts of every warp's accesses since it last converged, when every thread
+// of the block has reached a barrier or exited; returns the status (message in w.msg).
+int check_block_bank_conflicts(Worker& w) {
+    char what[512];
+    for (size_t i = 0; i < w.warps.size(); ++i) {
+        if (check_bank_conflicts(w.warps[i], i, what, sizeof what) == SINKLESS_SIM_OK) continue;
+        const BlockView& b = w.view;
+        snprintf(w.msg, sizeof w.msg, "block (%u,%u,%u): %s", b.block_idx.x, b.block_idx.y, b.block_idx.z, what);
+        w.status = SINKLESS_SIM_ERR_BANK_CONFLICT;
+        return w.status;
+    }
+    return SINKLESS_SIM_OK;
+}
+
 // Runs one block to completion on this worker; returns its status (message in w.msg).
 int run_block(Worker& w, uint64_t block) {
     const dim3 g = w.view.grid_dim;
@@ -176,7 +190,10 @@ int run_block(Worker& w, uint64_t block) {
         const size_t stagger = (i * 13 % 64) * 64;
         context_init(&f.ctx, w.stacks->stack_lo(i), kStackBytes - stagger, &fiber_main, &f);
     }
-    for (Warp& wp : w.warps) wp.arrived = 0;
+    for (Warp& wp : w.warps) {
+        wp.arrived = 0;
+        forget_shared_accesses(wp);
+    }
     for (Warpgroup& g : w.warpgroups) {
         g.arrived = 0;
         g.waiting = 0;
@@ -215,8 +232,9 @@ int run_block(Worker& w, uint64_t block) {
                 same_site = false;
             }
         }
-        if (exited == w.fibers.size()) return SINKLESS_SIM_OK;
+        if (exited == w.fibers.size()) return check_block_bank_conflicts(w);
         if (at_barrier == w.fibers.size() && same_site) {
+            if (check_block_bank_conflicts(w) != SINKLESS_SIM_OK) return w.status;
             block_barrier_clocks(w);
             for (Fiber& f : w.fibers) f.state = FiberState::kRunnable;
             shuffle_into_queue(w);
@@ -398,6 +416,7 @@ void cp_async_16(void* smem_dst, const void* gmem_src, bool full) {
     c.dst = shared_offset(smem_dst, 16, "cp.async");
     check_write_order(c.dst, 16, "cp.async");
     start_copy(*tls_worker, c.dst, 16, tls_fiber->linear, false, "cp.async");
+    note_shared_access(c.dst, 16, kAccessCopy, __builtin_return_address(0));
     c.group = tls_fiber->open_group;
     if (full) {
         if (uintptr_t(gmem_src) % 16 != 0) {

@@ -258,6 +258,7 @@ void st_shared(void* dst, const void* src, size_t bytes) {
     const uint32_t off = shared_offset(dst, bytes, "st.shared");
     check_not_in_flight(off, bytes, "st.shared");
     check_write_order(off, bytes, "st.shared");
+    note_shared_access(off, uint32_t(bytes), kAccessStore, __builtin_return_address(0));
     memcpy(shared_at(w, off), src, bytes);
     stamp_write(w, tls_fiber, off, bytes);
 }
@@ -269,6 +270,7 @@ void ld_shared(void* dst, const void* src, size_t bytes) {
     const uint32_t x0 = off / 2, x1 = uint32_t((off + bytes + 1) / 2);
     for (uint32_t x = x0; x < x1; ++x) check_read_order(2 * x, tls_fiber->linear, 1, "ld.shared");
     stamp_warp_read(w, x0, x1);
+    note_shared_access(off, uint32_t(bytes), kAccessLoad, __builtin_return_address(0));
     memcpy(dst, shared_at(w, off), bytes);
 }
 

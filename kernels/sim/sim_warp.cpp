@@ -212,6 +212,12 @@ void rendezvous(int op, uint32_t mask) {
         complete_ballot(w);
     }
     w.arrived = 0;
+    if (mask == w.existing) {  // the warp converged: its shared accesses since are complete
+        char what[512];
+        if (check_bank_conflicts(w, f->warp, what, sizeof what) != SINKLESS_SIM_OK) {
+            fail(SINKLESS_SIM_ERR_BANK_CONFLICT, "%s", what);
+        }
+    }
     // The woken lanes go to the front of the queue (from a random lane on, so they do not
     // always resume in lane order): a warp then runs on until it reaches a block barrier. Warps
     // still start each barrier phase in a shuffled order, which is what exposes a missing

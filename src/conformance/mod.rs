@@ -201,6 +201,9 @@ pub enum Plant {
     /// `conf_reduce` with warp 1 overwriting the partial sums that warp 0 reads after the last
     /// barrier, with nothing ordering the store after the reads.
     StoreAfterLoad,
+    /// `conf_reduce` storing its inputs 32 words apart (a permutation, so the sum is right): four
+    /// lanes of each store share a bank.
+    SharedBankConflict,
     /// `conf_wgmma` with its threads overwriting B's tile after issuing the first product and
     /// before the `wgmma.wait_group` that retires it.
     StoreUnderWgmma,
@@ -243,7 +246,7 @@ enum Fault {
 
 impl Plant {
     /// Every planted bug.
-    pub const ALL: [Plant; 17] = [
+    pub const ALL: [Plant; 18] = [
         Plant::SkipSync,
         Plant::ExitEarly,
         Plant::DivergentBarrier,
@@ -255,6 +258,7 @@ impl Plant {
         Plant::PlainSharedStore,
         Plant::PlainSharedLoad,
         Plant::StoreAfterLoad,
+        Plant::SharedBankConflict,
         Plant::StoreUnderWgmma,
         Plant::ArriveBeforeStore,
         Plant::StoreAfterLdmatrix,
@@ -277,6 +281,7 @@ impl Plant {
             Plant::PlainSharedStore => "plain_shared_store",
             Plant::PlainSharedLoad => "plain_shared_load",
             Plant::StoreAfterLoad => "store_after_load",
+            Plant::SharedBankConflict => "shared_bank_conflict",
             Plant::StoreUnderWgmma => "store_under_wgmma",
             Plant::ArriveBeforeStore => "arrive_before_store",
             Plant::StoreAfterLdmatrix => "store_after_ldmatrix",
@@ -298,7 +303,7 @@ impl Plant {
             Plant::SkipProxyFence => Caught::Emulator {
                 code: EMULATOR_PROXY,
             },
-            Plant::LdmatrixBankConflict => Caught::Emulator {
+            Plant::LdmatrixBankConflict | Plant::SharedBankConflict => Caught::Emulator {
                 code: EMULATOR_BANK_CONFLICT,
             },
             Plant::PlainSharedStore | Plant::PlainSharedLoad => Caught::Emulator {
@@ -326,7 +331,8 @@ impl Plant {
             | Plant::WarpExit
             | Plant::PlainSharedStore
             | Plant::PlainSharedLoad
-            | Plant::StoreAfterLoad => Kernel::Reduce { blocks: 4 },
+            | Plant::StoreAfterLoad
+            | Plant::SharedBankConflict => Kernel::Reduce { blocks: 4 },
             Plant::SkipWait => Kernel::CpAsync { blocks: 2 },
             Plant::SkipMbarrierWait | Plant::ArriveBeforeStore | Plant::StoreAfterLdmatrix => {
                 TMA_CASES[0]
@@ -372,7 +378,8 @@ impl Plant {
                     | Plant::WarpExit
                     | Plant::PlainSharedStore
                     | Plant::PlainSharedLoad
-                    | Plant::StoreAfterLoad,
+                    | Plant::StoreAfterLoad
+                    | Plant::SharedBankConflict,
                 Kernel::Reduce { .. }
             ) | (Plant::SkipWait, Kernel::CpAsync { .. })
                 | (

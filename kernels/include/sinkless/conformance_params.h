@@ -38,6 +38,8 @@
                                                      loads, which the emulator cannot check */
 #define SINKLESS_CONF_PLANT_STORE_AFTER_LOAD 14u   /* warp 1 of the reduce kernel overwrites the partial sums
                                                      warp 0 reads after the last barrier (emulator only) */
+#define SINKLESS_CONF_PLANT_SHARED_BANK_CONFLICT 15u /* the reduce kernel stores its inputs 32 words apart, four
+                                                       lanes to a bank: the sums are right, the stores replay */
 
 /* Every thread records its coordinates. Any grid and block (up to 1024 threads). */
 typedef struct {
@@ -51,7 +53,7 @@ typedef struct {
     const uint32_t* in; /* [blocks * 128] */
     uint32_t* out;      /* [blocks]: the wrapping uint32 sum of the block's 128 inputs */
     uint32_t plant;     /* SINKLESS_CONF_PLANT_{NONE, SKIP_SYNC, EXIT_EARLY, DIVERGENT_BARRIER, WARP_EXIT,
-                           PLAIN_SHARED_STORE, PLAIN_SHARED_LOAD, STORE_AFTER_LOAD} */
+                           PLAIN_SHARED_STORE, PLAIN_SHARED_LOAD, STORE_AFTER_LOAD, SHARED_BANK_CONFLICT} */
 } sinkless_conf_reduce_params;
 
 /* cp.async in four commit groups with zero-fill, retired by wait_group 2, 1, 0 and wait_all.

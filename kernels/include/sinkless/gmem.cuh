@@ -17,25 +17,37 @@ struct __align__(16) chunk16 {
     uint32_t w[4];
 };
 
-// Thread tid copies chunk tid % kChunks of rows r0 + i * kRowsPerPass, r0 = tid / kChunks, of
-// the first kRows rows of the tile (all of them by default; fewer for a window of rows, below).
+// Thread tid copies chunk c of rows r0 + i * kRowsPerPass of the first kRows rows of the tile
+// (all of them by default; fewer for a window of rows, below), so that the 8 threads of a
+// quarter-warp, whose 16-byte shared accesses share one wavefront, hit 8 distinct bank slots:
+//   - 128-byte swizzle blocks (kW = 8): c = tid % kChunks, r0 = tid / kChunks; 8 consecutive
+//     threads take 8 chunks of one block of one row;
+//   - several 64-byte blocks (kW = 4, hd 96): 8 consecutive threads take the 4 chunks of one
+//     block in two consecutive rows (r0 even), which fill one 128-byte line; going along the row
+//     instead would put two blocks' chunks, kRows * 64 bytes apart, in the same slots. With one
+//     such block (hd 32) the first rule gives the same.
 // kRowsPerPass is a power of two (threads beyond it idle), so row r0 + i * kRowsPerPass has
 // swizzle swz(r0) ^ swz(i * kRowsPerPass % 8): the shared offset of pass i is the thread's base
 // offset XOR a constant plus a constant, one register for all passes. The global pointer
 // advances by one add per pass. Without this ptxas held an address per pass and spilled at hd256.
 template <int kThreads, class Tile, int kRows = Tile::kRows>
 struct row_copy_plan {
-    static_assert(kThreads >= Tile::kChunks, "a pass must cover a whole row");
+    static constexpr bool kRowPairs = Tile::kW == 4 && Tile::kChunks > 4;
+    static constexpr int kThreadsPerRow = Tile::kChunks;  // per two rows when kRowPairs
+    static constexpr int kGroup = kRowPairs ? 2 * kThreadsPerRow : kThreadsPerRow;
+    static_assert(kThreads >= kGroup, "a pass must cover a whole row (two with kRowPairs)");
     static_assert(kRows <= Tile::kRows, "rows of the tile");
     static constexpr int pow2_floor(int x) { return x >= 2 ? 2 * pow2_floor(x / 2) : 1; }
-    static constexpr int kRowsPerPass = pow2_floor(kThreads / Tile::kChunks);
+    static constexpr int kRowsPerPass = (kRowPairs ? 2 : 1) * pow2_floor(kThreads / kGroup);
     static constexpr int kPasses = (kRows + kRowsPerPass - 1) / kRowsPerPass;
     static_assert(kRows % kRowsPerPass == 0, "whole passes");
 
     int c, r0;
     int smem_base;  // element offset of (r0, c)
     __device__ __forceinline__ explicit row_copy_plan(int tid)
-        : c(tid % Tile::kChunks), r0(tid / Tile::kChunks), smem_base(Tile::offset(r0, c)) {}
+        : c(kRowPairs ? 4 * (tid % kGroup / 8) + tid % 4 : tid % kGroup),
+          r0(kRowPairs ? 2 * (tid / kGroup) + tid % 8 / 4 : tid / kGroup),
+          smem_base(Tile::offset(r0, c)) {}
     __device__ __forceinline__ bool active() const { return r0 < kRowsPerPass; }
     // element offset of (r0 + i * kRowsPerPass, c)
     __device__ __forceinline__ int smem_offset(int i) const {
