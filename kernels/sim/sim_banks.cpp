@@ -37,22 +37,16 @@ void note_shared_access(uint32_t off, uint32_t bytes, SharedAccessKind kind, con
         if (i == w.access_sites.size()) w.access_sites.emplace_back();
         SharedAccessSite& fresh = w.access_sites[i];
         fresh.site = site;
+        fresh.bytes = bytes;
+        fresh.kind = kind;
         for (uint32_t& n : fresh.count) n = 0;
         fresh.groups.clear();
         ++w.live_sites;
     }
     SharedAccessSite& at = w.access_sites[i];
     const uint32_t n = at.count[f.lane]++;
-    if (n == at.groups.size()) {
-        SharedAccessGroup g;
-        g.lanes = 0;
-        g.bytes = uint8_t(bytes);
-        g.kind = kind;
-        g.mixed = false;
-        at.groups.push_back(g);
-    }
+    if (n == at.groups.size()) at.groups.push_back(SharedAccessGroup{0, {}});
     SharedAccessGroup& g = at.groups[n];
-    if (g.bytes != bytes || g.kind != kind) g.mixed = true;
     g.lanes |= 1u << f.lane;
     g.off[f.lane] = off;
 }
@@ -61,7 +55,7 @@ void forget_shared_accesses(Warp& w) { w.live_sites = 0; }
 
 namespace {
 
-const char* kind_name(uint8_t kind) {
+const char* kind_name(SharedAccessKind kind) {
     switch (kind) {
     case kAccessLoad: return "ld.shared";
     case kAccessStore: return "st.shared";
@@ -76,14 +70,14 @@ struct Conflict {
 
 // Wavefronts of the lanes [lo, lo + count) of g (0 when none of them takes part); *c gets the
 // first conflict when there is one and c->bank is still unset.
-int phase_wavefronts(const SharedAccessGroup& g, uint32_t lo, uint32_t count, Conflict* c) {
+int phase_wavefronts(const SharedAccessGroup& g, uint32_t bytes, uint32_t lo, uint32_t count, Conflict* c) {
     uint32_t words[32][32];
     uint32_t first_lane[32][32];
     uint32_t held[32] = {};
     int worst = 0;
     for (uint32_t lane = lo; lane < lo + count; ++lane) {
         if (!(g.lanes >> lane & 1)) continue;
-        const uint32_t first = g.off[lane] / 4, last = (g.off[lane] + g.bytes - 1) / 4;
+        const uint32_t first = g.off[lane] / 4, last = (g.off[lane] + bytes - 1) / 4;
         for (uint32_t word = first; word <= last; ++word) {
             const uint32_t bank = word % 32;
             uint32_t i = 0;
@@ -105,14 +99,14 @@ int phase_wavefronts(const SharedAccessGroup& g, uint32_t lo, uint32_t count, Co
 
 int check_bank_conflicts(Warp& w, size_t index, char* msg, size_t len) {
     for (size_t s = 0; s < w.live_sites; ++s) {
-        for (const SharedAccessGroup& g : w.access_sites[s].groups) {
-            if (g.mixed) continue;
-            const uint32_t phases = g.bytes <= 4 ? 1 : g.bytes / 4;
+        const SharedAccessSite& at = w.access_sites[s];
+        for (const SharedAccessGroup& g : at.groups) {
+            const uint32_t phases = at.bytes <= 4 ? 1 : at.bytes / 4;
             const uint32_t per = 32 / phases;
             int wavefronts = 0, ideal = 0;
             Conflict c{0, 0, 0, 0, UINT32_MAX};
             for (uint32_t p = 0; p < phases; ++p) {
-                const int n = phase_wavefronts(g, p * per, per, &c);
+                const int n = phase_wavefronts(g, at.bytes, p * per, per, &c);
                 wavefronts += n;
                 ideal += n > 0 ? 1 : 0;
             }
@@ -120,7 +114,7 @@ int check_bank_conflicts(Warp& w, size_t index, char* msg, size_t len) {
             snprintf(msg, len,
                      "%s of %u bytes by warp %zu (lanes %08x): lanes %u and %u touch shared bytes %u and %u, two "
                      "words of bank %u, so it takes %d wavefronts where %d would do: a bank conflict",
-                     kind_name(g.kind), unsigned(g.bytes), index, g.lanes, c.lane_a, c.lane_b, 4 * c.word_a,
+                     kind_name(at.kind), at.bytes, index, g.lanes, c.lane_a, c.lane_b, 4 * c.word_a,
                      4 * c.word_b, c.bank, wavefronts, ideal);
             forget_shared_accesses(w);
             return SINKLESS_SIM_ERR_BANK_CONFLICT;

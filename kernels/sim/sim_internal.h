@@ -182,16 +182,16 @@ enum SharedAccessKind : uint8_t { kAccessLoad, kAccessStore, kAccessCopy };
 // (sim_banks.cpp).
 struct SharedAccessGroup {
     uint32_t lanes;    // the lanes that made it
-    uint8_t bytes;
-    uint8_t kind;      // SharedAccessKind
-    bool mixed;        // lanes made accesses of different sizes or kinds there: no one instruction
     uint32_t off[32];  // each lane's shared offset
 };
 
-// One place in the kernel (the return address of the emulator's access function) and the
-// accesses made there since the warp last converged: per lane how many, and their groups.
+// One place in the kernel (the return address of the emulator's access function, so one access
+// of one kind and size) and the accesses made there since the warp last converged: per lane how
+// many, and their groups.
 struct SharedAccessSite {
     const void* site;
+    uint32_t bytes;
+    SharedAccessKind kind;
     uint32_t count[32];
     std::vector<SharedAccessGroup> groups;
 };
