@@ -14,7 +14,7 @@
 //
 // Numeric policy: products on tensor cores in T with f32 accumulation; scores, softmax state,
 // o in f32; probabilities rounded to T before P.V (as FlashAttention); ex2.approx (MUFU) for every activation; the sigmoid
-// adds a Newton reciprocal instead of tanh.approx, see activation.cuh.
+// adds a polynomial for 1 / (1 + e) instead of tanh.approx, see activation.cuh.
 // Rows with no visible key give o = 0 (never NaN) and lse = -inf, or the sink logit with one.
 //
 // Structure (FlashAttention-2 forward): a CTA owns kBlockM query rows of one head, each warp

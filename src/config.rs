@@ -182,12 +182,12 @@ pub enum KernelVariant {
     /// The tuned kernels.
     #[default]
     Default,
-    /// Sigmoid by `rcp.approx` (two MUFU and two FP32 operations per score) instead of a Newton
-    /// reciprocal (one MUFU and about eight FP32), forward and backward: sigmoid, head dims 64
-    /// and 128.
+    /// Sigmoid by `rcp.approx` (two MUFU and two FP32 operations per score) instead of a
+    /// polynomial (one MUFU and eight FP32), forward and backward: sigmoid, head dims 64 and
+    /// 128.
     SigmoidRcp,
-    /// The `rcp.approx` sigmoid in every second score n-tile, the Newton one elsewhere: sigmoid,
-    /// head dims 64 and 128.
+    /// The `rcp.approx` sigmoid in every second score n-tile, the polynomial one elsewhere:
+    /// sigmoid, head dims 64 and 128.
     SigmoidRcpHalf,
     /// The `rcp.approx` sigmoid in every fourth score n-tile: sigmoid, head dims 64 and 128.
     SigmoidRcpQuarter,

@@ -307,6 +307,7 @@ pub(super) fn run<D: Device>(dev: &D, case: &ConformanceCase) -> Result<Vec<Outp
             let len = n as usize;
             let input = dev.upload(&inputs::math(n, seed))?;
             let (ex2, tanh, rcp) = (poisoned_f32(len)?, poisoned_f32(len)?, poisoned_f32(len)?);
+            let sigmoid = poisoned_f32(len)?;
             let (f16, bf16) = (poisoned16(len)?, poisoned16(len)?);
             let (f16x2, bf16x2) = (poisoned32(len)?, poisoned32(len)?);
             let p = ffi::sinkless_conf_math_params {
@@ -314,6 +315,7 @@ pub(super) fn run<D: Device>(dev: &D, case: &ConformanceCase) -> Result<Vec<Outp
                 ex2: dev.addr(&ex2) as *mut f32,
                 tanh: dev.addr(&tanh) as *mut f32,
                 rcp: dev.addr(&rcp) as *mut f32,
+                sigmoid: dev.addr(&sigmoid) as *mut f32,
                 f16: dev.addr(&f16) as *mut u16,
                 bf16: dev.addr(&bf16) as *mut u16,
                 f16x2: dev.addr(&f16x2) as *mut u32,
@@ -325,6 +327,7 @@ pub(super) fn run<D: Device>(dev: &D, case: &ConformanceCase) -> Result<Vec<Outp
                 Output::ex2("ex2", dev.download(&ex2)?),
                 Output::tanh("tanh", dev.download(&tanh)?),
                 Output::rcp("rcp", dev.download(&rcp)?),
+                Output::sigmoid("sigmoid", dev.download(&sigmoid)?),
                 Output::exact("f16", Values::U16(dev.download(&f16)?)),
                 Output::exact("bf16", Values::U16(dev.download(&bf16)?)),
                 Output::exact("f16x2", Values::U32(dev.download(&f16x2)?)),

@@ -186,6 +186,34 @@ pub(super) fn tanh_close(got: f32, exact: f64, rel: f64) -> bool {
     (f64::from(got) - exact).abs() <= rel * exact.abs()
 }
 
+/// Largest relative error of the attention kernels' sigmoid (`sigmoid_scaled`,
+/// `activation.cuh`): its polynomial's 2^-14.04 (5.94e-5) in f32 arithmetic, plus what `ex2`'s
+/// 2 ulp and the last rounding add (under 5e-7), within 2^-14.
+pub(super) const SIGMOID_REL: f64 = 6.103515625e-5; // 2^-14
+
+/// The exact `1 / (1 + e^-x)`.
+pub(super) fn sigmoid_exact(x: f32) -> f64 {
+    let x = f64::from(x);
+    if x >= 0.0 {
+        1.0 / (1.0 + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (1.0 + e)
+    }
+}
+
+/// Whether `got` is within relative error `rel` of `exact`, or is a zero where `exact` lies
+/// below the smallest normal `f32` (within `rel`: where the kernels' `ex2` flushes to zero); NaN
+/// only for NaN.
+pub(super) fn sigmoid_close(got: f32, exact: f64, rel: f64) -> bool {
+    if exact.is_nan() || got.is_nan() {
+        return exact.is_nan() && got.is_nan();
+    }
+    let tiny = f64::from(f32::MIN_POSITIVE);
+    (f64::from(got) - exact).abs() <= rel * exact.abs()
+        || (got == 0.0 && exact < tiny * (1.0 + rel))
+}
+
 /// Largest error of `rcp.approx.ftz.f32`, in units in the last place of the exact result: the
 /// PTX ISA documents a maximum of 1 ulp over the full range.
 pub(super) const RCP_ULPS: f64 = 1.0;
@@ -518,6 +546,35 @@ mod tests {
         assert_eq!(f16_to_f32(0x0001), (-24f32).exp2());
         assert_eq!(f16_to_f32(0x7bff), 65504.0);
         assert_eq!(f16_to_f32(0xfc00), f32::NEG_INFINITY);
+    }
+
+    #[test]
+    fn sigmoid_bounds() {
+        assert_eq!(sigmoid_exact(0.0), 0.5);
+        assert!((sigmoid_exact(-30.0) - (-30f64).exp() / (1.0 + (-30f64).exp())).abs() < 1e-30);
+        assert!(sigmoid_close(0.5, sigmoid_exact(0.0), SIGMOID_REL));
+        assert!(!sigmoid_close(
+            0.5 * (1.0 + 2e-4),
+            sigmoid_exact(0.0),
+            SIGMOID_REL
+        ));
+        let small = sigmoid_exact(-20.0);
+        assert!(!sigmoid_close(
+            (small * (1.0 + 2e-4)) as f32,
+            small,
+            SIGMOID_REL
+        ));
+        assert!(
+            sigmoid_close(0.0, sigmoid_exact(-100.0), SIGMOID_REL),
+            "flushed"
+        );
+        assert!(!sigmoid_close(0.0, sigmoid_exact(-80.0), SIGMOID_REL));
+        assert!(sigmoid_close(
+            f32::NAN,
+            sigmoid_exact(f32::NAN),
+            SIGMOID_REL
+        ));
+        assert!(!sigmoid_close(1.0, sigmoid_exact(f32::NAN), SIGMOID_REL));
     }
 
     #[test]

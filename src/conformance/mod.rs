@@ -5,9 +5,10 @@
 //! Two checks tie the emulator to the hardware:
 //! - [`check_against_isa`] compares outputs with values worked out from the PTX ISA in plain Rust
 //!   (fragment layouts, shuffle segments, `cvt` rounding, `ex2`/`tanh`/`rcp` within the ISA's error
-//!   bounds). On the emulator this is what CI runs; a GPU's outputs can be checked the same way.
+//!   bounds, and the attention kernels' sigmoid within its own). On the emulator this is what CI runs; a GPU's outputs can be checked the same way.
 //! - [`compare`] compares a GPU's outputs with the emulator's for the same launches, bit for bit
-//!   except `ex2`/`tanh`/`rcp`, which may differ by the two sides' documented errors.
+//!   except `ex2`/`tanh`/`rcp` and the sigmoid, which may differ by the two sides' documented
+//!   errors.
 //!
 //! Planted bugs ([`Plant`]) prove the emulator turns the mistakes it exists to catch (a missing
 //! `__syncthreads` or `cp.async` wait, a deadlocked barrier, an access past a buffer's end, too
@@ -123,7 +124,8 @@ pub enum Kernel {
     },
     /// `sinkless_conf_shfl`: the thirteen shuffle and three vote cases on two warps.
     Shfl,
-    /// `sinkless_conf_math`: `ex2`, `tanh`, `rcp` and the narrowing conversions of `n` inputs.
+    /// `sinkless_conf_math`: `ex2`, `tanh`, `rcp`, the attention kernels' sigmoid and the
+    /// narrowing conversions of `n` inputs.
     Math {
         /// Inputs.
         n: u32,
@@ -591,6 +593,10 @@ pub enum Tolerance {
     /// `rcp.approx.ftz.f32`: within the ISA's 1 ulp of the exact `1/x`; two backends within
     /// twice that of each other.
     Rcp,
+    /// The attention kernels' sigmoid (`sigmoid_scaled` in `activation.cuh`): within its
+    /// documented relative error 2^-14 of the exact `1 / (1 + e^-x)`, or below the smallest
+    /// normal `f32` where the exact value is; two backends within twice that of each other.
+    Sigmoid,
 }
 
 /// The contents of one output buffer.
@@ -682,6 +688,14 @@ impl Output {
             name,
             values: Values::F32(values),
             tolerance: Tolerance::Rcp,
+        }
+    }
+
+    fn sigmoid(name: &'static str, values: Vec<f32>) -> Self {
+        Output {
+            name,
+            values: Values::F32(values),
+            tolerance: Tolerance::Sigmoid,
         }
     }
 }
@@ -800,6 +814,8 @@ enum Want {
     Tanh(Vec<f64>),
     /// The exact `1/x` (input flushed, output not).
     Rcp(Vec<f64>),
+    /// The exact `1 / (1 + e^-x)`.
+    Sigmoid(Vec<f64>),
 }
 
 /// The ISA's answer for every output buffer of `case`, in params-struct order.
@@ -851,6 +867,7 @@ fn expected(case: &ConformanceCase) -> Vec<Want> {
                 Want::Ex2(x.iter().map(|&v| isa::ex2_exact(v)).collect()),
                 Want::Tanh(x.iter().map(|&v| isa::tanh_exact(v)).collect()),
                 Want::Rcp(x.iter().map(|&v| isa::rcp_exact(v)).collect()),
+                Want::Sigmoid(x.iter().map(|&v| isa::sigmoid_exact(v)).collect()),
                 Want::Exact(map16(isa::f32_to_f16)),
                 Want::Exact(map16(isa::f32_to_bf16)),
                 Want::Exact(pairs(isa::f32_to_f16)),
@@ -913,7 +930,7 @@ pub fn check_against_isa(outputs: &[ConformanceOutput]) -> Vec<Mismatch> {
         for (got, want) in out.outputs.iter().zip(&wants) {
             let want_len = match want {
                 Want::Exact(v) => v.len(),
-                Want::Ex2(v) | Want::Tanh(v) | Want::Rcp(v) => v.len(),
+                Want::Ex2(v) | Want::Tanh(v) | Want::Rcp(v) | Want::Sigmoid(v) => v.len(),
             };
             if let Some(m) = shape_mismatch(&case, got, got.name, want_len) {
                 mismatches.push(m);
@@ -925,12 +942,15 @@ pub fn check_against_isa(outputs: &[ConformanceOutput]) -> Vec<Mismatch> {
                     (Want::Ex2(w), Values::F32(g)) => isa::ex2_close(g[i], w[i], isa::EX2_ULPS),
                     (Want::Tanh(w), Values::F32(g)) => isa::tanh_close(g[i], w[i], isa::TANH_REL),
                     (Want::Rcp(w), Values::F32(g)) => isa::rcp_close(g[i], w[i], isa::RCP_ULPS),
+                    (Want::Sigmoid(w), Values::F32(g)) => {
+                        isa::sigmoid_close(g[i], w[i], isa::SIGMOID_REL)
+                    }
                     _ => false,
                 };
                 if !ok {
                     let want = match want {
                         Want::Exact(w) => w.show(i),
-                        Want::Ex2(w) | Want::Tanh(w) | Want::Rcp(w) => {
+                        Want::Ex2(w) | Want::Tanh(w) | Want::Rcp(w) | Want::Sigmoid(w) => {
                             format!("{:e} (exact)", w[i])
                         }
                     };
@@ -955,14 +975,15 @@ fn approx_agree(tolerance: Tolerance, a: f32, b: f32) -> bool {
         Tolerance::Ex2 => isa::ex2_close(x, f64::from(y), 2.0 * isa::EX2_ULPS),
         Tolerance::Tanh => isa::tanh_close(x, f64::from(y), 2.0 * isa::TANH_REL),
         Tolerance::Rcp => isa::rcp_close(x, f64::from(y), 2.0 * isa::RCP_ULPS),
+        Tolerance::Sigmoid => isa::sigmoid_close(x, f64::from(y), 2.0 * isa::SIGMOID_REL),
         Tolerance::Exact => x.to_bits() == y.to_bits(),
     };
     close(a, b) || close(b, a)
 }
 
 /// Every element where the GPU's outputs differ from the emulator's for the same cases: bit for
-/// bit, except buffers marked [`Tolerance::Ex2`]/[`Tolerance::Tanh`], within twice the ISA's
-/// bound. Cases are paired in order; a differing case list is reported, not skipped.
+/// bit, except the approximate ones ([`Tolerance::Ex2`], [`Tolerance::Tanh`], [`Tolerance::Rcp`],
+/// [`Tolerance::Sigmoid`]), within twice their bound. Cases are paired in order; a differing case list is reported, not skipped.
 pub fn compare(gpu: &[ConformanceOutput], emu: &[ConformanceOutput]) -> Vec<Mismatch> {
     let mut mismatches = Vec::new();
     if gpu.len() != emu.len() {

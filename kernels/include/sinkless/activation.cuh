@@ -7,9 +7,9 @@
 //                      A sink logit is a key without value: the state starts at m = sink*log2(e),
 //                      l = 1 instead of m = -inf, l = 0, which is exactly exp(sink) in Z.
 //   sigmoid            p = sigmoid(scale*acc) with acc started at b/scale, so the bias costs
-//                      nothing per element; one MUFU op (ex2) and a Newton reciprocal on the FMA
-//                      pipe, accurate to a few f32 ulp for every x (see sigmoid_policy::sigmoid
-//                      for why not FlashSigmoid's 0.5 + 0.5*tanh(0.5*x)).
+//                      nothing per element; one MUFU op (ex2) and a polynomial on the FMA pipe,
+//                      within 2^-14 relative for every x (see sigmoid_scaled for how, and for why
+//                      not FlashSigmoid's 0.5 + 0.5*tanh(0.5*x)).
 //   normalized sigmoid the same p, divided at the end by the row sum L = sum_j p.
 // Masked entries: softmax fills -inf before the max; the sigmoids overwrite p with 0 after the
 // activation (sigmoid of any finite score is not 0), so masked keys contribute exactly 0.
@@ -52,6 +52,35 @@ __device__ __forceinline__ float reciprocal_from_log2(float x, float lg) {
 }
 // x > 0 finite, or anything for which the caller discards the result
 __device__ __forceinline__ float reciprocal(float x) { return reciprocal_from_log2(x, logf(x) * kLog2e); }
+
+// sigmoid(x) for x = acc * scale_log2 / log2(e): r = 1 / (1 + e) for x >= 0 and e r for x < 0,
+// with e = 2^(-|x| log2 e) in [0, 1] from one MUFU op, and r = 1 + e q(e), q a polynomial of
+// degree 4 fitted (Remez, coefficients rounded to f32) so that r's relative error is least over
+// [0, 1] with r(0) = 1 exactly: 2^-14.04 at most, measured in f32 arithmetic over 4M points of
+// x in [-90, 90], eight times below f16's rounding of p (2^-11) and 32 times below bf16's. The
+// error is relative, so it holds where p is tiny, as under the -ln(sk) bias (p near 1/sk); and
+// it vanishes as e does, so a saturated score gives p = 1 and the backward's 1 - p stays right
+// (within 1.5e-7 for x > 10; an unconstrained fit, 2^-14.25, left 5e-5 there, which the f16
+// gradients of large logits in tests/attention_backward.rs failed by 2 to 3.5x). With the
+// argument's multiply, five FFMA, the compare and the select (a predicated multiply) it is 8
+// FP32-pipe instructions and one MUFU per score in the SASS, where a linear seed and two Newton
+// steps took 9 (the forward at hd 128: 64 fewer per thread and key tile). FlashSigmoid's
+// 0.5 + 0.5 tanh(x / 2) would take two FP32 instructions, but tanh.approx may be off by 2^-11
+// relative (PTX ISA), and adding 0.5 turns that into an absolute error of about 2^-12 on p,
+// huge relative to p wherever p is small: with the emulator's tanh off by that bound, the
+// outputs of check::long_key_cases (sk = 4096) missed the tolerance rule by about 18x in bf16
+// and 140x in f16, and at sk = 113 f16 already missed by 3x. So neither dtype uses it.
+// Where e flushes to 0 (x < -87) p is 0, within the smallest normal f32 of the exact value;
+// NaN stays NaN. conf_math checks the bound against the float64 sigmoid (conformance suite).
+__device__ __forceinline__ float sigmoid_scaled(float acc, float scale_log2) {
+    const float e = ptx::ex2_approx(-fabsf(acc) * scale_log2);
+    float q = fmaf(-0.10911263525485992f, e, 0.43077701330184937f);
+    q = fmaf(q, e, -0.7835405468940735f);
+    q = fmaf(q, e, 0.9591548442840576f);
+    q = fmaf(q, e, -0.9973081946372986f);
+    const float r = fmaf(q, e, 1.f);
+    return acc >= 0.f ? r : e * r;
+}
 
 // The sigmoid bias of head h for a sequence with sk keys.
 template <class P>
@@ -230,7 +259,7 @@ struct softmax_policy {
 };
 
 // kRcpEvery picks how the forward evaluates the sigmoid, per score n-tile: 0 (the default)
-// everywhere by sigmoid() below, one MUFU op and about eight FP32 ones; k > 0 by sigmoid_rcp() in
+// everywhere by sigmoid() below, one MUFU op and eight FP32 ones; k > 0 by sigmoid_rcp() in
 // every k-th n-tile, two MUFU ops and two FP32 ones. The MUFU pipe does 16 results per SM and
 // clock on sm_80 and sm_90, the FP32 pipe 64 (sm_80) or 128 (sm_90), so which mix keeps both
 // pipes and the tensor cores busy depends on the GPU and the head dim: the benchmark measures
@@ -260,25 +289,8 @@ struct sigmoid_policy {
     }
 
     __device__ __forceinline__ float score_init() const { return bias_raw; }
-    // sigmoid(x), x = scale * acc: 1 / (1 + e) for x >= 0 and e / (1 + e) for x < 0, with
-    // e = 2^(-|x| log2 e) in (0, 1]. FlashSigmoid's 0.5 + 0.5 tanh(x / 2) costs one MUFU op less,
-    // but tanh.approx may be off by 2^-11 relative (PTX ISA), and adding 0.5 turns that into an
-    // absolute error of about 2^-12 on p, huge relative to p wherever p is small, which is
-    // everywhere under the -ln(sk) bias (p near 1/sk). With the emulator's tanh off by that
-    // bound, the outputs of check::long_key_cases (sk = 4096) miss the tolerance rule by about
-    // 18x in bf16 and 140x in f16, and the miss grows with sk; at sk = 113 f16 already misses by
-    // 3x. So neither dtype uses it. Here 1 + e is in (1, 2], so half of it is in (0.5, 1], where
-    // a linear seed and two Newton steps give the reciprocal to 2^-16 relative without a
-    // division; ex2.approx adds 2 ulp.
-    __device__ __forceinline__ float sigmoid(float acc) const {
-        const float e = ptx::ex2_approx(-fabsf(acc) * scale_log2);
-        const float d = fmaf(0.5f, e, 0.5f);
-        float r = fmaf(-32.f / 17.f, d, 48.f / 17.f);
-        r = r * fmaf(-d, r, 2.f);
-        r = r * fmaf(-d, r, 2.f);
-        const float inv = 0.5f * r;
-        return acc >= 0.f ? inv : e * inv;
-    }
+    // sigmoid(x), x = scale * acc
+    __device__ __forceinline__ float sigmoid(float acc) const { return sigmoid_scaled(acc, scale_log2); }
     // sigmoid(x) = 1 / (1 + 2^(-x log2 e)) with rcp.approx: within a few f32 ulp for every x;
     // 2^(-x log2 e) overflows to +inf for very negative x, and rcp.approx(inf) is 0.
     __device__ __forceinline__ float sigmoid_rcp(float acc) const {
