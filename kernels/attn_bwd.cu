@@ -100,6 +100,33 @@ __device__ __forceinline__ void score_grads(const Act& act, const float (&a)[1][
         }
 }
 
+// Adds one warp's 16 rows of dQ, kN n-tiles of 8 columns in the accumulator layout (rows r0 +
+// acc_row, columns c0 + acc_col), to dq_accum of query head h, rows m0 + ... of the sequence,
+// skipping rows at or past `rows` and columns at or past the head dim. A thread's values lie in
+// two rows, at fixed column steps, so each row's address is worked out once and each atomic
+// takes an immediate offset from it (a branch around an ATOMG per value, as before), where the
+// address arithmetic per value (64-bit multiplies and the varlen choice of packed_row) took
+// about 13 instructions.
+template <int kN>
+__device__ __forceinline__ void add_dq_rows(const sinkless_attn_bwd_params& p, int b, int q_start, int m0, int h,
+                                            int r0, int c0, int rows, const float (&acc)[kN][4], int lane) {
+    const int col = c0 + acc_col(0, 0, lane);
+    const int cols_left = p.head_dim - col;  // columns col + 8 nt + (e & 1) exist below this
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+        const int r = r0 + acc_row(0, 2 * half, lane);
+        if (r >= rows) continue;
+        float* const dst = p.dq_accum + (packed_row(p, b, q_start, m0 + r) * p.heads_q + h) * p.head_dim + col;
+#pragma unroll
+        for (int nt = 0; nt < kN; ++nt)
+#pragma unroll
+            for (int e = 2 * half; e < 2 * half + 2; ++e) {
+                const int dc = acc_col(nt, e, lane) - acc_col(0, 0, lane);
+                if (dc < cols_left) atomicAdd(dst + dc, acc[nt][e]);
+            }
+    }
+}
+
 // ---- row-wise helper geometry -----------------------------------------------------------------
 
 constexpr int kRowKernelRows = 16;  // rows per CTA of dq_convert (4 per warp)
@@ -379,17 +406,7 @@ __device__ __forceinline__ void attn_bwd_body(const sinkless_attn_bwd_params& p)
 #pragma unroll
                         for (int e = 0; e < 4; ++e) own[j][e] = acc[0][j][e];
                 }
-#pragma unroll
-                for (int nt = 0; nt < kOwn; ++nt)
-#pragma unroll
-                    for (int e = 0; e < 4; ++e) {
-                        const int r = 16 * (warp % 4) + acc_row(0, e, lane);
-                        const int c = c0 + acc_col(nt, e, lane);
-                        if (r < rows && c < p.head_dim) {
-                            atomicAdd(p.dq_accum + (packed_row(p, b, sb.q_start, m0 + r) * p.heads_q + h) * p.head_dim + c,
-                                      own[nt][e]);
-                        }
-                    }
+                add_dq_rows(p, b, sb.q_start, m0, h, 16 * (warp % 4), c0, rows, own, lane);
             }
         } else if (!p.deterministic) {
             if (dv0 == 0) store_acc<T>(dst_tile, wn0, 0, dp, lane);
@@ -402,17 +419,7 @@ __device__ __forceinline__ void attn_bwd_body(const sinkless_attn_bwd_params& p)
 #pragma unroll
                 for (int nt = 0; nt < tr::kDqCols / 8; ++nt) acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.f;
                 gemm_tn<T, tr::kDqCols / 8, tr::kBlockN>(acc, dst_tile, 16 * mt, k_tile, c0, keys, lane);
-#pragma unroll
-                for (int nt = 0; nt < tr::kDqCols / 8; ++nt)
-#pragma unroll
-                    for (int e = 0; e < 4; ++e) {
-                        const int r = 16 * mt + acc_row(0, e, lane);
-                        const int c = c0 + acc_col(nt, e, lane);
-                        if (r < rows && c < p.head_dim) {
-                            atomicAdd(p.dq_accum + (packed_row(p, b, sb.q_start, m0 + r) * p.heads_q + h) * p.head_dim + c,
-                                      acc[nt][e]);
-                        }
-                    }
+                add_dq_rows(p, b, sb.q_start, m0, h, 16 * mt, c0, rows, acc, lane);
             }
         }
 
