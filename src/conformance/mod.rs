@@ -5,7 +5,8 @@
 //! Two checks tie the emulator to the hardware:
 //! - [`check_against_isa`] compares outputs with values worked out from the PTX ISA in plain Rust
 //!   (fragment layouts, shuffle segments, `cvt` rounding, `ex2`/`tanh`/`rcp` within the ISA's error
-//!   bounds, and the attention kernels' sigmoid within its own). On the emulator this is what CI runs; a GPU's outputs can be checked the same way.
+//!   bounds, and the attention kernels' sigmoid within its own). On the emulator this is what CI
+//!   runs; a GPU's outputs can be checked the same way.
 //! - [`compare`] compares a GPU's outputs with the emulator's for the same launches, bit for bit
 //!   except `ex2`/`tanh`/`rcp` and the sigmoid, which may differ by the two sides' documented
 //!   errors.
@@ -983,7 +984,8 @@ fn approx_agree(tolerance: Tolerance, a: f32, b: f32) -> bool {
 
 /// Every element where the GPU's outputs differ from the emulator's for the same cases: bit for
 /// bit, except the approximate ones ([`Tolerance::Ex2`], [`Tolerance::Tanh`], [`Tolerance::Rcp`],
-/// [`Tolerance::Sigmoid`]), within twice their bound. Cases are paired in order; a differing case list is reported, not skipped.
+/// [`Tolerance::Sigmoid`]), within twice their bound. Cases are paired in order; a differing
+/// case list is reported, not skipped.
 pub fn compare(gpu: &[ConformanceOutput], emu: &[ConformanceOutput]) -> Vec<Mismatch> {
     let mut mismatches = Vec::new();
     if gpu.len() != emu.len() {
