@@ -103,29 +103,62 @@ __device__ __forceinline__ void score_grads(const Act& act, const float (&a)[1][
 // Adds one warp's 16 rows of dQ, kN n-tiles of 8 columns in the accumulator layout (rows r0 +
 // acc_row, columns c0 + acc_col), to dq_accum of query head h, rows m0 + ... of the sequence,
 // skipping rows at or past `rows` and columns at or past the head dim. A thread's values lie in
-// two rows, at fixed column steps, so each row's address is worked out once and each atomic
-// takes an immediate offset from it (a branch around an ATOMG per value, as before), where the
-// address arithmetic per value (64-bit multiplies and the varlen choice of packed_row) took
-// about 13 instructions.
+// two rows, as pairs of adjacent columns at fixed steps: each row's address is worked out once,
+// and each pair is one red_add_f32x2 at an immediate offset from it (8-byte aligned: the column
+// is even and dq_accum's rows are whole multiples of 8 floats). A tile whose rows and columns
+// all exist, the usual case and known to the whole warp, adds every pair without a test; a
+// tested add costs a branch and nvcc's BSSY/BSYNC pair around it, four instructions more.
 template <int kN>
 __device__ __forceinline__ void add_dq_rows(const sinkless_attn_bwd_params& p, int b, int q_start, int m0, int h,
                                             int r0, int c0, int rows, const float (&acc)[kN][4], int lane) {
     const int col = c0 + acc_col(0, 0, lane);
-    const int cols_left = p.head_dim - col;  // columns col + 8 nt + (e & 1) exist below this
+    auto row_dst = [&](int half) {
+        return p.dq_accum + (packed_row(p, b, q_start, m0 + r0 + acc_row(0, 2 * half, lane)) * p.heads_q + h) *
+                                p.head_dim +
+               col;
+    };
+    if (r0 + 16 <= rows && c0 + 8 * kN <= p.head_dim) {
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {
+            float* const dst = row_dst(half);
+#pragma unroll
+            for (int nt = 0; nt < kN; ++nt) ptx::red_add_f32x2(dst + 8 * nt, acc[nt][2 * half], acc[nt][2 * half + 1]);
+        }
+        return;
+    }
+    const int cols_left = p.head_dim - col;  // even, as col is: a pair is in or out whole
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
-        const int r = r0 + acc_row(0, 2 * half, lane);
-        if (r >= rows) continue;
-        float* const dst = p.dq_accum + (packed_row(p, b, q_start, m0 + r) * p.heads_q + h) * p.head_dim + col;
+        if (r0 + acc_row(0, 2 * half, lane) >= rows) continue;
+        float* const dst = row_dst(half);
 #pragma unroll
         for (int nt = 0; nt < kN; ++nt)
-#pragma unroll
-            for (int e = 2 * half; e < 2 * half + 2; ++e) {
-                const int dc = acc_col(nt, e, lane) - acc_col(0, 0, lane);
-                if (dc < cols_left) atomicAdd(dst + dc, acc[nt][e]);
-            }
+            if (8 * nt < cols_left) ptx::red_add_f32x2(dst + 8 * nt, acc[nt][2 * half], acc[nt][2 * half + 1]);
     }
 }
+
+// i / d and i % d for 0 <= i < 2^31 and a divisor d >= 1 that a loop keeps (the step loop's
+// query head and block). m = floor((2^32 - 1) / d) is one 32-bit division, made once; then q' =
+// floor(i m / 2^32) is floor(i / d) or one less, because 1 <= 2^32 - m d <= d makes i / d - i m /
+// 2^32 = i (2^32 - m d) / (d 2^32) lie in (0, 1/2), and one compare mends it. Five instructions
+// a division, where nvcc's own redoes the divisor's reciprocal each time (about 25).
+struct quot_rem {
+    int q, r;
+};
+struct step_divider {
+    uint32_t d, m;
+    __device__ explicit step_divider(int divisor)
+        : d(uint32_t(divisor)), m(divisor > 0 ? 0xffffffffu / uint32_t(divisor) : 0u) {}
+    __device__ __forceinline__ quot_rem operator()(int i) const {
+        uint32_t q = uint32_t((uint64_t(uint32_t(i)) * m) >> 32);
+        uint32_t r = uint32_t(i) - q * d;
+        if (r >= d) {
+            ++q;
+            r -= d;
+        }
+        return quot_rem{int(q), int(r)};
+    }
+};
 
 // ---- row-wise helper geometry -----------------------------------------------------------------
 
@@ -268,9 +301,11 @@ __device__ __forceinline__ void attn_bwd_body(const sinkless_attn_bwd_params& p)
     const int64_t db_head_stride = static_cast<int64_t>(p.batch) * p.n_key_blocks * p.dbias_block_slots;
 
     // Step i: query head hk * group + i / nm, query block m_begin + i % nm.
+    const step_divider by_nm(nm);
     auto load = [&](int i, int stage) {
-        const int h = hk * group + i / nm;
-        const int m0 = (m_begin + i % nm) * tr::kBlockM;
+        const quot_rem step = by_nm(i);
+        const int h = hk * group + step.q;
+        const int m0 = (m_begin + step.r) * tr::kBlockM;
         const int rows = sb.sq - m0;
         load_rows_async<kThreads>(
             q_tile{q_base + stage * q_tile::kElems},
@@ -295,8 +330,9 @@ __device__ __forceinline__ void attn_bwd_body(const sinkless_attn_bwd_params& p)
     };
 
     auto body = [&](int i, int stage) {
-        const int h = hk * group + i / nm;
-        const int m0 = (m_begin + i % nm) * tr::kBlockM;
+        const quot_rem step = by_nm(i);
+        const int h = hk * group + step.q;
+        const int m0 = (m_begin + step.r) * tr::kBlockM;
         const int rows = sb.sq - m0;
         Act act = act_seq;
         act.set_head(p, h);
@@ -429,9 +465,9 @@ __device__ __forceinline__ void attn_bwd_body(const sinkless_attn_bwd_params& p)
             ptx::fence_operand(reinterpret_cast<uint32_t(&)[NQ * 2]>(dsa_wg[0]));
         }
 
-        if (Act::kBiasGrad && dv0 == 0 && i % nm == nm - 1) {  // last block of this query head
+        if (Act::kBiasGrad && dv0 == 0 && step.r == nm - 1) {  // last block of this query head
             // one partial per lane: a shuffle reduction here made ptxas spill dK/dV
-            db_slot[(i / nm) * db_head_stride] = db;
+            db_slot[step.q * db_head_stride] = db;
             db = 0.f;
         }
     };

@@ -22,7 +22,7 @@
 //   conf_math       ex2.approx, tanh.approx, rcp.approx, f32 -> f16/bf16 and packed conversions;
 //                   the attention kernels' sigmoid (activation.cuh), within its documented bound
 //   conf_widen      f16/bf16 -> f32
-//   conf_atomic     atomicAdd(float*) across blocks
+//   conf_atomic     atomicAdd(float*) and red_add_f32x2 across blocks
 // The planted-bug variants (plant != 0) exist to prove the emulator catches missing barriers,
 // missing cp.async and mbarrier waits and deadlocks; they must never run on a GPU.
 #pragma once
@@ -259,6 +259,8 @@ __device__ __forceinline__ void conf_widen(const sinkless_conf_widen_params& p) 
 
 __device__ __forceinline__ void conf_atomic(const sinkless_conf_atomic_params& p) {
     atomicAdd(&p.sums[(blockIdx.x + threadIdx.x) % p.nsums], float(1 + threadIdx.x % 3));
+    const uint32_t j = (blockIdx.x + 2 * threadIdx.x) % p.npairs;
+    ptx::red_add_f32x2(&p.pairs[2 * j], float(1 + threadIdx.x % 3), float(1 + threadIdx.x % 5));
 }
 
 // One warpgroup: A [64][k] and B staged in shared memory with plain stores (then the proxy

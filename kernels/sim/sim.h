@@ -50,6 +50,8 @@ uint32_t shfl(unsigned mask, uint32_t value, ShflMode mode, unsigned lane_arg, i
 uint32_t ballot(unsigned mask, int predicate);
 
 float atomic_add(float* address, float value);
+// red.global.add.v2.f32: two atomic adds, the address checked for 8-byte alignment.
+void red_add_f32x2(float* address, float v0, float v1);
 
 // st.shared of `bytes` (naturally aligned, up to 16) from src to dst in dynamic shared memory,
 // checked against the reads it must be ordered after (sim_shared.cpp).

@@ -411,6 +411,14 @@ float atomic_add(float* address, float value) {
     return bits_float(old);
 }
 
+void red_add_f32x2(float* address, float v0, float v1) {
+    if (uintptr_t(address) % 8 != 0) {
+        fail(SINKLESS_SIM_ERR_MISALIGNED, "red.global.add.v2.f32: address %p is not 8-byte aligned", (void*)address);
+    }
+    atomic_add(address, v0);
+    atomic_add(address + 1, v1);
+}
+
 void cp_async_16(void* smem_dst, const void* gmem_src, bool full) {
     PendingCopy c;
     c.dst = shared_offset(smem_dst, 16, "cp.async");

@@ -364,16 +364,23 @@ pub(super) fn run<D: Device>(dev: &D, case: &ConformanceCase) -> Result<Vec<Outp
             blocks,
             threads,
             nsums,
+            npairs,
         } => {
-            // The kernel adds into the sums, so they start at zero rather than poisoned.
+            // The kernel adds into its buffers, so they start at zero rather than poisoned.
             let sums = dev.upload(&vec![0f32; nsums as usize])?;
+            let pairs = dev.upload(&vec![0f32; 2 * npairs as usize])?;
             let p = ffi::sinkless_conf_atomic_params {
                 sums: dev.addr(&sums) as *mut f32,
+                pairs: dev.addr(&pairs) as *mut f32,
                 nsums,
+                npairs,
             };
             let l = launch("atomic", x(blocks), x(threads), 0, Params::ConfAtomic(p))?;
             dev.launch(&l)?;
-            vec![Output::exact("sums", Values::F32(dev.download(&sums)?))]
+            vec![
+                Output::exact("sums", Values::F32(dev.download(&sums)?)),
+                Output::exact("pairs", Values::F32(dev.download(&pairs)?)),
+            ]
         }
     })
 }

@@ -403,16 +403,22 @@ pub(super) fn shfl(input: &[u32]) -> Vec<u32> {
     out
 }
 
-/// `conf_atomic`: thread `t` of block `b` adds `1 + t % 3` to `sums[(b + t) % nsums]`; the
-/// totals are small integers, exact in `f32` in any order.
-pub(super) fn atomic(blocks: u32, threads: u32, nsums: u32) -> Vec<f32> {
+/// `conf_atomic`: thread `t` of block `b` adds `1 + t % 3` to `sums[(b + t) % nsums]`, and
+/// `1 + t % 3` and `1 + t % 5` to the pair `j = (b + 2 t) % npairs` (`pairs[2 j]`, `pairs[2 j +
+/// 1]`); the totals are small integers, exact in `f32` in any order. Returns the sums and the
+/// pairs.
+pub(super) fn atomic(blocks: u32, threads: u32, nsums: u32, npairs: u32) -> [Vec<f32>; 2] {
     let mut sums = vec![0f64; nsums as usize];
+    let mut pairs = vec![0f64; 2 * npairs as usize];
     for b in 0..blocks {
         for t in 0..threads {
             sums[((b + t) % nsums) as usize] += f64::from(1 + t % 3);
+            let j = ((b + 2 * t) % npairs) as usize;
+            pairs[2 * j] += f64::from(1 + t % 3);
+            pairs[2 * j + 1] += f64::from(1 + t % 5);
         }
     }
-    sums.into_iter().map(|s| s as f32).collect()
+    [sums, pairs].map(|v| v.into_iter().map(|s| s as f32).collect())
 }
 
 /// `conf_tma`: each copy's box (tiled mode: box element `e` is tensor element `c + e`, zero when

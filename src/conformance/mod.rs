@@ -136,14 +136,17 @@ pub enum Kernel {
         /// Inputs, at most 65536.
         n: u32,
     },
-    /// `sinkless_conf_atomic`: float `atomicAdd` from every thread of every block.
+    /// `sinkless_conf_atomic`: float `atomicAdd` and `red_add_f32x2` from every thread of every
+    /// block.
     Atomic {
         /// Blocks.
         blocks: u32,
         /// Threads per block, at most 128.
         threads: u32,
-        /// Sums added into.
+        /// Sums added into by `atomicAdd`.
         nsums: u32,
+        /// Pairs of adjacent floats added into by `red_add_f32x2`.
+        npairs: u32,
     },
 }
 
@@ -495,7 +498,8 @@ impl ConformanceCase {
                 blocks,
                 threads,
                 nsums,
-            } => format!("atomic {blocks}x{threads} threads into {nsums} sums"),
+                npairs,
+            } => format!("atomic {blocks}x{threads} threads into {nsums} sums and {npairs} pairs"),
         };
         match self.plant {
             Some(p) => format!("{base} [{}]", p.name()),
@@ -567,11 +571,13 @@ pub fn cases() -> Vec<ConformanceCase> {
             blocks: 64,
             threads: 128,
             nsums: 3,
+            npairs: 7,
         },
         Kernel::Atomic {
             blocks: 37,
             threads: 96,
             nsums: 5,
+            npairs: 2,
         },
     ]);
     v.into_iter()
@@ -888,9 +894,11 @@ fn expected(case: &ConformanceCase) -> Vec<Want> {
             blocks,
             threads,
             nsums,
-        } => vec![Want::Exact(Values::F32(isa::atomic(
-            blocks, threads, nsums,
-        )))],
+            npairs,
+        } => isa::atomic(blocks, threads, nsums, npairs)
+            .into_iter()
+            .map(|v| Want::Exact(Values::F32(v)))
+            .collect(),
     }
 }
 

@@ -1060,13 +1060,15 @@ impl Default for sinkless_conf_widen_params {
 #[derive(Debug, Copy, Clone)]
 pub struct sinkless_conf_atomic_params {
     pub sums: *mut f32,
+    pub pairs: *mut f32,
     pub nsums: u32,
+    pub npairs: u32,
 }
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
 const _: () = {
     [
         "Size of sinkless_conf_atomic_params",
-    ][::std::mem::size_of::<sinkless_conf_atomic_params>() - 16usize];
+    ][::std::mem::size_of::<sinkless_conf_atomic_params>() - 24usize];
     [
         "Alignment of sinkless_conf_atomic_params",
     ][::std::mem::align_of::<sinkless_conf_atomic_params>() - 8usize];
@@ -1074,8 +1076,14 @@ const _: () = {
         "Offset of field: sinkless_conf_atomic_params::sums",
     ][::std::mem::offset_of!(sinkless_conf_atomic_params, sums) - 0usize];
     [
+        "Offset of field: sinkless_conf_atomic_params::pairs",
+    ][::std::mem::offset_of!(sinkless_conf_atomic_params, pairs) - 8usize];
+    [
         "Offset of field: sinkless_conf_atomic_params::nsums",
-    ][::std::mem::offset_of!(sinkless_conf_atomic_params, nsums) - 8usize];
+    ][::std::mem::offset_of!(sinkless_conf_atomic_params, nsums) - 16usize];
+    [
+        "Offset of field: sinkless_conf_atomic_params::npairs",
+    ][::std::mem::offset_of!(sinkless_conf_atomic_params, npairs) - 20usize];
 };
 impl Default for sinkless_conf_atomic_params {
     fn default() -> Self {

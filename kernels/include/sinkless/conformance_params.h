@@ -165,8 +165,12 @@ typedef struct {
 /* Float atomics from every thread of every block. Any grid (x only) and block (x only). */
 typedef struct {
     float* sums;    /* [nsums], zeroed by the caller: thread t of block b adds 1 + t % 3 to
-                       sums[(b + t) % nsums] */
+                       sums[(b + t) % nsums] (atomicAdd) */
+    float* pairs;   /* [2 npairs], zeroed by the caller, 8-byte aligned: thread t of block b adds
+                       1 + t % 3 and 1 + t % 5 to pairs[2 j] and pairs[2 j + 1], j = (b + 2 t) %
+                       npairs (ptx::red_add_f32x2) */
     uint32_t nsums;
+    uint32_t npairs;
 } sinkless_conf_atomic_params;
 
 #endif /* SINKLESS_CONFORMANCE_PARAMS_H */
