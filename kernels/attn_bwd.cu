@@ -227,13 +227,16 @@ struct bwd_traits {
     // dQ = dS K is split over the warps in (16 rows x kDqCols) units: 8 units at hd 32, 64, 128
     static constexpr int kDqCols = kHD == 32 ? 16 : 32;
     // S = K Q^T and dP = V dO^T run over every column of the head-dim bucket (all four tiles
-    // are zero past the head dim), dK = dS^T Q over every query row of the block (Q is zero past
-    // the last row) and dQ = dS K over every key (K is zero past the last key), where a test of
-    // each 16-wide step against the real extent cut the step into blocks that ptxas scheduled
-    // one by one, working the ldmatrix addresses out again in each: the step's path is about
-    // 45% shorter without them (SASS, sm_90a, bf16, hd 128: softmax 1377 -> 744 instructions,
-    // sigmoid 1718 -> 950). dV = P^T dO keeps its test of the query rows, whose removal spilled
-    // the sigmoids at hd 128, and so does dQ for the normalized sigmoid at hd 128 (policy).
+    // are zero past the head dim), dK = dS^T Q and dV = P^T dO over every query row of the
+    // block (Q and dO are zero past the last row) and dQ = dS K over every key (K is zero past
+    // the last key), where a test of each 16-wide step against the real extent cut the step
+    // into blocks that ptxas scheduled one by one, working the ldmatrix addresses out again in
+    // each: the step's path is about 45% shorter without them (SASS, sm_90a, bf16, hd 128:
+    // softmax 1377 -> 701 instructions, sigmoid 1718 -> 950). Where dropping a test spills, the
+    // policy keeps it: dV's for the sigmoids from hd 128, dQ's for the normalized sigmoid at
+    // hd 128.
+    template <class Act>
+    static constexpr bool kWholeDvRows = !(kHD >= 128 && Act::kDvRowTestFromHd128);
     template <class Act>
     static constexpr bool kWholeDqKeys = !(kHD == 128 && Act::kDqKeyTestAtHd128);
     // dbias partials per key block, one per lane of a key warp (the host's dbias_block_slots)
@@ -385,7 +388,7 @@ __device__ __forceinline__ void attn_bwd_body(const sinkless_attn_bwd_params& p)
             {
                 uint32_t wa[1][NQ / 2][4];
                 dv_weights<T>(wa, act, s, stat_dot);
-                gemm_rn<T>(dv, wa, do_t, dv0, rows, lane);
+                gemm_rn<T>(dv, wa, do_t, dv0, tr::template kWholeDvRows<Act> ? tr::kBlockM : rows, lane);
             }
             fill(dp, 0.f);
             gemm_nt<T, 1, NQ, kHD>(dp, v_tile, wn0, do_t, 0, kHD, lane);

@@ -95,7 +95,8 @@ struct softmax_policy {
     static constexpr bool kRowDot = true;    // backward reads D = rowsum(dO * O)
     static constexpr bool kBiasGrad = false; // backward writes db
     static constexpr bool kTallTilesAtHd128 = true;  // see fwd_traits
-    static constexpr bool kDqKeyTestAtHd128 = false; // see bwd_traits
+    static constexpr bool kDvRowTestFromHd128 = false;  // see bwd_traits
+    static constexpr bool kDqKeyTestAtHd128 = false;    // see bwd_traits
 
     float scale_log2;
     float sink_log2;  // -inf without a sink
@@ -272,7 +273,8 @@ struct sigmoid_policy {
     static constexpr bool kRowDot = kNormalized;
     static constexpr bool kBiasGrad = true;
     static constexpr bool kTallTilesAtHd128 = !kNormalized;  // see fwd_traits
-    static constexpr bool kDqKeyTestAtHd128 = kNormalized;   // see bwd_traits
+    static constexpr bool kDvRowTestFromHd128 = true;       // see bwd_traits
+    static constexpr bool kDqKeyTestAtHd128 = kNormalized;  // see bwd_traits
 
     float scale_log2;  // scale * log2(e)
     float inv_scale;
