@@ -330,6 +330,8 @@ struct Row {
     spill_loads: u64,
     wgmma_fixups: u64,
     classes: BTreeMap<&'static str, u64>,
+    /// Instructions of the longest loop: the widest backward branch, its own line included.
+    longest_loop: u64,
 }
 
 /// Whether a ptxas line says it patched or serialised the kernel's wgmma products: it injects
@@ -414,6 +416,10 @@ fn report(table: &[Instance], archs: &[String], ptxas: &str, sass: Option<&str>)
             } else if let Some(f) = t.strip_prefix("Function : ") {
                 func = Some(f.trim().to_string());
             } else if let Some(f) = &func {
+                if let Some(n) = backward_branch_span(t) {
+                    let row = rows.entry((f.clone(), arch.clone())).or_default();
+                    row.longest_loop = row.longest_loop.max(n);
+                }
                 if let Some(op) = sass_opcode(t) {
                     if let Some(class) = CLASSES
                         .iter()
@@ -432,7 +438,7 @@ fn report(table: &[Instance], archs: &[String], ptxas: &str, sass: Option<&str>)
     for c in CLASSES {
         write!(s, "\t{c}").unwrap();
     }
-    s.push('\n');
+    s.push_str("\tloop\n");
     for inst in table {
         for a in archs {
             let target = format!("sm_{a}");
@@ -469,10 +475,28 @@ fn report(table: &[Instance], archs: &[String], ptxas: &str, sass: Option<&str>)
                 )
                 .unwrap();
             }
-            s.push('\n');
+            if sass.is_some() {
+                writeln!(s, "\t{}", row.longest_loop).unwrap();
+            } else {
+                s.push_str("\t?\n");
+            }
         }
     }
     s
+}
+
+/// For a branch to an earlier address, such as `/*1f80*/  @!P0 BRA 0x1fa0 ;` read backwards,
+/// the instructions from its target to itself (16 bytes each on sm_80 and sm_90): the body of a
+/// loop. The widest one of a kernel is its main loop, whose length per step is what the issue
+/// slots pay.
+fn backward_branch_span(line: &str) -> Option<u64> {
+    let rest = line.strip_prefix("/*")?;
+    let (at, rest) = rest.split_once("*/")?;
+    let at = u64::from_str_radix(at.trim(), 16).ok()?;
+    let (_, operands) = rest.split_once("BRA ")?;
+    let to = operands.trim_start().strip_prefix("0x")?;
+    let to = u64::from_str_radix(to.split(|c: char| !c.is_ascii_hexdigit()).next()?, 16).ok()?;
+    (to <= at).then(|| (at - to) / 16 + 1)
 }
 
 /// The opcode of a SASS line such as `/*0120*/  @!P0 HMMA.16816.F32 R4, ... ;`.

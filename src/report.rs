@@ -1,6 +1,6 @@
 //! The kernel report: per kernel and target, what ptxas said (registers, shared memory, stack,
-//! spills) and what the SASS holds (tensor-core instructions, local-memory traffic), recorded by
-//! `build.rs` when the kernels were compiled.
+//! spills) and what the SASS holds (tensor-core instructions, local-memory traffic, the length of
+//! the main loop), recorded by `build.rs` when the kernels were compiled.
 //!
 //! [`KernelReport::problems`] lists what must never ship: spills, local-memory loads or stores,
 //! a kernel missing the instruction classes it was written for (`HMMA` on the mma.sync path),
@@ -32,7 +32,9 @@ pub struct KernelRow {
     /// follow the products, and they no longer overlap the code around them; or that it ignored
     /// a `setmaxnreg` (the warpgroups keep the entry budget of registers).
     pub wgmma_fixups: u32,
-    /// Counts of SASS instruction classes, `None` where the SASS could not be read.
+    /// Counts of SASS instruction classes, then `loop`: the instructions of the kernel's longest
+    /// loop (its widest backward branch), which for the attention kernels is one step of the
+    /// main loop, every branch of it included. `None` where the SASS could not be read.
     pub sass: Option<Vec<(String, u32)>>,
 }
 
