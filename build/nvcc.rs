@@ -485,10 +485,9 @@ fn report(table: &[Instance], archs: &[String], ptxas: &str, sass: Option<&str>)
     s
 }
 
-/// For a branch to an earlier address, such as `/*1f80*/  @!P0 BRA 0x1fa0 ;` read backwards,
-/// the instructions from its target to itself (16 bytes each on sm_80 and sm_90): the body of a
-/// loop. The widest one of a kernel is its main loop, whose length per step is what the issue
-/// slots pay.
+/// For a branch to an earlier address, such as `/*9d30*/  @!P0 BRA 0x1fa0 ;`, the instructions
+/// from its target to itself (16 bytes each on sm_80 and sm_90): the body of a loop. The widest
+/// one of a kernel is its main loop, whose length per step is what the issue slots pay.
 fn backward_branch_span(line: &str) -> Option<u64> {
     let rest = line.strip_prefix("/*")?;
     let (at, rest) = rest.split_once("*/")?;
