@@ -143,10 +143,17 @@ struct fwd_traits {
     // extent cut the loop into blocks that ptxas scheduled one by one, working the ldmatrix
     // addresses out again in each. Without the tests the loop's path is 13 to 20% shorter
     // (SASS, sm_90a, bf16: softmax hd 64 871 -> 674 instructions a step, hd 256 1498 -> 1017,
-    // sigmoid hd 64 1108 -> 889). Where that needs more than 255 registers and spills (hd 96 and
-    // 128; P V over 128-key tiles, as at hd 32) the tests stay.
-    static constexpr bool kWholeHeadDim = kHD != 96 && kHD != 128;
-    static constexpr bool kWholeKeys = kWholeHeadDim && kBlockN <= 64;
+    // sigmoid hd 64 1108 -> 889; the whole loop at hd 128, both branches of the mask test: sigmoid
+    // 2304 -> 2011, softmax 2010 -> 1918 with P V alone). Where that needs more than 255
+    // registers and spills, the tests stay; ptxas decides where, so the rule is what it did on
+    // sm_80 and sm_90a, f16 and bf16:
+    //   - Q K^T at hd 96 (8 to 444 bytes), at hd 128 for softmax (12 bytes on sm_90a; policy
+    //     kQkStepTestAtHd128) and on 128 x 64 tiles with two K/V stages at hd 128 (16 to 20);
+    //   - P V over 128-key tiles (as at hd 32) and on those two-stage tiles (20 to 440 bytes).
+    static constexpr bool kTightHd128 = kHD == 128 && kBlockN == 64 && kKvStages == 2;
+    static constexpr bool kWholeHeadDim =
+        kHD != 96 && (kHD != 128 || kBlockN == 32 || (!kTightHd128 && !Act::kQkStepTestAtHd128));
+    static constexpr bool kWholeKeys = kBlockN <= 64 && !kTightHd128;
     static_assert(!kOverlap || kKvStages == 2, "the overlapped loop has two K and two V buffers");
     using q_tile = smem_tile<kBlockM, kHD>;
     using kv_tile = smem_tile<kBlockN, kHD>;
