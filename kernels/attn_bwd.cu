@@ -356,6 +356,9 @@ __device__ __forceinline__ void attn_bwd_body(const sinkless_attn_bwd_params& p)
         const q_tile q_t{q_base + stage * q_tile::kElems};
         const q_tile do_t{do_base + stage * q_tile::kElems};
         const float* st = stats + stage * 2 * tr::kBlockM;
+        // the warpgroup (wgmma), keys 64 wg ..; broadcast here in the step, as once per CTA ptxas
+        // kept more registers live through the loop (the sigmoid at hd 128 spilled 4 bytes)
+        const int wg = tr::kWgmma ? warp_uniform(warp / 4) : 0;
 
         auto stat_dot = [&](int nt, int e) {
             const int c = acc_col(nt, e, lane);
@@ -370,13 +373,13 @@ __device__ __forceinline__ void attn_bwd_body(const sinkless_attn_bwd_params& p)
             // S^T; then dV's product and dP^T's together; dK's runs on under the dQ product
             // below (in atomic mode it is issued after dQ's, to run under dQ's atomics) and is
             // waited for at the end of the step.
-            wg_gemm_nt<T, NQ, kHD>(s[0], k_tile, wn0 & ~63, q_t);
+            wg_gemm_nt<T, NQ, kHD>(s[0], k_tile, 64 * wg, q_t);
             activations<true>(act, s, stat_dot, need_mask, mask, n0 + wn0, m0, lane);
             uint32_t wa[1][NQ / 2][4];
             dv_weights<T>(wa, act, s, stat_dot);
             wg_issue_rn<T>(dv[0], wa[0], do_t);
             fill(dp, 0.f);
-            wg_issue_nt<T, NQ, kHD>(dp[0], v_tile, wn0 & ~63, do_t);
+            wg_issue_nt<T, NQ, kHD>(dp[0], v_tile, 64 * wg, do_t);
             ptx::wgmma_wait<0>();
             ptx::fence_operand(flat(dv[0]));
             ptx::fence_operand(flat(dp[0]));
@@ -410,32 +413,31 @@ __device__ __forceinline__ void attn_bwd_body(const sinkless_attn_bwd_params& p)
         }
 
         if constexpr (tr::kWgmma) {
-            // dQ = dS K by wgmma, dS^T read M-major and K N-major; warp w of warpgroup g holds
-            // queries 16 (w % 4) .. in the accumulator layout of mma.sync. hd 128: warpgroup g
-            // takes dQ's columns 64 g .. for all 128 keys; hd 64: every column for keys 64 g ..
+            // dQ = dS K by wgmma, dS^T read M-major and K N-major; warp w of warpgroup wg holds
+            // queries 16 (w % 4) .. in the accumulator layout of mma.sync. hd 128: warpgroup wg
+            // takes dQ's columns 64 wg .. for all 128 keys; hd 64: every column for keys 64 wg ..
             // (traits). dK's product is issued right after, so that it runs under the atomics.
             if (!p.deterministic) {
                 store_acc<T>(dst_tile, wn0, 0, dp, lane);
                 ptx::fence_proxy_async();
                 __syncthreads();
-                const int g = warp / 4;
                 float acc[1][tr::kDqSplitKeys ? kHD / 8 : kHD / 16][4];
                 fill(acc, 0.f);
                 if constexpr (tr::kDqSplitKeys) {
-                    wg_issue_tn<T, kHD / 8, tr::kBlockN / 2>(acc[0], dst_tile, k_tile, 0, 64 * g);
+                    wg_issue_tn<T, kHD / 8, tr::kBlockN / 2>(acc[0], dst_tile, k_tile, 0, 64 * wg);
                 } else {
-                    wg_issue_tn<T, kHD / 16, tr::kBlockN>(acc[0], dst_tile, k_tile, g);
+                    wg_issue_tn<T, kHD / 16, tr::kBlockN>(acc[0], dst_tile, k_tile, wg);
                 }
                 wg_issue_rn<T>(dk[0], dsa_wg[0], q_t);
                 ptx::wgmma_wait<1>();
                 ptx::fence_operand(flat(acc[0]));
                 constexpr int kOwn = kHD / 16;  // n-tiles of dQ this thread adds
                 float own[kOwn][4];
-                int c0 = 64 * g;  // first column of own[0]
+                int c0 = 64 * wg;  // first column of own[0]
                 if constexpr (tr::kDqSplitKeys) {
-                    // Warpgroup g finishes columns 32 g ..: it hands the other its n-tiles of
+                    // Warpgroup wg finishes columns 32 wg ..: it hands the other its n-tiles of
                     // the other half, [16 values][128 threads] per direction (no bank conflict),
-                    // direction g in the half of dS^T's tile that holds keys 64 g .. (traits).
+                    // direction wg in the half of dS^T's tile that holds keys 64 wg .. (traits).
                     static_assert(ds_tile::kBytes == 2 * 16 * 128 * 4, "dS^T's tile holds both halves");
                     float* const red = reinterpret_cast<float*>(dst_tile.base);
                     const int t = tid % 128;
@@ -443,16 +445,16 @@ __device__ __forceinline__ void attn_bwd_body(const sinkless_attn_bwd_params& p)
                     for (int j = 0; j < kOwn; ++j)
 #pragma unroll
                         for (int e = 0; e < 4; ++e)
-                            ptx::st_shared(&red[(16 * g + 4 * j + e) * 128 + t],
-                                           g == 0 ? acc[0][kOwn + j][e] : acc[0][j][e]);
+                            ptx::st_shared(&red[(16 * wg + 4 * j + e) * 128 + t],
+                                           wg == 0 ? acc[0][kOwn + j][e] : acc[0][j][e]);
                     __syncthreads();
 #pragma unroll
                     for (int j = 0; j < kOwn; ++j)
 #pragma unroll
                         for (int e = 0; e < 4; ++e)
-                            own[j][e] = (g == 0 ? acc[0][j][e] : acc[0][kOwn + j][e]) +
-                                        ptx::ld_shared(&red[(16 * (1 - g) + 4 * j + e) * 128 + t]);
-                    c0 = 32 * g;
+                            own[j][e] = (wg == 0 ? acc[0][j][e] : acc[0][kOwn + j][e]) +
+                                        ptx::ld_shared(&red[(16 * (1 - wg) + 4 * j + e) * 128 + t]);
+                    c0 = 32 * wg;
                 } else {
 #pragma unroll
                     for (int j = 0; j < kOwn; ++j)
@@ -575,6 +577,7 @@ __device__ __forceinline__ void attn_bwd_dq_body(const sinkless_attn_bwd_params&
     // warp's first row; under wgmma warp w is warp w % 4 of warpgroup w / 4, whose 64 rows start
     // at 64 (w / 4), so the row is the same
     const int wm0 = 16 * warp;
+    const int wg_m0 = tr::kWgmma ? 64 * warp_uniform(warp / 4) : 0;  // the warpgroup's first row (wgmma)
 
     uint16_t* smem = dynamic_smem<uint16_t>();
     if constexpr (tr::kWgmma) smem += ((1024u - (ptx::smem_addr(smem) & 1023u)) & 1023u) / 2;
@@ -634,8 +637,8 @@ __device__ __forceinline__ void attn_bwd_dq_body(const sinkless_attn_bwd_params&
                 // its own registers before S's product is issued (else ptxas may take them
                 // from a register of S's accumulator in flight, and wait for it)
                 ptx::fence_operand(flat(dp[0]));
-                wg_issue_nt<T, NT, kHD>(s[0], q_t, 64 * (warp / 4), k_t);
-                wg_issue_nt<T, NT, kHD>(dp[0], do_t, 64 * (warp / 4), v_t);
+                wg_issue_nt<T, NT, kHD>(s[0], q_t, wg_m0, k_t);
+                wg_issue_nt<T, NT, kHD>(dp[0], do_t, wg_m0, v_t);
                 ptx::wgmma_wait<0>();
                 ptx::fence_operand(flat(s[0]));
                 ptx::fence_operand(flat(dp[0]));

@@ -313,6 +313,7 @@ __device__ __forceinline__ void attn_fwd_body(const P& pp) {
     float o[MT][NO][4];
     fill(o, 0.f);
     const int wm0 = warp * 16 * MT;  // warp's first row inside the CTA tile
+    const int wg = tr::kWgmma ? warp_uniform(warp / 4) : 0;  // warpgroup (wgmma): rows 64 wg ..
 
     // A step in two halves: S = Q K^T and the activation into P operands, then O += P V. (The
     // array types are named out here: g++ 12 crashes on template-dependent array types spelled
@@ -326,7 +327,7 @@ __device__ __forceinline__ void attn_fwd_body(const P& pp) {
         fill(s, act.score_init());
         const kv_tile k_tile{k_base + stage * kv_tile::kElems};
         if constexpr (tr::kWgmma) {
-            wg_gemm_nt<T, NT, kHD>(s[0], sq_tile, 64 * (warp / 4), k_tile);
+            wg_gemm_nt<T, NT, kHD>(s[0], sq_tile, 64 * wg, k_tile);
         } else {
             gemm_nt<T, MT, NT, kHD>(s, sq_tile, wm0, k_tile, 0, tr::kWholeHeadDim ? kHD : p.head_dim, lane);
         }
@@ -360,7 +361,6 @@ __device__ __forceinline__ void attn_fwd_body(const P& pp) {
         // K_{i+1} while its products run; a block barrier per step publishes the copies and frees
         // the buffers of K_{i-1} and V_{i-2}. TMA (kWgmma_ 3, 4): the producer's barriers.
         // take_turn(), pass_turn(): around the issue of steps 1.. under ping-pong (kWgmma_ 4).
-        const int wg = warp / 4;
         const int wg_m0 = 64 * wg;
         auto k_tile = [&](int i) { return kv_tile{k_base + (i & 1) * kv_tile::kElems}; };
         auto v_tile = [&](int i) { return kv_tile{v_base + (i & 1) * kv_tile::kElems}; };
@@ -508,7 +508,6 @@ __device__ __forceinline__ void attn_fwd_body(const P& pp) {
     if constexpr (tr::kTma) {
         // Each warpgroup on its own 64 rows, which only its own products read (all retired; and
         // with no key tile Q was never loaded), meeting at its own named barrier.
-        const int wg = warp / 4;
         store_acc<T>(sq_tile, wm0, 0, o, lane);
         ptx::bar_sync(1 + wg, 128);
         store_rows<128, q_tile, 64>(sq_tile.from_row(64 * wg), out + 64 * wg * p.o_row_stride, p.o_row_stride,

@@ -62,6 +62,14 @@ Descriptor decode(uint64_t desc, const char* which) {
              "swizzle (mode 1) with base offset 0 only",
              which, static_cast<unsigned long long>(desc), swizzle, base_offset);
     }
+    // Bits 14-15 and 30-31 sit between the fields and are 0 in a well-formed descriptor; a start
+    // address moved past its 14 bits (wgmma.cuh's desc_advance) would carry into them.
+    if ((desc & 0xc000c000ull) != 0) {
+        fail(SINKLESS_SIM_ERR_CONFIG,
+             "wgmma %s descriptor %016llx: bits 14-15 or 30-31 set (a start address or leading byte offset that "
+             "overflowed its field)",
+             which, static_cast<unsigned long long>(desc));
+    }
     return Descriptor{uint32_t(desc & 0x3fffu) << 4, (uint32_t(desc >> 16) & 0x3fffu) << 4,
                       (uint32_t(desc >> 32) & 0x3fffu) << 4};
 }

@@ -14,6 +14,12 @@
 // offset 16-29, stride byte offset 32-45 (each in 16-byte units), base offset 49-51 (0 here:
 // every start is 1024-aligned up to the k-step's 32-byte offset, which leaves bits 7-9 alone),
 // swizzle mode 62-63 (1: 128 bytes).
+// A product's k-steps and column blocks move the start address by a constant, so a descriptor
+// is made once per operand and each step adds its offset to the low word (desc_advance):
+// shared-memory addresses stay below 2^18, so the 14-bit field never carries into the next.
+// Made from a lane-dependent address, every descriptor took about 12 instructions per wgmma
+// (the field's mask and shift, then R2UR into uniform registers); made once from an address
+// ptxas knows to be warp-uniform (warp_uniform), it takes two uniform adds and two moves.
 #pragma once
 
 #include "sinkless/compat.cuh"
@@ -29,11 +35,21 @@ __device__ __forceinline__ uint64_t smem_desc(uint32_t addr, uint32_t lbo, uint3
 
 // The K-major operand at rows r0.. (r0 % 8 == 0) and columns k0..k0+15 (k0 % 16 == 0). The
 // leading byte offset is unused with a swizzle (1, as CUTLASS writes it).
+// desc with its start address moved by `bytes` (a multiple of 16), the high word left alone.
+__device__ __forceinline__ uint64_t desc_advance(uint64_t desc, uint32_t bytes) {
+    return (desc & 0xffffffff00000000ull) | uint32_t(uint32_t(desc) + (bytes >> 4));
+}
+
+// x as lane 0 of the warp has it, for an x that every lane has anyway (a function of the warp
+// index): ptxas cannot tell that of a value computed from threadIdx, but can of a broadcast,
+// and then keeps the descriptors made from it in uniform registers.
+__device__ __forceinline__ int warp_uniform(int x) { return __shfl_sync(0xffffffffu, x, 0); }
+
 template <class Tile>
 __device__ __forceinline__ uint64_t desc_k_major(const Tile& t, int r0, int k0) {
     static_assert(Tile::kW == 8, "wgmma tiles have 64-column blocks");
-    const uint16_t* block = t.base + (k0 / 64) * (Tile::kRows * 64) + r0 * 64;
-    return smem_desc(ptx::smem_addr(block) + uint32_t(k0 % 64) * 2, 16, 1024);
+    return desc_advance(smem_desc(ptx::smem_addr(t.base + r0 * 64), 16, 1024),
+                        uint32_t((k0 / 64) * (Tile::kRows * 128) + (k0 % 64) * 2));
 }
 
 // The N-major operand B over rows k0..k0+15 (k0 % 16 == 0) and the columns from column block
@@ -41,7 +57,8 @@ __device__ __forceinline__ uint64_t desc_k_major(const Tile& t, int r0, int k0) 
 template <class Tile>
 __device__ __forceinline__ uint64_t desc_n_major(const Tile& t, int k0, int cb0 = 0) {
     static_assert(Tile::kW == 8, "wgmma tiles have 64-column blocks");
-    return smem_desc(ptx::smem_addr(t.base + cb0 * (Tile::kRows * 64) + k0 * 64), Tile::kRows * 128, 1024);
+    return desc_advance(smem_desc(ptx::smem_addr(t.base), Tile::kRows * 128, 1024),
+                        uint32_t(cb0 * (Tile::kRows * 128) + k0 * 128));
 }
 
 template <int NT>
