@@ -144,15 +144,19 @@ struct fwd_traits {
     // addresses out again in each. Without the tests the loop's path is 13 to 20% shorter
     // (SASS, sm_90a, bf16: softmax hd 64 871 -> 674 instructions a step, hd 256 1498 -> 1017,
     // sigmoid hd 64 1108 -> 889; the whole loop at hd 128, both branches of the mask test: sigmoid
-    // 2304 -> 2011, softmax 2010 -> 1918 with P V alone). Where that needs more than 255
-    // registers and spills, the tests stay; ptxas decides where, so the rule is what it did on
-    // sm_80 and sm_90a, f16 and bf16:
-    //   - Q K^T at hd 96 (8 to 444 bytes), at hd 128 for softmax (12 bytes on sm_90a; policy
-    //     kQkStepTestAtHd128) and on 128 x 64 tiles with two K/V stages at hd 128 (16 to 20);
+    // 2304 -> 2011). Where that needs more than 255 registers and spills, Q K^T tests once per
+    // group of k-steps instead, the fewest groups that do not spill, and P V keeps its test per
+    // k-step. ptxas decides where, so the rule is what it did on sm_80 and sm_90a, f16 and bf16:
+    //   - Q K^T at hd 96 in two groups of 3 (whole: 8 to 444 bytes spilled), at hd 128 for
+    //     softmax in two groups of 4 (policy kQkTestAtHd128; whole: 12 bytes on sm_90a), on
+    //     128 x 64 tiles with two K/V stages at hd 128 per k-step (groups of 2: 4 bytes);
     //   - P V over 128-key tiles (as at hd 32) and on those two-stage tiles (20 to 440 bytes).
+    // The loop at hd 128 softmax: 2010 -> 1818 instructions, hd 96 1908 -> 1679.
     static constexpr bool kTightHd128 = kHD == 128 && kBlockN == 64 && kKvStages == 2;
-    static constexpr bool kWholeHeadDim =
-        kHD != 96 && (kHD != 128 || kBlockN == 32 || (!kTightHd128 && !Act::kQkStepTestAtHd128));
+    static constexpr int kQkStepsPerTest = kTightHd128 ? 1
+                                           : kHD == 96 ? 3
+                                           : kHD == 128 && kBlockN == 64 && Act::kQkTestAtHd128 ? 4
+                                           : kHD / 16;
     static constexpr bool kWholeKeys = kBlockN <= 64 && !kTightHd128;
     static_assert(!kOverlap || kKvStages == 2, "the overlapped loop has two K and two V buffers");
     using q_tile = smem_tile<kBlockM, kHD>;
@@ -329,7 +333,8 @@ __device__ __forceinline__ void attn_fwd_body(const P& pp) {
         if constexpr (tr::kWgmma) {
             wg_gemm_nt<T, NT, kHD>(s[0], sq_tile, 64 * wg, k_tile);
         } else {
-            gemm_nt<T, MT, NT, kHD>(s, sq_tile, wm0, k_tile, 0, tr::kWholeHeadDim ? kHD : p.head_dim, lane);
+            gemm_nt<T, MT, NT, kHD, tr::kQkStepsPerTest>(s, sq_tile, wm0, k_tile, 0,
+                                                       tr::kQkStepsPerTest == kHD / 16 ? kHD : p.head_dim, lane);
         }
         auto mask_fn = [&](score_tile& x, float fill_value) { mask_tile<false>(x, mask, m0 + wm0, n0, fill_value, lane); };
         if (mask.tile_full(m0, m0 + tr::kBlockM, n0, n0 + tr::kBlockN)) {

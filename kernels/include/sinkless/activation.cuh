@@ -95,7 +95,7 @@ struct softmax_policy {
     static constexpr bool kRowDot = true;    // backward reads D = rowsum(dO * O)
     static constexpr bool kBiasGrad = false; // backward writes db
     static constexpr bool kTallTilesAtHd128 = true;  // see fwd_traits
-    static constexpr bool kQkStepTestAtHd128 = true;  // see fwd_traits
+    static constexpr bool kQkTestAtHd128 = true;        // see fwd_traits
     static constexpr bool kDvRowTestFromHd128 = false;  // see bwd_traits
     static constexpr bool kDqKeyTestAtHd128 = false;    // see bwd_traits
 
@@ -274,7 +274,7 @@ struct sigmoid_policy {
     static constexpr bool kRowDot = kNormalized;
     static constexpr bool kBiasGrad = true;
     static constexpr bool kTallTilesAtHd128 = !kNormalized;  // see fwd_traits
-    static constexpr bool kQkStepTestAtHd128 = false;        // see fwd_traits
+    static constexpr bool kQkTestAtHd128 = false;           // see fwd_traits
     static constexpr bool kDvRowTestFromHd128 = true;       // see bwd_traits
     static constexpr bool kDqKeyTestAtHd128 = kNormalized;  // see bwd_traits
 

@@ -90,26 +90,31 @@ __device__ __forceinline__ void load_b_kn(uint32_t (&b)[2][2], const Tile& t, in
 // ---- warp products -----------------------------------------------------------------------
 
 // acc[mt][nt] += A[m0 + 16 mt, :] * B[n0 + 8 nt, :]^T over the first kK columns of both tiles
-// (both row-major along the contraction). k-steps at or past k_valid are skipped: they would
-// multiply zero padding.
-template <class T, int MT, int NT, int kK, class TA, class TB>
+// (both row-major along the contraction). The k-steps go in groups of kStepsPerTest, and a group
+// that starts at or past k_valid is skipped: it would multiply zero padding (as does the rest of
+// a group that starts before k_valid, which runs whole).
+template <class T, int MT, int NT, int kK, int kStepsPerTest = 1, class TA, class TB>
 __device__ __forceinline__ void gemm_nt(float (&acc)[MT][NT][4], const TA& ta, int m0, const TB& tb,
                                         int n0, int k_valid, int lane) {
     static_assert(NT % 2 == 0, "n-tiles come in pairs");
+    static_assert(kStepsPerTest >= 1 && (kK / 16) % kStepsPerTest == 0, "whole groups of k-steps");
 #pragma unroll
-    for (int ks = 0; ks < kK / 16; ++ks) {
-        if (ks * 16 < k_valid) {
-            uint32_t a[MT][4];
+    for (int kg = 0; kg < kK / 16; kg += kStepsPerTest) {
+        if (kg * 16 < k_valid) {
 #pragma unroll
-            for (int mt = 0; mt < MT; ++mt) load_a(a[mt], ta, m0 + 16 * mt, ks * 16, lane);
+            for (int ks = kg; ks < kg + kStepsPerTest; ++ks) {
+                uint32_t a[MT][4];
 #pragma unroll
-            for (int np = 0; np < NT / 2; ++np) {
-                uint32_t b[2][2];
-                load_b_nk(b, tb, n0 + 16 * np, ks * 16, lane);
+                for (int mt = 0; mt < MT; ++mt) load_a(a[mt], ta, m0 + 16 * mt, ks * 16, lane);
 #pragma unroll
-                for (int mt = 0; mt < MT; ++mt) {
-                    T::mma(acc[mt][2 * np], a[mt], b[0]);
-                    T::mma(acc[mt][2 * np + 1], a[mt], b[1]);
+                for (int np = 0; np < NT / 2; ++np) {
+                    uint32_t b[2][2];
+                    load_b_nk(b, tb, n0 + 16 * np, ks * 16, lane);
+#pragma unroll
+                    for (int mt = 0; mt < MT; ++mt) {
+                        T::mma(acc[mt][2 * np], a[mt], b[0]);
+                        T::mma(acc[mt][2 * np + 1], a[mt], b[1]);
+                    }
                 }
             }
         }
