@@ -348,8 +348,13 @@ __device__ __forceinline__ void conf_wgmma(const sinkless_conf_wgmma_params& p) 
                     ptx::wgmma<kBf16, false, 64, true>(d, a[ks], desc_n_major(sat, int(16 * ks)),
                                                        desc_n_major(b_tile_t{sb}, int(16 * ks)));
                 } else {
-                    ptx::wgmma<kBf16, false, 64>(d, a[ks], desc_k_major(sa, 0, int(16 * ks)),
-                                                 desc_k_major(bt_tile_t{sb}, 0, int(16 * ks)));
+                    uint64_t desc_a = desc_k_major(sa, 0, int(16 * ks));
+#if !defined(__CUDACC__)  // a plant, which only the emulator runs
+                    if (p.plant == SINKLESS_CONF_PLANT_DESCRIPTOR_OVERFLOW && ks == 0) {
+                        desc_a = desc_advance(desc_a, 1u << 18);
+                    }
+#endif
+                    ptx::wgmma<kBf16, false, 64>(d, a[ks], desc_a, desc_k_major(bt_tile_t{sb}, 0, int(16 * ks)));
                 }
                 ptx::wgmma_commit();
 #if !defined(__CUDACC__)  // a plant, which only the emulator runs: no branch here on the GPU

@@ -4,8 +4,8 @@
 
 use sinkless::conformance::{
     check_against_isa, run_emulator, Caught, ConformanceOutput, Plant, EMULATOR_BANK_CONFLICT,
-    EMULATOR_DEADLOCK, EMULATOR_OUT_OF_BOUNDS, EMULATOR_PLAIN_SHARED_ACCESS, EMULATOR_PROXY,
-    EMULATOR_RACE,
+    EMULATOR_CONFIG, EMULATOR_DEADLOCK, EMULATOR_OUT_OF_BOUNDS, EMULATOR_PLAIN_SHARED_ACCESS,
+    EMULATOR_PROXY, EMULATOR_RACE,
 };
 use sinkless::{Emulator, Error, Result, Target};
 use std::sync::mpsc;
@@ -262,6 +262,20 @@ fn shared_memory_over_the_target_limit_is_refused() {
         }
         other => panic!("expected Error::SharedMemory, got {other:?}"),
     }
+}
+
+/// A descriptor whose start address was moved past its 14-bit field (by `desc_advance`) carries
+/// into the bits between the fields: the product fails at its issue instead of reading
+/// wherever the truncated address points.
+#[test]
+fn a_descriptor_that_overflows_its_field_fails_the_product() {
+    expect_emulator_error(
+        Plant::DescriptorOverflow,
+        1,
+        "sinkless_conf_wgmma_f16",
+        EMULATOR_CONFIG,
+        &["wgmma A descriptor", "bits 14-15 or 30-31 set"],
+    );
 }
 
 /// Every plant through the verdict the `check` command prints, and the emulator still works

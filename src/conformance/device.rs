@@ -135,6 +135,7 @@ fn plant_field(plant: Option<Plant>) -> u32 {
         Some(Plant::StoreUnderWgmma) => ffi::SINKLESS_CONF_PLANT_STORE_UNDER_WGMMA,
         Some(Plant::ArriveBeforeStore) => ffi::SINKLESS_CONF_PLANT_ARRIVE_BEFORE_STORE,
         Some(Plant::StoreAfterLdmatrix) => ffi::SINKLESS_CONF_PLANT_STORE_AFTER_LDMATRIX,
+        Some(Plant::DescriptorOverflow) => ffi::SINKLESS_CONF_PLANT_DESCRIPTOR_OVERFLOW,
         Some(_) => ffi::SINKLESS_CONF_PLANT_NONE,
     }
 }

@@ -66,6 +66,11 @@ pub const EMULATOR_RACE: i32 = 11;
 /// (`SINKLESS_SIM_ERR_PLAIN_SHARED_ACCESS`), as carried by [`Error::Emulator`].
 pub const EMULATOR_PLAIN_SHARED_ACCESS: i32 = 12;
 
+/// The emulator's status code for a launch or instruction it refuses as malformed: a bad grid or
+/// block shape, a warp collective misused, a `wgmma` descriptor with a bit set between its
+/// fields (`SINKLESS_SIM_ERR_CONFIG`), as carried by [`Error::Emulator`].
+pub const EMULATOR_CONFIG: i32 = 1;
+
 /// A conformance kernel and its launch shape. Block sizes are fixed by each kernel
 /// (`conformance_params.h`) except where a field sets them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -219,6 +224,9 @@ pub enum Plant {
     /// `conf_tma` with thread 0 storing into the hand-off after the other warps' `ldmatrix` of
     /// it (it waits for one more copy first), with nothing ordering the store after the reads.
     StoreAfterLdmatrix,
+    /// `conf_wgmma` with the start address of its first A descriptor moved 256 KiB on, which
+    /// carries out of the descriptor's 14-bit field into the bits between fields.
+    DescriptorOverflow,
     /// `conf_widen` told one element more than its input holds: a read past the end.
     ReadPastEnd,
     /// `conf_widen` with its f16 output four elements short: a write past the end.
@@ -236,7 +244,8 @@ pub enum Caught {
     /// The launch fails with [`Error::Emulator`] carrying this code.
     Emulator {
         /// [`EMULATOR_DEADLOCK`], [`EMULATOR_OUT_OF_BOUNDS`], [`EMULATOR_PROXY`],
-        /// [`EMULATOR_BANK_CONFLICT`], [`EMULATOR_RACE`] or [`EMULATOR_PLAIN_SHARED_ACCESS`].
+        /// [`EMULATOR_BANK_CONFLICT`], [`EMULATOR_RACE`], [`EMULATOR_PLAIN_SHARED_ACCESS`] or
+        /// [`EMULATOR_CONFIG`].
         code: i32,
     },
     /// The launch is refused with [`Error::SharedMemory`].
@@ -252,7 +261,7 @@ enum Fault {
 
 impl Plant {
     /// Every planted bug.
-    pub const ALL: [Plant; 18] = [
+    pub const ALL: [Plant; 19] = [
         Plant::SkipSync,
         Plant::ExitEarly,
         Plant::DivergentBarrier,
@@ -268,6 +277,7 @@ impl Plant {
         Plant::StoreUnderWgmma,
         Plant::ArriveBeforeStore,
         Plant::StoreAfterLdmatrix,
+        Plant::DescriptorOverflow,
         Plant::ReadPastEnd,
         Plant::WritePastEnd,
         Plant::SharedMemoryOverLimit,
@@ -291,6 +301,7 @@ impl Plant {
             Plant::StoreUnderWgmma => "store_under_wgmma",
             Plant::ArriveBeforeStore => "arrive_before_store",
             Plant::StoreAfterLdmatrix => "store_after_ldmatrix",
+            Plant::DescriptorOverflow => "descriptor_overflow",
             Plant::ReadPastEnd => "read_past_end",
             Plant::WritePastEnd => "write_past_end",
             Plant::SharedMemoryOverLimit => "shared_memory_over_limit",
@@ -324,6 +335,9 @@ impl Plant {
             | Plant::StoreAfterLdmatrix => Caught::Emulator {
                 code: EMULATOR_RACE,
             },
+            Plant::DescriptorOverflow => Caught::Emulator {
+                code: EMULATOR_CONFIG,
+            },
             Plant::SharedMemoryOverLimit => Caught::SharedMemory,
         }
     }
@@ -352,6 +366,11 @@ impl Plant {
                 dtype: DType::F16,
                 k: 32,
                 form: WgmmaForm::SharedMn,
+            },
+            Plant::DescriptorOverflow => Kernel::Wgmma {
+                dtype: DType::F16,
+                k: 48,
+                form: WgmmaForm::SharedK,
             },
             Plant::ReadPastEnd => Kernel::Widen { n: 65536 },
             Plant::WritePastEnd => Kernel::Widen { n: 1024 },
@@ -395,6 +414,13 @@ impl Plant {
                 | (
                     Plant::SkipProxyFence | Plant::StoreUnderWgmma,
                     Kernel::Wgmma { .. }
+                )
+                | (
+                    Plant::DescriptorOverflow,
+                    Kernel::Wgmma {
+                        form: WgmmaForm::SharedK,
+                        ..
+                    }
                 )
                 | (
                     Plant::ReadPastEnd | Plant::WritePastEnd,

@@ -40,6 +40,9 @@
                                                      warp 0 reads after the last barrier (emulator only) */
 #define SINKLESS_CONF_PLANT_SHARED_BANK_CONFLICT 15u /* the reduce kernel stores its inputs 32 words apart, four
                                                        lanes to a bank: the sums are right, the stores replay */
+#define SINKLESS_CONF_PLANT_DESCRIPTOR_OVERFLOW 16u /* the wgmma kernel's first A descriptor (K-major) has its
+                                                      start address moved 256 KiB on, which carries out of the
+                                                      field (emulator only) */
 
 /* Every thread records its coordinates. Any grid and block (up to 1024 threads). */
 typedef struct {

@@ -33,8 +33,6 @@ __device__ __forceinline__ uint64_t smem_desc(uint32_t addr, uint32_t lbo, uint3
            uint64_t((sbo >> 4) & 0x3fffu) << 32 | uint64_t(1) << 62;
 }
 
-// The K-major operand at rows r0.. (r0 % 8 == 0) and columns k0..k0+15 (k0 % 16 == 0). The
-// leading byte offset is unused with a swizzle (1, as CUTLASS writes it).
 // desc with its start address moved by `bytes` (a multiple of 16), the high word left alone.
 __device__ __forceinline__ uint64_t desc_advance(uint64_t desc, uint32_t bytes) {
     return (desc & 0xffffffff00000000ull) | uint32_t(uint32_t(desc) + (bytes >> 4));
@@ -45,6 +43,8 @@ __device__ __forceinline__ uint64_t desc_advance(uint64_t desc, uint32_t bytes) 
 // and then keeps the descriptors made from it in uniform registers.
 __device__ __forceinline__ int warp_uniform(int x) { return __shfl_sync(0xffffffffu, x, 0); }
 
+// The K-major operand at rows r0.. (r0 % 8 == 0) and columns k0..k0+15 (k0 % 16 == 0). The
+// leading byte offset is unused with a swizzle (1, as CUTLASS writes it).
 template <class Tile>
 __device__ __forceinline__ uint64_t desc_k_major(const Tile& t, int r0, int k0) {
     static_assert(Tile::kW == 8, "wgmma tiles have 64-column blocks");
