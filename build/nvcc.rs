@@ -489,20 +489,24 @@ fn report(table: &[Instance], archs: &[String], ptxas: &str, sass: Option<&str>)
 /// from its target to itself (16 bytes each on sm_80 and sm_90): the body of a loop. The widest
 /// one of a kernel is its main loop, whose length per step is what the issue slots pay.
 fn backward_branch_span(line: &str) -> Option<u64> {
-    let rest = line.strip_prefix("/*")?;
-    let (at, rest) = rest.split_once("*/")?;
-    let at = u64::from_str_radix(at.trim(), 16).ok()?;
-    let (_, operands) = rest.split_once("BRA ")?;
+    let (at, text) = sass_line(line)?;
+    let at = u64::from_str_radix(at, 16).ok()?;
+    let (_, operands) = text.split_once("BRA ")?;
     let to = operands.trim_start().strip_prefix("0x")?;
     let to = u64::from_str_radix(to.split(|c: char| !c.is_ascii_hexdigit()).next()?, 16).ok()?;
     (to <= at).then(|| (at - to) / 16 + 1)
 }
 
+/// A SASS line such as `/*0120*/  @!P0 HMMA.16816.F32 R4, ... ;` split into its address (`0120`)
+/// and the instruction after it.
+fn sass_line(line: &str) -> Option<(&str, &str)> {
+    let (at, text) = line.strip_prefix("/*")?.split_once("*/")?;
+    Some((at.trim(), text.trim_start()))
+}
+
 /// The opcode of a SASS line such as `/*0120*/  @!P0 HMMA.16816.F32 R4, ... ;`.
 fn sass_opcode(line: &str) -> Option<&str> {
-    let rest = line.strip_prefix("/*")?;
-    let rest = rest.split_once("*/")?.1.trim_start();
-    let mut words = rest.split_whitespace();
+    let mut words = sass_line(line)?.1.split_whitespace();
     let first = words.next()?;
     if first.starts_with('@') {
         words.next()
