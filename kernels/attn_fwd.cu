@@ -338,9 +338,9 @@ __device__ __forceinline__ void attn_fwd_body(const P& pp) {
         }
         auto mask_fn = [&](score_tile& x, float fill_value) { mask_tile<false>(x, mask, m0 + wm0, n0, fill_value, lane); };
         if (mask.tile_full(m0, m0 + tr::kBlockM, n0, n0 + tr::kBlockN)) {
-            act.template apply<false>(st, s, o, mask_fn);
+            act.template apply<false, T>(st, s, o, mask_fn);
         } else {
-            act.template apply<true>(st, s, o, mask_fn);
+            act.template apply<true, T>(st, s, o, mask_fn);
         }
         acc_to_a<T>(pa, s);
     };
@@ -425,9 +425,9 @@ __device__ __forceinline__ void attn_fwd_body(const P& pp) {
             const int n0 = (n_end - 1 - i) * tr::kBlockN;
             auto mask_fn = [&](score_tile& x, float fill_value) { mask_tile<false>(x, mask, m0 + wm0, n0, fill_value, lane); };
             if (mask.tile_full(m0, m0 + tr::kBlockM, n0, n0 + tr::kBlockN)) {
-                return act.template apply_deferred<false>(st, s, corr, mask_fn);
+                return act.template apply_deferred<false, T>(st, s, corr, mask_fn);
             }
-            return act.template apply_deferred<true>(st, s, corr, mask_fn);
+            return act.template apply_deferred<true, T>(st, s, corr, mask_fn);
         };
         if (count > 0) {
             if constexpr (!tr::kTma) {

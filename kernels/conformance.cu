@@ -20,7 +20,7 @@
 //   conf_shfl       __shfl_sync/_xor/_up/_down with widths and a partial mask, __syncwarp,
 //                   __ballot_sync, __any_sync, __all_sync
 //   conf_math       ex2.approx, tanh.approx, rcp.approx, f32 -> f16/bf16 and packed conversions;
-//                   the attention kernels' sigmoid (activation.cuh), within its documented bound
+//                   the attention kernels' two sigmoids (activation.cuh), each within its bound
 //   conf_widen      f16/bf16 -> f32
 //   conf_atomic     atomicAdd(float*) and red_add_f32x2 across blocks
 // The planted-bug variants (plant != 0) exist to prove the emulator catches missing barriers,
@@ -241,7 +241,8 @@ __device__ __forceinline__ void conf_math(const sinkless_conf_math_params& p) {
         p.ex2[i] = ptx::ex2_approx(x);
         p.tanh[i] = ptx::tanh_approx(x);
         p.rcp[i] = ptx::rcp_approx(x);
-        p.sigmoid[i] = sigmoid_scaled(x, kLog2e);
+        p.sigmoid[i] = sigmoid_scaled<4>(x, kLog2e);
+        p.sigmoid3[i] = sigmoid_scaled<3>(x, kLog2e);
         p.f16[i] = ptx::f32_to_f16(x);
         p.bf16[i] = ptx::f32_to_bf16(x);
         p.f16x2[i] = ptx::pack_f16x2(x, y);

@@ -183,8 +183,8 @@ pub enum KernelVariant {
     #[default]
     Default,
     /// Sigmoid by `rcp.approx` (two MUFU and two FP32 operations per score) instead of a
-    /// polynomial (one MUFU and eight FP32), forward and backward: sigmoid, head dims 64 and
-    /// 128.
+    /// polynomial (one MUFU and eight FP32, seven in the bf16 forward), forward and backward:
+    /// sigmoid, head dims 64 and 128.
     SigmoidRcp,
     /// The `rcp.approx` sigmoid in every second score n-tile, the polynomial one elsewhere:
     /// sigmoid, head dims 64 and 128.

@@ -144,6 +144,30 @@ fn ex2_tanh_rcp_and_narrowing_conversions() {
     );
 }
 
+/// The check tells the kernels' two sigmoid fits apart: the bf16 forward's (degree 3, within
+/// 2^-11.44) put where the degree-4 one belongs fails that one's 2^-14, so a kernel that took
+/// the coarser fit everywhere would be caught.
+#[test]
+fn the_coarser_sigmoid_misses_the_finer_bound() {
+    let case = ConformanceCase::new(Kernel::Math { n: 6007 }, 7);
+    let mut out = run_emulator(&Emulator::new(), &case).expect("conf_math launches");
+    let at = |name: &str| {
+        out.outputs
+            .iter()
+            .position(|o| o.name == name)
+            .unwrap_or_else(|| panic!("conf_math writes {name}"))
+    };
+    let (fine, coarse) = (at("sigmoid"), at("sigmoid3"));
+    assert_none("as written", &check_against_isa(std::slice::from_ref(&out)));
+    out.outputs[fine].values = out.outputs[coarse].values.clone();
+    let mismatches = check_against_isa(&[out]);
+    assert!(
+        mismatches.len() > 100 && mismatches.iter().all(|m| m.buffer == "sigmoid"),
+        "the degree-3 values against the degree-4 bound: {} mismatches",
+        mismatches.len()
+    );
+}
+
 /// Awkward sizes: a single element, and a count that leaves most of the grid idle.
 #[test]
 fn math_at_awkward_sizes() {

@@ -186,10 +186,23 @@ pub(super) fn tanh_close(got: f32, exact: f64, rel: f64) -> bool {
     (f64::from(got) - exact).abs() <= rel * exact.abs()
 }
 
-/// Largest relative error of the attention kernels' sigmoid (`sigmoid_scaled`,
+/// Largest relative error of the attention kernels' sigmoid (`sigmoid_scaled<4>`,
 /// `activation.cuh`): its polynomial's 2^-14.04 (5.94e-5) in f32 arithmetic, plus what `ex2`'s
 /// 2 ulp and the last rounding add (under 5e-7), within 2^-14.
 pub(super) const SIGMOID_REL: f64 = 6.103515625e-5; // 2^-14
+
+/// The same for the fit of the sigmoid's bf16 forward (`sigmoid_scaled<3>`): 2^-11.46 (3.554e-4) plus under
+/// 5e-7, within 3.6e-4 (2^-11.44).
+pub(super) const SIGMOID3_REL: f64 = 3.6e-4;
+
+/// The bound of the fit of this degree (3 or 4).
+pub(super) fn sigmoid_rel(degree: u8) -> f64 {
+    if degree == 3 {
+        SIGMOID3_REL
+    } else {
+        SIGMOID_REL
+    }
+}
 
 /// The exact `1 / (1 + e^-x)`.
 pub(super) fn sigmoid_exact(x: f32) -> f64 {
@@ -581,6 +594,22 @@ mod tests {
             SIGMOID_REL
         ));
         assert!(!sigmoid_close(1.0, sigmoid_exact(f32::NAN), SIGMOID_REL));
+        let third = sigmoid_exact(-3.0);
+        assert!(sigmoid_close(
+            (third * (1.0 + 3.5e-4)) as f32,
+            third,
+            sigmoid_rel(3)
+        ));
+        assert!(!sigmoid_close(
+            (third * (1.0 + 3.5e-4)) as f32,
+            third,
+            sigmoid_rel(4)
+        ));
+        assert!(!sigmoid_close(
+            (third * (1.0 + 4e-4)) as f32,
+            third,
+            sigmoid_rel(3)
+        ));
     }
 
     #[test]

@@ -965,6 +965,7 @@ pub struct sinkless_conf_math_params {
     pub tanh: *mut f32,
     pub rcp: *mut f32,
     pub sigmoid: *mut f32,
+    pub sigmoid3: *mut f32,
     pub f16: *mut u16,
     pub bf16: *mut u16,
     pub f16x2: *mut u32,
@@ -975,7 +976,7 @@ pub struct sinkless_conf_math_params {
 const _: () = {
     [
         "Size of sinkless_conf_math_params",
-    ][::std::mem::size_of::<sinkless_conf_math_params>() - 80usize];
+    ][::std::mem::size_of::<sinkless_conf_math_params>() - 88usize];
     [
         "Alignment of sinkless_conf_math_params",
     ][::std::mem::align_of::<sinkless_conf_math_params>() - 8usize];
@@ -995,20 +996,23 @@ const _: () = {
         "Offset of field: sinkless_conf_math_params::sigmoid",
     ][::std::mem::offset_of!(sinkless_conf_math_params, sigmoid) - 32usize];
     [
+        "Offset of field: sinkless_conf_math_params::sigmoid3",
+    ][::std::mem::offset_of!(sinkless_conf_math_params, sigmoid3) - 40usize];
+    [
         "Offset of field: sinkless_conf_math_params::f16",
-    ][::std::mem::offset_of!(sinkless_conf_math_params, f16) - 40usize];
+    ][::std::mem::offset_of!(sinkless_conf_math_params, f16) - 48usize];
     [
         "Offset of field: sinkless_conf_math_params::bf16",
-    ][::std::mem::offset_of!(sinkless_conf_math_params, bf16) - 48usize];
+    ][::std::mem::offset_of!(sinkless_conf_math_params, bf16) - 56usize];
     [
         "Offset of field: sinkless_conf_math_params::f16x2",
-    ][::std::mem::offset_of!(sinkless_conf_math_params, f16x2) - 56usize];
+    ][::std::mem::offset_of!(sinkless_conf_math_params, f16x2) - 64usize];
     [
         "Offset of field: sinkless_conf_math_params::bf16x2",
-    ][::std::mem::offset_of!(sinkless_conf_math_params, bf16x2) - 64usize];
+    ][::std::mem::offset_of!(sinkless_conf_math_params, bf16x2) - 72usize];
     [
         "Offset of field: sinkless_conf_math_params::n",
-    ][::std::mem::offset_of!(sinkless_conf_math_params, n) - 72usize];
+    ][::std::mem::offset_of!(sinkless_conf_math_params, n) - 80usize];
 };
 impl Default for sinkless_conf_math_params {
     fn default() -> Self {

@@ -8,8 +8,8 @@
 //                      l = 1 instead of m = -inf, l = 0, which is exactly exp(sink) in Z.
 //   sigmoid            p = sigmoid(scale*acc) with acc started at b/scale, so the bias costs
 //                      nothing per element; one MUFU op (ex2) and a polynomial on the FMA pipe,
-//                      within 2^-14 relative for every x (see sigmoid_scaled for how, and for why
-//                      not FlashSigmoid's 0.5 + 0.5*tanh(0.5*x)).
+//                      within 2^-14 relative for every x (2^-11.46 in its bf16 forward; see
+//                      sigmoid_scaled for how, and for why not FlashSigmoid's 0.5 + 0.5*tanh(0.5*x)).
 //   normalized sigmoid the same p, divided at the end by the row sum L = sum_j p.
 // Masked entries: softmax fills -inf before the max; the sigmoids overwrite p with 0 after the
 // activation (sigmoid of any finite score is not 0), so masked keys contribute exactly 0.
@@ -54,30 +54,46 @@ __device__ __forceinline__ float reciprocal_from_log2(float x, float lg) {
 __device__ __forceinline__ float reciprocal(float x) { return reciprocal_from_log2(x, logf(x) * kLog2e); }
 
 // sigmoid(x) for x = acc * scale_log2 / log2(e): r = 1 / (1 + e) for x >= 0 and e r for x < 0,
-// with e = 2^(-|x| log2 e) in [0, 1] from one MUFU op, and r = 1 + e q(e), q a polynomial of
-// degree 4 fitted (Remez, coefficients rounded to f32) so that r's relative error is least over
-// [0, 1] with r(0) = 1 exactly: 2^-14.04 at most, measured in f32 arithmetic over 4M points of
-// x in [-90, 90], eight times below f16's rounding of p (2^-11) and 32 times below bf16's. The
-// error is relative, so it holds where p is tiny, as under the -ln(sk) bias (p near 1/sk); and
+// with e = 2^(-|x| log2 e) in [0, 1] from one MUFU op, and r = 1 + e q(e), q a polynomial fitted
+// (minimax, coefficients rounded to f32) so that r's relative error is least over [0, 1] with
+// r(0) = 1 exactly. Two fits, errors measured in f32 arithmetic over 4M points of x in [-87, 90]:
+//   kDegree 4: 2^-14.04 at most, eight times below f16's rounding of p (2^-11) and 64 times below
+//     bf16's (2^-8). Everywhere but the bf16 forward.
+//   kDegree 3: 2^-11.46 at most, 11 times below bf16's rounding, one FFMA fewer per score. The
+//     plain sigmoid's bf16 forward, whose only use of p is the bf16 operand of P V: 64
+//     instructions a step fewer per thread at hd 128 (SASS, sm_90a, both mask branches of the
+//     loop: 2011 -> 1883; the overlapped wgmma forward 1779 -> 1651). The backward keeps degree 4
+//     in both dtypes: its 1 - p near saturation is e q(e), where degree 3 is 3.5 times further
+//     off (5.4e-7 against 1.5e-7 absolute for x > 10); so does the normalized sigmoid (its row
+//     sum, see sigmoid_policy::sigmoid_in_tile).
+// The error is relative, so it holds where p is tiny, as under the -ln(sk) bias (p near 1/sk); and
 // it vanishes as e does, so a saturated score gives p = 1 and the backward's 1 - p stays right
-// (within 1.5e-7 for x > 10; an unconstrained fit, 2^-14.25, left 5e-5 there, which the f16
-// gradients of large logits in tests/attention_backward.rs failed by 2 to 3.5x). With the
-// argument's multiply, five FFMA, the compare and the select (a predicated multiply) it is 8
-// FP32-pipe instructions and one MUFU per score in the SASS, where a linear seed and two Newton
-// steps took 9 (the forward at hd 128: 64 fewer per thread and key tile). FlashSigmoid's
-// 0.5 + 0.5 tanh(x / 2) would take two FP32 instructions, but tanh.approx may be off by 2^-11
-// relative (PTX ISA), and adding 0.5 turns that into an absolute error of about 2^-12 on p,
-// huge relative to p wherever p is small: with the emulator's tanh off by that bound, the
-// outputs of check::long_key_cases (sk = 4096) missed the tolerance rule by about 18x in bf16
+// (an unconstrained degree-4 fit, 2^-14.25, left 5e-5 there, which the f16 gradients of large
+// logits in tests/attention_backward.rs failed by 2 to 3.5x). With the argument's multiply, the
+// FFMA, the compare and the select (a predicated multiply) it is 8 FP32-pipe instructions (7 at
+// degree 3) and one MUFU per score in the SASS, where a linear seed and two Newton steps took 9.
+// FlashSigmoid's 0.5 + 0.5 tanh(x / 2) would take two FP32 instructions, but tanh.approx may be
+// off by 2^-11 relative (PTX ISA), and adding 0.5 turns that into an absolute error of about
+// 2^-12 on p, huge relative to p wherever p is small: with the emulator's tanh off by that bound,
+// the outputs of check::long_key_cases (sk = 4096) missed the tolerance rule by about 18x in bf16
 // and 140x in f16, and at sk = 113 f16 already missed by 3x. So neither dtype uses it.
 // Where e flushes to 0 (x < -87) p is 0, within the smallest normal f32 of the exact value;
-// NaN stays NaN. conf_math checks the bound against the float64 sigmoid (conformance suite).
+// NaN stays NaN. conf_math checks both bounds against the float64 sigmoid (conformance suite).
+template <int kDegree = 4>
 __device__ __forceinline__ float sigmoid_scaled(float acc, float scale_log2) {
+    static_assert(kDegree == 3 || kDegree == 4, "the two fits above");
     const float e = ptx::ex2_approx(-fabsf(acc) * scale_log2);
-    float q = fmaf(-0.10911263525485992f, e, 0.43077701330184937f);
-    q = fmaf(q, e, -0.7835405468940735f);
-    q = fmaf(q, e, 0.9591548442840576f);
-    q = fmaf(q, e, -0.9973081946372986f);
+    float q;
+    if constexpr (kDegree == 4) {
+        q = fmaf(-0.10911263525485992f, e, 0.43077701330184937f);
+        q = fmaf(q, e, -0.7835405468940735f);
+        q = fmaf(q, e, 0.9591548442840576f);
+        q = fmaf(q, e, -0.9973081946372986f);
+    } else {
+        q = fmaf(0.160438567f, e, -0.551473498f);
+        q = fmaf(q, e, 0.880015373f);
+        q = fmaf(q, e, -0.988803029f);
+    }
     const float r = fmaf(q, e, 1.f);
     return acc >= 0.f ? r : e * r;
 }
@@ -146,15 +162,16 @@ struct softmax_policy {
     // apply() does it all; the wgmma forward, whose o is still being accumulated by the tensor
     // core while the next scores are turned into probabilities, splits it: apply_deferred() moves
     // m and l and returns whether o needs rescale(corr) once the product in flight is done.
+    // T, the element type's traits, is the sigmoids' (their forward's fit depends on it).
     static constexpr float kRescaleSlack = 8.f;
-    template <bool kMask, int MT, int NT, int NO, class MaskFn>
+    template <bool kMask, class T, int MT, int NT, int NO, class MaskFn>
     __device__ __forceinline__ void apply(state<MT>& st, float (&s)[MT][NT][4], float (&o)[MT][NO][4],
                                           MaskFn&& mask) const {
         float corr[MT][2];
         if (rebase<kMask>(st, s, corr, mask)) rescale(corr, o);
         exponentiate(st, s);
     }
-    template <bool kMask, int MT, int NT, class MaskFn>
+    template <bool kMask, class T, int MT, int NT, class MaskFn>
     __device__ __forceinline__ bool apply_deferred(state<MT>& st, float (&s)[MT][NT][4], float (&corr)[MT][2],
                                                    MaskFn&& mask) const {
         const bool moved = rebase<kMask>(st, s, corr, mask);
@@ -262,12 +279,13 @@ struct softmax_policy {
 };
 
 // kRcpEvery picks how the forward evaluates the sigmoid, per score n-tile: 0 (the default)
-// everywhere by sigmoid() below, one MUFU op and eight FP32 ones; k > 0 by sigmoid_rcp() in
-// every k-th n-tile, two MUFU ops and two FP32 ones. The MUFU pipe does 16 results per SM and
-// clock on sm_80 and sm_90, the FP32 pipe 64 (sm_80) or 128 (sm_90), so which mix keeps both
-// pipes and the tensor cores busy depends on the GPU and the head dim: the benchmark measures
-// k = 1, 2, 4 as forward variants (config.rs, KernelVariant), and k = 1 in the backward, whose
-// recomputed p then comes from sigmoid_rcp() everywhere.
+// everywhere by the polynomial (sigmoid_scaled), one MUFU op and eight FP32 ones (seven for the
+// plain sigmoid in bf16); k > 0 by sigmoid_rcp() in every k-th n-tile, two MUFU ops and two
+// FP32 ones. The MUFU pipe does 16 results per SM and clock on sm_80 and sm_90, the FP32 pipe
+// 64 (sm_80) or 128 (sm_90), so which mix keeps both pipes and the tensor cores busy depends on
+// the GPU and the head dim: the benchmark measures k = 1, 2, 4 as forward variants (config.rs,
+// KernelVariant), and k = 1 in the backward, whose recomputed p then comes from sigmoid_rcp()
+// everywhere.
 template <bool kNormalized, int kRcpEvery = 0>
 struct sigmoid_policy {
     static constexpr bool kRowStat = kNormalized;  // forward writes L = sum_j p
@@ -295,17 +313,23 @@ struct sigmoid_policy {
     }
 
     __device__ __forceinline__ float score_init() const { return bias_raw; }
-    // sigmoid(x), x = scale * acc
-    __device__ __forceinline__ float sigmoid(float acc) const { return sigmoid_scaled(acc, scale_log2); }
+    // sigmoid(x), x = scale * acc, by the degree-4 fit: the backward's in both dtypes
+    __device__ __forceinline__ float sigmoid(float acc) const { return sigmoid_scaled<4>(acc, scale_log2); }
     // sigmoid(x) = 1 / (1 + 2^(-x log2 e)) with rcp.approx: within a few f32 ulp for every x;
     // 2^(-x log2 e) overflows to +inf for very negative x, and rcp.approx(inf) is 0.
     __device__ __forceinline__ float sigmoid_rcp(float acc) const {
         return ptx::rcp_approx(1.f + ptx::ex2_approx(-acc * scale_log2));
     }
-    // The forward's evaluation in score n-tile nt (a constant once the loops are unrolled).
+    // The forward's evaluation in score n-tile nt (a constant once the loops are unrolled), for
+    // element type T: the polynomial of degree 3 for the plain sigmoid in bf16, else 4 (see
+    // sigmoid_scaled). The normalized sigmoid's row sum L is an output of its own, and a sum
+    // keeps the polynomial's error where P V's rounding to bf16 hides it: with degree 3, L
+    // missed the tolerance rule by up to 3x in bf16 (tests/attention_forward.rs).
+    template <class T>
     __device__ __forceinline__ float sigmoid_in_tile(float acc, int nt) const {
         constexpr int kEvery = kRcpEvery > 0 ? kRcpEvery : 1;
-        return kRcpEvery > 0 && nt % kEvery == 0 ? sigmoid_rcp(acc) : sigmoid(acc);
+        if (kRcpEvery > 0 && nt % kEvery == 0) return sigmoid_rcp(acc);
+        return sigmoid_scaled<T::kBf16 && !kNormalized ? 3 : 4>(acc, scale_log2);
     }
 
     template <int MT>
@@ -317,14 +341,14 @@ struct sigmoid_policy {
 #pragma unroll
         for (int mt = 0; mt < MT; ++mt) st.l[mt][0] = st.l[mt][1] = 0.f;
     }
-    template <bool kMask, int MT, int NT, int NO, class MaskFn>
+    template <bool kMask, class T, int MT, int NT, int NO, class MaskFn>
     __device__ __forceinline__ void apply(state<MT>& st, float (&s)[MT][NT][4], float (&)[MT][NO][4],
                                           MaskFn&& mask) const {
         float corr[MT][2];
-        apply_deferred<kMask>(st, s, corr, mask);
+        apply_deferred<kMask, T>(st, s, corr, mask);
     }
     // o is never rescaled
-    template <bool kMask, int MT, int NT, class MaskFn>
+    template <bool kMask, class T, int MT, int NT, class MaskFn>
     __device__ __forceinline__ bool apply_deferred(state<MT>& st, float (&s)[MT][NT][4], float (&)[MT][2],
                                                    MaskFn&& mask) const {
 #pragma unroll
@@ -332,7 +356,7 @@ struct sigmoid_policy {
 #pragma unroll
             for (int nt = 0; nt < NT; ++nt)
 #pragma unroll
-                for (int e = 0; e < 4; ++e) s[mt][nt][e] = sigmoid_in_tile(s[mt][nt][e], nt);
+                for (int e = 0; e < 4; ++e) s[mt][nt][e] = sigmoid_in_tile<T>(s[mt][nt][e], nt);
         if (kMask) mask(s, 0.f);
         if (kNormalized) {
 #pragma unroll
@@ -375,8 +399,12 @@ struct sigmoid_policy {
         return kRcpEvery > 0 ? sigmoid_rcp(s) : sigmoid(s);
     }
     __device__ __forceinline__ float dv_weight(float a, float stat) const { return kNormalized ? a * stat : a; }
+    // a (1 - a) as fmaf(-a, a, a): one rounding (the product had one or two) and one instruction
+    // fewer per score (the sigmoid backward's loop, sm_90a bf16: hd 128 1193 -> 1177, the wgmma
+    // one 1356 -> 1324). The normalized sigmoid keeps the product: with the FMA ptxas spilled
+    // 4 to 16 bytes at hd 128.
     __device__ __forceinline__ float grad(float a, float dp, float d, float stat) const {
-        return kNormalized ? a * (1.f - a) * (dp - d) * stat : a * (1.f - a) * dp;
+        return kNormalized ? a * (1.f - a) * (dp - d) * stat : fmaf(-a, a, a) * dp;
     }
 };
 

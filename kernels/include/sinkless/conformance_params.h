@@ -149,7 +149,8 @@ typedef struct {
     float* ex2;          /* [n]: ex2_approx(in[i]) */
     float* tanh;         /* [n]: tanh_approx(in[i]) */
     float* rcp;          /* [n]: rcp_approx(in[i]) */
-    float* sigmoid;      /* [n]: sigmoid_scaled(in[i], log2(e)), the attention kernels' sigmoid */
+    float* sigmoid;      /* [n]: sigmoid_scaled<4>(in[i], log2(e)), the attention kernels' sigmoid */
+    float* sigmoid3;     /* [n]: sigmoid_scaled<3>(in[i], log2(e)), the sigmoid's bf16 forward's */
     uint16_t* f16;       /* [n]: f32_to_f16(in[i]) */
     uint16_t* bf16;      /* [n]: f32_to_bf16(in[i]) */
     uint32_t* f16x2;     /* [n]: pack_f16x2(in[i], in[n - 1 - i]) */
