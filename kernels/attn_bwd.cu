@@ -619,11 +619,12 @@ __device__ __forceinline__ void attn_bwd_dq_body(const sinkless_attn_bwd_params&
     double_buffered<tr::kWgmma>(
         n_end - n_begin,
         [&](int i, int stage) {
+            // from the sequence's first row, as the forward's K and V (fwd_traits::kKvFromSeqStart)
             const int n0 = (n_begin + i) * tr::kBlockN;
-            load_rows_async<kThreads>(kv_tile{k_base + stage * kv_tile::kElems}, k + n0 * p.k_row_stride,
-                                      p.k_row_stride, sb.sk - n0, p.head_dim, tid);
-            load_rows_async<kThreads>(kv_tile{v_base + stage * kv_tile::kElems}, v + n0 * p.v_row_stride,
-                                      p.v_row_stride, sb.sk - n0, p.head_dim, tid);
+            load_rows_async_at<kThreads>(kv_tile{k_base + stage * kv_tile::kElems}, k, p.k_row_stride, n0, sb.sk,
+                                         p.head_dim, tid);
+            load_rows_async_at<kThreads>(kv_tile{v_base + stage * kv_tile::kElems}, v, p.v_row_stride, n0, sb.sk,
+                                         p.head_dim, tid);
         },
         [&](int i, int stage) {
             const int n0 = (n_begin + i) * tr::kBlockN;

@@ -706,3 +706,25 @@ pub(crate) fn attn_backward(
     }
     Ok(launches)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `load_rows_async` (gmem.cuh) tests the columns of a row's last 128-byte block alone at
+    /// hd 192 and 256: it relies on a head dim leaving less than 64 columns of its bucket unused.
+    #[test]
+    fn bucket_padding_stays_in_the_last_block() {
+        for head_dim in (8..=256).step_by(8) {
+            let b = bucket(head_dim);
+            assert!(b >= head_dim, "hd {head_dim} in bucket {b}");
+            if b % 64 == 0 {
+                assert!(
+                    b - head_dim < 64,
+                    "hd {head_dim} pads bucket {b} past its last 64 columns"
+                );
+            }
+        }
+        assert_eq!(bucket_of(264), None);
+    }
+}
