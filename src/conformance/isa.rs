@@ -191,8 +191,8 @@ pub(super) fn tanh_close(got: f32, exact: f64, rel: f64) -> bool {
 /// 2 ulp and the last rounding add (under 5e-7), within 2^-14.
 pub(super) const SIGMOID_REL: f64 = 6.103515625e-5; // 2^-14
 
-/// The same for the fit of the sigmoid's bf16 forward (`sigmoid_scaled<3>`): 2^-11.46 (3.554e-4) plus under
-/// 5e-7, within 3.6e-4 (2^-11.44).
+/// The same for the fit of the sigmoid's bf16 forward (`sigmoid_scaled<3>`): 2^-11.46
+/// (3.554e-4) plus under 5e-7, within 3.6e-4 (2^-11.44).
 pub(super) const SIGMOID3_REL: f64 = 3.6e-4;
 
 /// The bound of the fit of this degree (3 or 4).

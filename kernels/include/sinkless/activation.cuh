@@ -58,7 +58,7 @@ __device__ __forceinline__ float reciprocal(float x) { return reciprocal_from_lo
 // (minimax, coefficients rounded to f32) so that r's relative error is least over [0, 1] with
 // r(0) = 1 exactly. Two fits, errors measured in f32 arithmetic over 4M points of x in [-87, 90]:
 //   kDegree 4: 2^-14.04 at most, eight times below f16's rounding of p (2^-11) and 64 times below
-//     bf16's (2^-8). Everywhere but the bf16 forward.
+//     bf16's (2^-8). Everywhere but the plain sigmoid's bf16 forward.
 //   kDegree 3: 2^-11.46 at most, 11 times below bf16's rounding, one FFMA fewer per score. The
 //     plain sigmoid's bf16 forward, whose only use of p is the bf16 operand of P V: 64
 //     instructions a step fewer per thread at hd 128 (SASS, sm_90a, both mask branches of the
@@ -162,7 +162,7 @@ struct softmax_policy {
     // apply() does it all; the wgmma forward, whose o is still being accumulated by the tensor
     // core while the next scores are turned into probabilities, splits it: apply_deferred() moves
     // m and l and returns whether o needs rescale(corr) once the product in flight is done.
-    // T, the element type's traits, is the sigmoids' (their forward's fit depends on it).
+    // T, the element type's traits, is for the sigmoids, whose forward picks its fit by it.
     static constexpr float kRescaleSlack = 8.f;
     template <bool kMask, class T, int MT, int NT, int NO, class MaskFn>
     __device__ __forceinline__ void apply(state<MT>& st, float (&s)[MT][NT][4], float (&o)[MT][NO][4],
