@@ -90,22 +90,22 @@ __device__ __forceinline__ void copy_rows_async(const Tile& t, const Plan& plan,
             ptx::cp_async_16(t.base + plan.smem_offset(i), full ? g : fallback, full);
             g += step;
         }
-        return;
-    }
+    } else {
 #pragma unroll
-    for (int i = 0; i < Plan::kPasses; ++i) {
-        const bool row_ok = i * Plan::kRowsPerPass < rows_left;
-        const uint16_t* row = row_ok ? g : fallback;
+        for (int i = 0; i < Plan::kPasses; ++i) {
+            const bool row_ok = i * Plan::kRowsPerPass < rows_left;
+            const uint16_t* row = row_ok ? g : fallback;
 #pragma unroll
-        for (int j = 0; j < Plan::kSpan; ++j) {
-            // the first kSpan - 1 blocks are inside the head dim (see above): only the row counts
-            const bool full = row_ok && (j + 1 < Plan::kSpan || plan.col_ok(j, cols_valid));
-            const uint16_t* a = j + 1 < Plan::kSpan ? row + j * Plan::kSpanGmem
-                                : full              ? g + j * Plan::kSpanGmem
-                                                    : fallback;
-            ptx::cp_async_16(t.base + plan.smem_offset(i, j), a, full);
+            for (int j = 0; j < Plan::kSpan; ++j) {
+                // the first kSpan - 1 blocks are inside the head dim (see above): only the row counts
+                const bool full = row_ok && (j + 1 < Plan::kSpan || plan.col_ok(j, cols_valid));
+                const uint16_t* a = j + 1 < Plan::kSpan ? row + j * Plan::kSpanGmem
+                                    : full              ? g + j * Plan::kSpanGmem
+                                                        : fallback;
+                ptx::cp_async_16(t.base + plan.smem_offset(i, j), a, full);
+            }
+            g += step;
         }
-        g += step;
     }
 }
 
