@@ -309,17 +309,32 @@ __device__ __forceinline__ void attn_fwd_body(const P& pp) {
     const uint16_t* v = static_cast<const uint16_t*>(p.v) +
                         row_offset(p, b, p.v_batch_stride, p.v_row_stride, p.v_head_stride, sb.k_start, 0, hk);
 
-    // Step i works on key tile n_end - 1 - i: the last (most often partly masked) first.
-    auto load_kv = [&](const kv_tile& t, const uint16_t* seq, int64_t row_stride, int i) {
+    // Step i works on key tile n_end - 1 - i: the last (most often partly masked) first. Only
+    // that one may reach past the sequence, so the copies of steps i > 0 may skip the row test
+    // (whole: i > 0, folded away where the loop knows it). All of them do but V's of the one-
+    // stage loop, which copies step 0's V inside the loop: there the untested copy would have
+    // both forms in the loop, and moving step 0's V before it made ptxas spill the sigmoids at
+    // hd 128 (8 bytes).
+    auto load_kv = [&](const kv_tile& t, const uint16_t* seq, int64_t row_stride, int i, bool whole) {
         const int n0 = (n_end - 1 - i) * tr::kBlockN;
         if constexpr (tr::kKvFromSeqStart) {
-            load_rows_async_at<kThreads>(t, seq, row_stride, n0, sb.sk, p.head_dim, tid);
+            if (whole) {
+                load_rows_async_at<kThreads, true>(t, seq, row_stride, n0, sb.sk, p.head_dim, tid);
+            } else {
+                load_rows_async_at<kThreads>(t, seq, row_stride, n0, sb.sk, p.head_dim, tid);
+            }
+        } else if (whole) {
+            load_rows_async<kThreads, true>(t, seq + n0 * row_stride, row_stride, sb.sk - n0, p.head_dim, tid);
         } else {
             load_rows_async<kThreads>(t, seq + n0 * row_stride, row_stride, sb.sk - n0, p.head_dim, tid);
         }
     };
-    auto load_k = [&](int i, int stage) { load_kv(kv_tile{k_base + stage * kv_tile::kElems}, k, p.k_row_stride, i); };
-    auto load_v = [&](int i, int stage) { load_kv(kv_tile{v_base + stage * kv_tile::kElems}, v, p.v_row_stride, i); };
+    auto load_k = [&](int i, int stage) {
+        load_kv(kv_tile{k_base + stage * kv_tile::kElems}, k, p.k_row_stride, i, i > 0);
+    };
+    auto load_v = [&](int i, int stage) {
+        load_kv(kv_tile{v_base + stage * kv_tile::kElems}, v, p.v_row_stride, i, tr::kKvStages == 2 && i > 0);
+    };
     const Act act(p, h, sb.sk);
     typename Act::template state<MT> st;
     act.init(st, lane);

@@ -114,6 +114,7 @@ struct softmax_policy {
     static constexpr bool kQkTestAtHd128 = true;        // see fwd_traits
     static constexpr bool kDvRowTestFromHd128 = false;  // see bwd_traits
     static constexpr bool kDqKeyTestAtHd128 = false;    // see bwd_traits
+    static constexpr bool kQRowTestAtHd128 = false;     // see bwd_traits
 
     float scale_log2;
     float sink_log2;  // -inf without a sink
@@ -295,6 +296,7 @@ struct sigmoid_policy {
     static constexpr bool kQkTestAtHd128 = false;           // see fwd_traits
     static constexpr bool kDvRowTestFromHd128 = true;       // see bwd_traits
     static constexpr bool kDqKeyTestAtHd128 = kNormalized;  // see bwd_traits
+    static constexpr bool kQRowTestAtHd128 = kNormalized;   // see bwd_traits
 
     float scale_log2;  // scale * log2(e)
     float inv_scale;
