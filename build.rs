@@ -26,6 +26,8 @@ mod cache;
 mod instances;
 #[path = "build/nvcc.rs"]
 mod nvcc;
+#[path = "build/sass.rs"]
+mod sass;
 #[path = "build/sim.rs"]
 mod sim;
 

@@ -12,6 +12,7 @@
 
 use crate::cache::{headers_hash, Fnv};
 use crate::instances::Instance;
+use crate::sass;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -330,8 +331,9 @@ struct Row {
     spill_loads: u64,
     wgmma_fixups: u64,
     classes: BTreeMap<&'static str, u64>,
-    /// Instructions of the longest loop: the widest backward branch, its own line included.
-    longest_loop: u64,
+    /// The main loop (sass::main_loop): every instruction of it, and the fewest a step runs.
+    loop_span: u64,
+    loop_path: u64,
 }
 
 /// Whether a ptxas line says it patched or serialised the kernel's wgmma products: it injects
@@ -409,18 +411,31 @@ fn report(table: &[Instance], archs: &[String], ptxas: &str, sass: Option<&str>)
     if let Some(sass) = sass {
         let mut arch = String::new();
         let mut func: Option<String> = None;
+        let mut body: Vec<sass::Instr> = Vec::new();
+        // the function's main loop, once all of its instructions are read
+        let measure = |rows: &mut BTreeMap<(String, String), Row>,
+                       func: &Option<String>,
+                       arch: &str,
+                       body: &mut Vec<sass::Instr>| {
+            if let (Some(f), Some((span, path))) = (func, sass::main_loop(body)) {
+                let row = rows.entry((f.clone(), arch.to_string())).or_default();
+                row.loop_span = span;
+                row.loop_path = path;
+            }
+            body.clear();
+        };
         for line in sass.lines() {
             let t = line.trim();
             if let Some(a) = t.strip_prefix("arch = ") {
+                measure(&mut rows, &func, &arch, &mut body);
+                func = None;
                 arch = a.trim().to_string();
             } else if let Some(f) = t.strip_prefix("Function : ") {
+                measure(&mut rows, &func, &arch, &mut body);
                 func = Some(f.trim().to_string());
             } else if let Some(f) = &func {
-                if let Some(n) = backward_branch_span(t) {
-                    let row = rows.entry((f.clone(), arch.clone())).or_default();
-                    row.longest_loop = row.longest_loop.max(n);
-                }
-                if let Some(op) = sass_opcode(t) {
+                body.extend(sass::instr(t));
+                if let Some(op) = sass::sass_opcode(t) {
                     if let Some(class) = CLASSES
                         .iter()
                         .find(|c| op == **c || op.starts_with(&format!("{c}.")))
@@ -431,6 +446,7 @@ fn report(table: &[Instance], archs: &[String], ptxas: &str, sass: Option<&str>)
                 }
             }
         }
+        measure(&mut rows, &func, &arch, &mut body);
     }
     let mut s = String::from(
         "kernel\ttarget\tregisters\tsmem_static\tstack\tspill_stores\tspill_loads\texpect\twgmma_fixups",
@@ -438,7 +454,7 @@ fn report(table: &[Instance], archs: &[String], ptxas: &str, sass: Option<&str>)
     for c in CLASSES {
         write!(s, "\t{c}").unwrap();
     }
-    s.push_str("\tloop\n");
+    s.push_str("\tloop\tpath\n");
     for inst in table {
         for a in archs {
             let target = format!("sm_{a}");
@@ -476,41 +492,11 @@ fn report(table: &[Instance], archs: &[String], ptxas: &str, sass: Option<&str>)
                 .unwrap();
             }
             if sass.is_some() {
-                writeln!(s, "\t{}", row.longest_loop).unwrap();
+                writeln!(s, "\t{}\t{}", row.loop_span, row.loop_path).unwrap();
             } else {
-                s.push_str("\t?\n");
+                s.push_str("\t?\t?\n");
             }
         }
     }
     s
-}
-
-/// For a branch to an earlier address, such as `/*9d30*/  @!P0 BRA 0x1fa0 ;`, the instructions
-/// from its target to itself (16 bytes each on sm_80 and sm_90): the body of a loop. The widest
-/// one of a kernel is its main loop, whose length per step is what the issue slots pay.
-fn backward_branch_span(line: &str) -> Option<u64> {
-    let (at, text) = sass_line(line)?;
-    let at = u64::from_str_radix(at, 16).ok()?;
-    let (_, operands) = text.split_once("BRA ")?;
-    let to = operands.trim_start().strip_prefix("0x")?;
-    let to = u64::from_str_radix(to.split(|c: char| !c.is_ascii_hexdigit()).next()?, 16).ok()?;
-    (to <= at).then(|| (at - to) / 16 + 1)
-}
-
-/// A SASS line such as `/*0120*/  @!P0 HMMA.16816.F32 R4, ... ;` split into its address (`0120`)
-/// and the instruction after it.
-fn sass_line(line: &str) -> Option<(&str, &str)> {
-    let (at, text) = line.strip_prefix("/*")?.split_once("*/")?;
-    Some((at.trim(), text.trim_start()))
-}
-
-/// The opcode of a SASS line such as `/*0120*/  @!P0 HMMA.16816.F32 R4, ... ;`.
-fn sass_opcode(line: &str) -> Option<&str> {
-    let mut words = sass_line(line)?.1.split_whitespace();
-    let first = words.next()?;
-    if first.starts_with('@') {
-        words.next()
-    } else {
-        Some(first)
-    }
 }

@@ -32,9 +32,11 @@ pub struct KernelRow {
     /// follow the products, and they no longer overlap the code around them; or that it ignored
     /// a `setmaxnreg` (the warpgroups keep the entry budget of registers).
     pub wgmma_fixups: u32,
-    /// Counts of SASS instruction classes, then `loop`: the instructions of the kernel's longest
-    /// loop (its widest backward branch), which for the attention kernels is one step of the
-    /// main loop, every branch of it included. `None` where the SASS could not be read.
+    /// Counts of SASS instruction classes, then `loop` and `path`: the instructions of the
+    /// kernel's longest loop (its widest backward branch), which for the attention kernels is one
+    /// step of the main loop, every branch of it included, and the fewest of them one trip
+    /// around runs (the usual step: no mask, no rescale, no tail). `None` where the SASS could
+    /// not be read.
     pub sass: Option<Vec<(String, u32)>>,
 }
 
@@ -188,6 +190,11 @@ impl fmt::Display for KernelReport {
     }
 }
 
+// build.rs's SASS reader, compiled here too for its tests
+#[cfg(test)]
+#[path = "../build/sass.rs"]
+mod sass;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,6 +218,123 @@ mod tests {
             "k_patched (sm_90a): ptxas patched or serialised its wgmma products or ignored a \
              setmaxnreg 2 times"
         ));
+    }
+
+    /// A loop as cuobjdump prints one: 0x10 is its head, 0xd0 its back edge. The masked side
+    /// (0x40..0x70) is longer than the unmasked one (0x80), a predicated EXIT and a call fall
+    /// through, an inner loop (0x90 <- 0xa0) is left at once, and the next step's copy (0xc0) is
+    /// skipped by the last step only. After the function's end, a wait's retry loop (0x100 <-
+    /// 0x110) jumps back into the loop (0x120 -> 0x20): wider, but no loop.
+    const LOOP: &str = "\
+        /*0000*/                   MOV R1, c[0x0][0x28] ;\n\
+        /*0010*/                   HMMA.16816.F32.BF16 R4, R8, R12, R4 ;\n\
+        /*0020*/                   ISETP.GE.AND P0, PT, R2, 0x40, PT ;\n\
+        /*0030*/               @P0 BRA 0x80 ;\n\
+        /*0040*/                   FSEL R4, R4, -INF , P1 ;\n\
+        /*0050*/               @P2 EXIT ;\n\
+        /*0060*/                   CALL.REL.NOINC 0x200 ;\n\
+        /*0070*/                   BRA 0x90 ;\n\
+        /*0080*/                   MUFU.EX2 R4, R4 ;\n\
+        /*0090*/                   IADD3 R2, R2, 0x1, RZ ;\n\
+        /*00a0*/              @!P3 BRA 0x90 ;\n\
+        /*00b0*/              @!P5 BRA 0xd0 ;\n\
+        /*00c0*/                   LDGSTS.E.BYPASS.128 [R3], desc[UR4][R4.64] ;\n\
+        /*00d0*/               @P4 BRA 0x10 ;\n\
+        /*00e0*/                   EXIT ;\n\
+        /*00f0*/                   BRA 0xf0;\n\
+        /*0100*/                   SYNCS.PHASECHK.TRANS64.TRYWAIT P0, [UR4], R2 ;\n\
+        /*0110*/              @!P0 BRA 0x100 ;\n\
+        /*0120*/                   BRA 0x20 ;\n";
+
+    #[test]
+    fn the_main_loop_is_the_widest_backward_branch_and_its_path_the_usual_way_around() {
+        let body: Vec<sass::Instr> = LOOP.lines().filter_map(|l| sass::instr(l.trim())).collect();
+        assert_eq!(body.len(), 19);
+        // span: 0x10..=0xd0; path: 0x10, 0x20, 0x30, 0x80, 0x90, 0xa0, 0xb0, 0xc0, 0xd0
+        assert_eq!(sass::main_loop(&body), Some((13, 9)));
+        let edit =
+            |f: &dyn Fn(sass::Instr) -> sass::Instr| body.iter().map(|&i| f(i)).collect::<Vec<_>>();
+        // without the short side the path runs through the masked one
+        let long = edit(&|i| match i.flow {
+            sass::Flow::Either(0x80) => sass::Instr {
+                flow: sass::Flow::Next,
+                ..i
+            },
+            _ => i,
+        });
+        assert_eq!(sass::main_loop(&long), Some((13, 12)));
+        // were the copy no work the shortest way would skip it
+        let no_work = edit(&|i| sass::Instr { work: false, ..i });
+        assert_eq!(sass::main_loop(&no_work), Some((13, 8)));
+        // a loop closed by a jump always taken (sm_80) is the same loop
+        let jump = edit(&|i| match i.flow {
+            sass::Flow::Either(0x10) => sass::Instr {
+                flow: sass::Flow::Jump(0x10),
+                ..i
+            },
+            _ => i,
+        });
+        assert_eq!(sass::main_loop(&jump), Some((13, 9)));
+        assert_eq!(sass::main_loop(&body[..3]), None);
+    }
+
+    #[test]
+    fn sass_lines_give_their_opcode_and_flow() {
+        let line = "/*9d30*/  @!P0 BRA 0x1fa0 ;";
+        assert_eq!(sass::sass_line(line), Some(("9d30", "@!P0 BRA 0x1fa0 ;")));
+        assert_eq!(sass::sass_opcode(line), Some("BRA"));
+        assert_eq!(
+            sass::sass_opcode("/*0010*/  HMMA.16816.F32 R4, R8 ;"),
+            Some("HMMA.16816.F32")
+        );
+        let flow = |l: &str| sass::instr(l).map(|i| i.flow);
+        assert_eq!(flow(line), Some(sass::Flow::Either(0x1fa0)));
+        assert_eq!(flow("/*0010*/  BRA 0x40 ;"), Some(sass::Flow::Jump(0x40)));
+        assert_eq!(
+            flow("/*0010*/  @PT BRA 0x40 ;"),
+            Some(sass::Flow::Jump(0x40))
+        );
+        assert_eq!(
+            flow("/*0010*/  BRA.DIV ~URZ, 0x40 ;"),
+            Some(sass::Flow::Either(0x40))
+        );
+        assert_eq!(
+            flow("/*0010*/  @P0 BRA.U.ANY 0x40 ;"),
+            Some(sass::Flow::Either(0x40))
+        );
+        assert_eq!(
+            flow("/*0010*/  @P1 CALL.REL.NOINC 0x6920 ;"),
+            Some(sass::Flow::Either(0x6920))
+        );
+        assert_eq!(
+            flow("/*0010*/  CALL.REL.NOINC 0x200 ;"),
+            Some(sass::Flow::Next)
+        );
+        assert_eq!(flow("/*0010*/  EXIT ;"), Some(sass::Flow::Stop));
+        assert_eq!(
+            flow("/*0010*/  RET.ABS.NODEC R20 0x0 ;"),
+            Some(sass::Flow::Stop)
+        );
+        assert_eq!(flow("/*0010*/  @!P1 EXIT ;"), Some(sass::Flow::Next));
+        assert_eq!(flow("        Function : k"), None);
+        let work = |l: &str| sass::instr(l).map(|i| i.work);
+        assert_eq!(
+            work("/*0010*/  @P1 LDGSTS.E.BYPASS.128 [R3], desc[UR4][R4.64] ;"),
+            Some(true)
+        );
+        assert_eq!(work("/*0010*/  UTMALDG.2D [UR8], [UR4] ;"), Some(true));
+        assert_eq!(
+            work("/*0010*/  HGMMA.64x128x16.F32.BF16 R24, gdesc[UR4], R24 ;"),
+            Some(true)
+        );
+        assert_eq!(
+            work("/*0010*/  HMMA.16816.F32.BF16 R4, R8, R12, R4 ;"),
+            Some(true)
+        );
+        assert_eq!(
+            work("/*0010*/  LDG.E.128 R4, desc[UR4][R2.64] ;"),
+            Some(false)
+        );
     }
 
     #[test]
