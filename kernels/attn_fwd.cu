@@ -167,6 +167,13 @@ struct fwd_traits {
     static constexpr bool kKvFromSeqStart =
         kWgmma || !((kHD == 128 && kBlockN == 64 && ((kTall && kQkStepsPerTest == kHD / 16) || kKvStages == 2)) ||
                     (kHD == 64 && kBlockN == 128));
+    // V's copies skip the row test after step 0 (attn_fwd_body). The one-stage loop issues step
+    // 0's copy in the loop too, so there both forms sit in it behind a branch: the usual step 20
+    // to 30 instructions shorter all the same (sm_90a, bf16: softmax hd 128 899 -> 878, hd 256
+    // 754 -> 728, sigmoid hd 256 878 -> 847), except where ptxas then spills: hd 128 on 128 x 64
+    // tiles with the whole Q K^T (the sigmoids, 16 bytes), which test every V copy.
+    static constexpr bool kWholeV =
+        kKvStages == 2 || !(kHD == 128 && kBlockN == 64 && kTall && kQkStepsPerTest == kHD / 16);
     static_assert(!kOverlap || kKvStages == 2, "the overlapped loop has two K and two V buffers");
     using q_tile = smem_tile<kBlockM, kHD>;
     using kv_tile = smem_tile<kBlockN, kHD>;
@@ -310,11 +317,8 @@ __device__ __forceinline__ void attn_fwd_body(const P& pp) {
                         row_offset(p, b, p.v_batch_stride, p.v_row_stride, p.v_head_stride, sb.k_start, 0, hk);
 
     // Step i works on key tile n_end - 1 - i: the last (most often partly masked) first. Only
-    // that one may reach past the sequence, so the copies of steps i > 0 may skip the row test
-    // (whole: i > 0, folded away where the loop knows it). All of them do but V's of the one-
-    // stage loop, which copies step 0's V inside the loop: there the untested copy would have
-    // both forms in the loop, and moving step 0's V before it made ptxas spill the sigmoids at
-    // hd 128 (8 bytes).
+    // that one may reach past the sequence, so the copies of steps i > 0 skip the row test
+    // (whole: i > 0, folded away where the loop knows it; for V see fwd_traits::kWholeV).
     auto load_kv = [&](const kv_tile& t, const uint16_t* seq, int64_t row_stride, int i, bool whole) {
         const int n0 = (n_end - 1 - i) * tr::kBlockN;
         if constexpr (tr::kKvFromSeqStart) {
@@ -333,7 +337,7 @@ __device__ __forceinline__ void attn_fwd_body(const P& pp) {
         load_kv(kv_tile{k_base + stage * kv_tile::kElems}, k, p.k_row_stride, i, i > 0);
     };
     auto load_v = [&](int i, int stage) {
-        load_kv(kv_tile{v_base + stage * kv_tile::kElems}, v, p.v_row_stride, i, tr::kKvStages == 2 && i > 0);
+        load_kv(kv_tile{v_base + stage * kv_tile::kElems}, v, p.v_row_stride, i, tr::kWholeV && i > 0);
     };
     const Act act(p, h, sb.sk);
     typename Act::template state<MT> st;
