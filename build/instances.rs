@@ -177,7 +177,7 @@ const HEAD_DIMS: [usize; 6] = [32, 64, 96, 128, 192, 256];
 
 /// The conformance kernels: name, body, params type, threads per block, SASS they must hold.
 #[allow(clippy::type_complexity)]
-const CONFORMANCE: [(&str, &str, &str, u32, &[&str]); 13] = [
+const CONFORMANCE: [(&str, &str, &str, u32, &[&str]); 14] = [
     (
         "index",
         "conf_index",
@@ -257,6 +257,7 @@ const CONFORMANCE: [(&str, &str, &str, u32, &[&str]); 13] = [
         128,
         &[],
     ),
+    ("spin", "conf_spin", "sinkless_conf_spin_params", 32, &[]),
 ];
 
 /// A forward instantiation: element type `ty`, activation `policy`, head-dim bucket `hd`, tiles

@@ -23,6 +23,8 @@
 //                   the attention kernels' two sigmoids (activation.cuh), each within its bound
 //   conf_widen      f16/bf16 -> f32
 //   conf_atomic     atomicAdd(float*) and red_add_f32x2 across blocks
+//   conf_spin       not a conformance check: a kernel that runs until the host releases it,
+//                   for the GPU tests of the wait with a deadline (GPU only)
 // The planted-bug variants (plant != 0) exist to prove the emulator catches missing barriers,
 // missing cp.async and mbarrier waits and deadlocks; they must never run on a GPU.
 #pragma once
@@ -262,6 +264,16 @@ __device__ __forceinline__ void conf_atomic(const sinkless_conf_atomic_params& p
     atomicAdd(&p.sums[(blockIdx.x + threadIdx.x) % p.nsums], float(1 + threadIdx.x % 3));
     const uint32_t j = (blockIdx.x + 2 * threadIdx.x) % p.npairs;
     ptx::red_add_f32x2(&p.pairs[2 * j], float(1 + threadIdx.x % 3), float(1 + threadIdx.x % 5));
+}
+
+// Spins on a volatile load (ld.volatile.global: every read goes to memory, so the host's write
+// is seen) until the host writes a non-zero release.
+__device__ __forceinline__ void conf_spin(const sinkless_conf_spin_params& p) {
+    if (threadIdx.x != 0 || blockIdx.x != 0) return;
+    const volatile uint32_t* release = p.release;
+    while (*release == 0) {
+    }
+    *p.done = 1;
 }
 
 // One warpgroup: A [64][k] and B staged in shared memory with plain stores (then the proxy

@@ -250,6 +250,26 @@ pub enum Error {
         /// The driver's message.
         message: String,
     },
+    /// The GPU did not finish its queued work within the time a waiting call allowed
+    /// ([`CudaBackend::synchronize_within`](crate::CudaBackend::synchronize_within)): most likely
+    /// a kernel that hangs. The work stays queued, so every later call on this context waits
+    /// behind it until the process exits.
+    GpuTimeout {
+        /// How long the call waited, in milliseconds.
+        waited_ms: u64,
+        /// The first launch that had not ended, the one the rest waited behind; known when the
+        /// backend tracks its launches ([`CudaBackend::track_launches`](crate::CudaBackend::track_launches)).
+        running: Option<String>,
+        /// Every kernel launched on the stream since its last completed wait, each once, in
+        /// launch order.
+        kernels: Vec<String>,
+    },
+    /// The kernel a call needs is on this process's skip list (`SINKLESS_SKIP_KERNELS`, names
+    /// separated by commas), which the GPU run sets for kernels that hung earlier.
+    KernelSkipped {
+        /// The kernel's name.
+        kernel: String,
+    },
     /// The emulator reported a failure (bad launch, deadlock, out-of-bounds access).
     Emulator {
         /// The kernel.
@@ -347,6 +367,21 @@ impl fmt::Display for Error {
                 write!(f, "GPU compute capability {major}.{minor} is unsupported: the kernels need sm_80 or newer")
             }
             Error::Cuda { during, message } => write!(f, "CUDA error while {during}: {message}"),
+            Error::GpuTimeout { waited_ms, running, kernels } => {
+                write!(f, "the GPU had not finished after {:.1} s", *waited_ms as f64 / 1e3)?;
+                if let Some(k) = running {
+                    write!(f, "; kernel {k} did not end")?;
+                }
+                write!(
+                    f,
+                    "; kernels queued since the last wait: {} (a hang? every later call on this \
+                     context waits behind it)",
+                    if kernels.is_empty() { "none".to_string() } else { kernels.join(", ") }
+                )
+            }
+            Error::KernelSkipped { kernel } => {
+                write!(f, "kernel {kernel} skipped: SINKLESS_SKIP_KERNELS names it (it hung in an earlier run)")
+            }
             Error::Emulator { kernel, code, message } => {
                 write!(f, "emulator error {code} in {kernel}: {message}")
             }

@@ -9,6 +9,7 @@
 //! sinkless plot     TFLOP/s-versus-seqlen SVG of results files
 //! ```
 
+use sinkless::bench::cli::HUNG_STATUS;
 use sinkless::report::KernelReport;
 use sinkless::{check, CudaBackend, Emulator, Error};
 use std::process::ExitCode;
@@ -24,7 +25,8 @@ macro_rules! out {
 const USAGE: &str = "usage: sinkless <info|check|report|bench|table|plot>\n\
     \n  info     toolchain, compiled targets, driver and GPU, the kernel report\
     \n  check    run every available backend against the float64 reference\
-    \n           (--small: a sample of the cases, small enough for compute-sanitizer)\
+    \n           (--small: a sample of the cases, small enough for compute-sanitizer;\
+    \n           --gpu-only: no emulator runs, for a GPU lease; exit 3 when the GPU hung)\
     \n  report   print the kernel report; fail on spills, local memory or missing tensor-core code\
     \n  bench    [--hd N] [--seqlen N] [--causal] [--grid single|full|sparse|tiny] [--emulator] [--once]\
     \n           [--variants] [--runs N] [--warmup N] [--no-flush] [--no-throughput]\
@@ -36,7 +38,13 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("info") => info(),
-        Some("check") => run_check(args[1..].iter().any(|a| a == "--small")),
+        Some("check") => match check_options(&args[1..]) {
+            Ok(o) => run_check(o),
+            Err(bad) => {
+                eprint!("sinkless check: unknown argument {bad:?}\n{USAGE}");
+                ExitCode::from(2)
+            }
+        },
         Some("report") => report(),
         Some("bench") => sinkless::bench::cli::bench(&args[1..]),
         Some("table") => sinkless::bench::cli::table(&args[1..]),
@@ -52,9 +60,12 @@ fn main() -> ExitCode {
     }
 }
 
-/// Opens GPU 0 if there is one, saying why not otherwise.
+/// Opens GPU 0 if there is one, saying why not otherwise; its launches are tracked, so that a
+/// kernel that hangs is named alone ([`CudaBackend::track_launches`]).
 fn gpu() -> Result<CudaBackend, Error> {
-    CudaBackend::new(0)
+    let g = CudaBackend::new(0)?;
+    g.track_launches(true);
+    Ok(g)
 }
 
 fn info() -> ExitCode {
@@ -124,9 +135,25 @@ fn report() -> ExitCode {
     }
 }
 
-fn run_check(small: bool) -> ExitCode {
+fn check_options(args: &[String]) -> Result<check::RunOptions, String> {
+    let mut o = check::RunOptions::default();
+    for a in args {
+        match a.as_str() {
+            "--small" => o.small = true,
+            "--gpu-only" => o.gpu_only = true,
+            _ => return Err(a.clone()),
+        }
+    }
+    Ok(o)
+}
+
+fn run_check(options: check::RunOptions) -> ExitCode {
     let gpu = match gpu() {
         Ok(g) => Some(g),
+        Err(e) if options.gpu_only => {
+            outln!("no GPU ({e}); --gpu-only leaves nothing to check");
+            return ExitCode::FAILURE;
+        }
         Err(e) => {
             outln!("no GPU ({e}); checking on the emulator only");
             None
@@ -143,8 +170,8 @@ fn run_check(small: bool) -> ExitCode {
             failed += 1
         }
     }
-    let results = check::run_all(&emu, gpu.as_ref(), small);
     let (mut skipped, mut left_out) = (0, Vec::<String>::new());
+    let (mut passed_over, mut hung_on) = (Vec::<String>::new(), None);
     outln!(
         "{:9} {:96} {:>11} {:>11}  verdict",
         "backend",
@@ -152,54 +179,79 @@ fn run_check(small: bool) -> ExitCode {
         "max err",
         "tolerance"
     );
-    for r in results {
-        match r {
-            Ok(c) => {
-                let ok = c.passed();
-                outln!(
-                    "{:9} {:96} {:>11.3e} {:>11.3e}  {}",
-                    c.backend,
-                    c.case,
-                    c.max_err,
-                    c.tol,
-                    if ok { "ok" } else { "FAIL" }
-                );
-                if ok {
-                    passed += 1
-                } else {
-                    failed += 1
-                }
-            }
-            Err(Error::KernelNotBuilt { kernel }) => {
-                if !left_out.contains(&kernel) {
-                    left_out.push(kernel);
-                }
-                skipped += 1;
-            }
-            Err(e) => {
-                outln!("error: {e}");
-                failed += 1;
+    let complete = check::run_all(&emu, gpu.as_ref(), options, &mut |r| match r {
+        Ok(c) => {
+            let ok = c.passed();
+            outln!(
+                "{:9} {:96} {:>11.3e} {:>11.3e}  {}",
+                c.backend,
+                c.case,
+                c.max_err,
+                c.tol,
+                if ok { "ok" } else { "FAIL" }
+            );
+            if ok {
+                passed += 1
+            } else {
+                failed += 1
             }
         }
-    }
-    if skipped > 0 {
+        Err(Error::KernelNotBuilt { kernel }) => {
+            if !left_out.contains(&kernel) {
+                left_out.push(kernel);
+            }
+            skipped += 1;
+        }
+        Err(Error::KernelSkipped { kernel }) => {
+            if !passed_over.contains(&kernel) {
+                passed_over.push(kernel);
+            }
+            skipped += 1;
+        }
+        Err(e) => {
+            outln!("error: {e}");
+            if let Error::GpuTimeout {
+                running, kernels, ..
+            } = &e
+            {
+                hung_on.get_or_insert_with(|| {
+                    running.clone().map_or_else(|| kernels.clone(), |k| vec![k])
+                });
+            }
+            failed += 1;
+        }
+    });
+    if !left_out.is_empty() {
         let b = sinkless::built_kernels();
         outln!(
-            "skipped {skipped} runs: {} kernels they need are not in this build (head-dim buckets {:?}, {}): {}",
+            "skipped runs: {} kernels they need are not in this build (head-dim buckets {:?}, {}): {}",
             left_out.len(),
             b.head_dims,
             if b.variants { "kernel variants in" } else { "no kernel variant" },
             left_out.join(", ")
         );
     }
+    if !passed_over.is_empty() {
+        outln!(
+            "skipped runs: {} kernels they need are in SINKLESS_SKIP_KERNELS: {}",
+            passed_over.len(),
+            passed_over.join(", ")
+        );
+    }
     outln!(
-        "{passed} passed, {failed} failed{}",
+        "{passed} passed, {failed} failed{}{}",
         if skipped > 0 {
             format!(", {skipped} skipped")
         } else {
             String::new()
-        }
+        },
+        if complete { "" } else { ", the rest not run" }
     );
+    if let Some(kernels) = hung_on {
+        // one line for scripts (gpu-run.sh reads it): the kernels to leave out next time
+        outln!("hung kernels: {}", kernels.join(","));
+        return ExitCode::from(HUNG_STATUS);
+    }
     if failed == 0 {
         ExitCode::SUCCESS
     } else {

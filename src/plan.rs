@@ -75,6 +75,7 @@ params! {
     ConfMath => sinkless_conf_math_params,
     ConfWiden => sinkless_conf_widen_params,
     ConfAtomic => sinkless_conf_atomic_params,
+    ConfSpin => sinkless_conf_spin_params,
 }
 
 impl Params {

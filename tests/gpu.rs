@@ -16,7 +16,10 @@ use std::sync::Arc;
 
 fn gpu() -> Option<CudaBackend> {
     match CudaBackend::new(0) {
-        Ok(g) => Some(g),
+        Ok(g) => {
+            g.track_launches(true);
+            Some(g)
+        }
         Err(e) => {
             check::notice(&format!("skipped: no GPU run ({e})"));
             None
@@ -481,4 +484,97 @@ fn passes_replay_from_a_cuda_graph() {
         }
     }
     assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
+
+/// The wait with a deadline on a kernel that does not end (`conf_spin`, released by the test
+/// from a second stream): the timeout names the kernel, the backend then refuses at once, a new
+/// backend works. First, the skip list: a backend made while `SINKLESS_SKIP_KERNELS` names the
+/// kernel refuses to launch it (one test, so that no other backend reads the variable while it
+/// is set to a kernel only this test launches).
+#[test]
+fn a_kernel_that_does_not_end_stops_the_wait_and_is_named() {
+    use sinkless::conformance::queue_spin;
+    use std::time::{Duration, Instant};
+    let Some(gpu) = gpu() else { return };
+    let stream = gpu.stream().clone();
+    // made before the spin starts: a context's first extra stream may synchronise it
+    let other = stream.context().new_stream().unwrap();
+    let release = stream.alloc_zeros::<u32>(1).unwrap();
+    let mut done = stream.clone_htod(&[7u32]).unwrap();
+    let release_at = {
+        use cudarc::driver::DevicePtr;
+        release.device_ptr(&stream).0
+    };
+
+    std::env::set_var(
+        "SINKLESS_SKIP_KERNELS",
+        "sinkless_rowdot_f16, sinkless_conf_spin",
+    );
+    let skipping = CudaBackend::new(0);
+    std::env::remove_var("SINKLESS_SKIP_KERNELS");
+    assert_eq!(
+        queue_spin(&skipping.unwrap(), &release, &mut done),
+        Err(Error::KernelSkipped {
+            kernel: "sinkless_conf_spin".into()
+        })
+    );
+
+    gpu.synchronize_within(Duration::from_secs(30)).unwrap();
+    // a kernel that ends, queued first: the timeout lists both and names the spin as the one
+    // that did not end
+    let shape = Shape::dense(1, 16, 16, 2, 2, 64);
+    let x = stream.clone_htod(&vec![bf16::ONE; 16 * 2 * 64]).unwrap();
+    let mut row_dot = stream.alloc_zeros::<f32>(2 * 16).unwrap();
+    let st = Strides::contiguous(16, 2, 64);
+    let xr = TensorRef {
+        data: &x,
+        strides: st,
+    };
+    gpu.row_dot(&shape, xr, xr, &mut row_dot).unwrap();
+    queue_spin(&gpu, &release, &mut done).unwrap();
+    let start = Instant::now();
+    let timeout = gpu.synchronize_within(Duration::from_millis(300));
+    let waited = start.elapsed();
+    // the release comes before any assertion, so that a failing test leaves no kernel running
+    // SAFETY: one byte of a live allocation of 4, on a stream of its context.
+    unsafe { cudarc::driver::result::memset_d8_async(release_at, 1, 1, other.cu_stream()) }
+        .unwrap();
+    other.synchronize().unwrap();
+
+    let err = timeout.unwrap_err();
+    match &err {
+        Error::GpuTimeout {
+            waited_ms,
+            running,
+            kernels,
+        } => {
+            assert_eq!(running.as_deref(), Some("sinkless_conf_spin"));
+            assert_eq!(kernels, &["sinkless_rowdot_bf16", "sinkless_conf_spin"]);
+            assert!(*waited_ms >= 300, "waited {waited_ms} ms");
+        }
+        e => panic!("expected GpuTimeout, got {e:?}"),
+    }
+    assert!(waited < Duration::from_secs(10), "waited {waited:?}");
+    let start = Instant::now();
+    assert_eq!(
+        gpu.synchronize_within(Duration::from_secs(30)),
+        Err(err.clone())
+    );
+    assert_eq!(queue_spin(&gpu, &release, &mut done), Err(err.clone()));
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "refused only after {:?}",
+        start.elapsed()
+    );
+    assert_eq!(gpu.timed_out(), Some(err));
+
+    stream.synchronize().unwrap();
+    assert_eq!(
+        stream.clone_dtoh(&done).unwrap(),
+        vec![1],
+        "the kernel never saw its release"
+    );
+    let fresh = CudaBackend::new(0).unwrap();
+    assert_eq!(fresh.timed_out(), None);
+    assert_eq!(fresh.synchronize_within(Duration::from_secs(30)), Ok(()));
 }

@@ -19,6 +19,7 @@
 //! ```
 
 use super::recent::Recent;
+use super::watch;
 use crate::attention::{
     check_backward, check_forward, check_forward_inputs, workspace_layout, BackwardInputs,
     BackwardOutputs, ForwardInputs, ForwardOutputs, Lens,
@@ -30,8 +31,8 @@ use crate::plan::{self, Addr, BackwardAddrs, ForwardAddrs, Launch, WorkspaceLayo
 use crate::tensor::{check_shape, Dims, Shape, TensorRef};
 use cudarc::driver::sys::CUdevice_attribute;
 use cudarc::driver::{
-    CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DevicePtr, DevicePtrMut,
-    DeviceRepr, DeviceSlice, DriverError, LaunchConfig,
+    CudaContext, CudaEvent, CudaFunction, CudaModule, CudaSlice, CudaStream, DevicePtr,
+    DevicePtrMut, DeviceRepr, DeviceSlice, DriverError, LaunchConfig,
 };
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -104,6 +105,16 @@ pub struct CudaBackend {
     max_smem_optin: usize,
     /// Device copies of recent `cu_seqlens`, uploaded on `stream` and never written again.
     cu_seqlens: Mutex<Recent<Arc<CudaSlice<i32>>>>,
+    /// The launches on `stream` since the last completed [`synchronize_within`]
+    /// (Self::synchronize_within): what a timeout names.
+    queued: Mutex<watch::Launches<CudaEvent>>,
+    /// Kernels this process does not launch (`SINKLESS_SKIP_KERNELS`, read at [`new`](Self::new)).
+    skip: Arc<Vec<String>>,
+    /// The first [`Error::GpuTimeout`] of this context, if any: every later launch and wait fails
+    /// with it at once rather than queue behind the hung work.
+    hung: Arc<Mutex<Option<Error>>>,
+    /// Whether each launch records an event ([`track_launches`](Self::track_launches)).
+    track: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for CudaBackend {
@@ -151,6 +162,10 @@ impl CudaBackend {
             compute_capability: (major, minor),
             max_smem_optin: usize::try_from(optin).unwrap_or(0),
             cu_seqlens: Mutex::new(Recent::new(CU_SEQLENS_KEPT)),
+            queued: Mutex::new(watch::Launches::default()),
+            skip: Arc::new(watch::skip_list_from_env()),
+            hung: Arc::new(Mutex::new(None)),
+            track: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -179,12 +194,79 @@ impl CudaBackend {
             compute_capability: self.compute_capability,
             max_smem_optin: self.max_smem_optin,
             cu_seqlens: Mutex::new(Recent::new(CU_SEQLENS_KEPT)),
+            queued: Mutex::new(watch::Launches::default()),
+            skip: self.skip.clone(),
+            hung: self.hung.clone(),
+            track: std::sync::atomic::AtomicBool::new(
+                self.track.load(std::sync::atomic::Ordering::Relaxed),
+            ),
         })
     }
 
     /// The stream every operation is queued on; allocate and copy buffers through it.
     pub fn stream(&self) -> &Arc<CudaStream> {
         &self.stream
+    }
+
+    /// Waits until the work queued on [`stream`](Self::stream) so far has finished, for at most
+    /// `limit`: what the checks and benchmarks call instead of a plain synchronize, so that a
+    /// kernel that hangs ends them with its name. [`sync_limit`](crate::backend::watch::sync_limit)
+    /// is their limit (`SINKLESS_SYNC_TIMEOUT_S`, 30 s by default).
+    ///
+    /// # Errors
+    /// [`Error::GpuTimeout`] naming the kernels launched since the last wait that returned `Ok`,
+    /// and, with [`track_launches`](Self::track_launches) on, the one that did not end (the work
+    /// stays queued: the context is of no further use to this process, and every
+    /// later launch or wait of this backend and those made from it by
+    /// [`on_stream`](Self::on_stream) returns the same error at once);
+    /// [`Error::Cuda`] for an error of the queued work or of the event.
+    pub fn synchronize_within(&self, limit: std::time::Duration) -> Result<()> {
+        self.check_not_hung()?;
+        let start = std::time::Instant::now();
+        let event = self
+            .stream
+            .record_event(None)
+            .map_err(cuda_err("recording an event to wait for"))?;
+        let done = watch::poll_until(limit, || {
+            event
+                .try_is_complete()
+                .map_err(cuda_err("waiting for the queued work"))
+        })?;
+        let mut queued = self.queued.lock().unwrap_or_else(|e| e.into_inner());
+        if done {
+            queued.clear();
+            return Ok(());
+        }
+        let running = queued.first_unfinished(|e| e.try_is_complete().unwrap_or(false));
+        let e = Error::GpuTimeout {
+            waited_ms: u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX),
+            running: running.map(str::to_string),
+            kernels: queued.names().iter().map(|k| k.to_string()).collect(),
+        };
+        *self.hung.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.clone());
+        Err(e)
+    }
+
+    /// With `on`, records an event after each launch, so that a timeout of
+    /// [`synchronize_within`](Self::synchronize_within) names the kernel that did not end, not
+    /// only every kernel queued since the last wait. An event costs a few microseconds of host
+    /// time a launch: for checks and benchmarks (the `sinkless` command and the GPU tests turn it
+    /// on), not for a training loop. Off by default; [`on_stream`](Self::on_stream) copies it.
+    pub fn track_launches(&self, on: bool) {
+        self.track.store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The [`Error::GpuTimeout`] that this backend's context met, if any (see
+    /// [`synchronize_within`](Self::synchronize_within)).
+    pub fn timed_out(&self) -> Option<Error> {
+        self.hung.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn check_not_hung(&self) -> Result<()> {
+        match &*self.hung.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some(e) => Err(e.clone()),
+            None => Ok(()),
+        }
     }
 
     /// The device's name.
@@ -245,6 +327,12 @@ impl CudaBackend {
 
     /// Queues one planned launch.
     pub(crate) fn launch(&self, l: &Launch) -> Result<()> {
+        self.check_not_hung()?;
+        if self.skip.iter().any(|k| k == l.kernel.name) {
+            return Err(Error::KernelSkipped {
+                kernel: l.kernel.name.into(),
+            });
+        }
         if l.smem > self.max_smem_optin {
             return Err(Error::SharedMemory {
                 kernel: l.kernel.name.into(),
@@ -284,6 +372,19 @@ impl CudaBackend {
         // SAFETY: the plan checked every tensor's extent against its buffer's length, and the
         // caller holds the buffers (and their cudarc event guards) until this call returns.
         unsafe { builder.launch(cfg) }.map_err(cuda_err("launching a kernel"))?;
+        let event = if self.track.load(std::sync::atomic::Ordering::Relaxed) {
+            Some(
+                self.stream
+                    .record_event(None)
+                    .map_err(cuda_err("recording a launch's event"))?,
+            )
+        } else {
+            None
+        };
+        self.queued
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(l.kernel.name, event);
         Ok(())
     }
 
@@ -344,6 +445,8 @@ impl CudaBackend {
     /// The device copy of `cu_seqlens`, when the problem is varlen: the one kept from an
     /// earlier call with the same contents, else a new upload (then kept).
     fn upload_cu(&self, cu: &Option<Vec<i32>>) -> Result<Option<Arc<CudaSlice<i32>>>> {
+        // a copy on a stream behind hung work may never return
+        self.check_not_hung()?;
         let Some(c) = cu else { return Ok(None) };
         let mut kept = self.cu_seqlens.lock().unwrap_or_else(|e| e.into_inner());
         kept.get_or_try_insert(c, || {
@@ -454,6 +557,8 @@ impl CudaBackend {
         F: DevicePtr<f32>,
     {
         let dims = check_forward_inputs(shape, opts, &inputs, S::len, F::len)?;
+        // the per-head values are read back below: a copy behind hung work would never return
+        self.check_not_hung()?;
         for (name, t) in [
             (TensorName::Q, &inputs.q),
             (TensorName::K, &inputs.k),
@@ -733,6 +838,8 @@ impl crate::sink::ScoreDevice for CudaBackend {
         m.device_ptr(&self.stream).0
     }
     fn download(&self, m: &CudaSlice<u8>) -> Result<Vec<u8>> {
+        // the copy itself would wait without a limit
+        self.synchronize_within(watch::sync_limit())?;
         self.stream
             .clone_dtoh(m)
             .map_err(cuda_err("reading sink scores"))

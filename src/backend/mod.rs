@@ -4,3 +4,4 @@
 pub mod cuda;
 pub mod emulator;
 mod recent;
+pub mod watch;

@@ -224,9 +224,11 @@ fn write_file(path: &Path, text: &str) -> Result<(), BenchError> {
         })
 }
 
-fn bench_inner(args: &BenchArgs) -> Result<Vec<Record>, BenchError> {
+/// The records, and the kernels the GPU hung on (an `Error::GpuTimeout`), if it did.
+fn bench_inner(args: &BenchArgs) -> Result<(Vec<Record>, Option<Vec<String>>), BenchError> {
     let shapes = args.grid.shapes();
     let mut records = Vec::new();
+    let mut hung = None;
     if args.emulator {
         let mut run = Object::new();
         run.push("gpu", "none (CPU: emulator and float64 reference)")
@@ -250,6 +252,8 @@ fn bench_inner(args: &BenchArgs) -> Result<Vec<Record>, BenchError> {
         ));
     } else {
         let gpu = CudaBackend::new(0)?;
+        // a kernel that hangs is then named alone
+        gpu.track_launches(true);
         let facts = gpu_facts(&gpu);
         let cuda_entries = if args.variants {
             entries::cuda_variant_entries()
@@ -281,8 +285,14 @@ fn bench_inner(args: &BenchArgs) -> Result<Vec<Record>, BenchError> {
             args.flush,
             &mut progress,
         )?);
+        if let Some(crate::Error::GpuTimeout {
+            running, kernels, ..
+        }) = gpu.timed_out()
+        {
+            hung = Some(running.map_or(kernels, |k| vec![k]));
+        }
     }
-    Ok(records)
+    Ok((records, hung))
 }
 
 fn report(e: BenchError) -> ExitCode {
@@ -303,7 +313,7 @@ pub fn bench(args: &[String]) -> ExitCode {
         crate::output::print(format_args!("{}", grid_lines(&args.grid)));
         return ExitCode::SUCCESS;
     }
-    let mut records = match bench_inner(&args) {
+    let (mut records, hung) = match bench_inner(&args) {
         Ok(r) => r,
         Err(e) => return report(e),
     };
@@ -322,8 +332,17 @@ pub fn bench(args: &[String]) -> ExitCode {
         "{}",
         markdown(&records, &TableOptions::default())
     ));
+    if let Some(kernels) = hung {
+        // the same line as `sinkless check`'s, for gpu-run.sh; the entries after the hang
+        // failed at once (the backend refuses to queue behind hung work)
+        crate::output::print(format_args!("hung kernels: {}\n", kernels.join(",")));
+        return ExitCode::from(HUNG_STATUS);
+    }
     ExitCode::SUCCESS
 }
+
+/// The exit status when a GPU wait timed out (a kernel that hangs), as `sinkless check`'s.
+pub const HUNG_STATUS: u8 = 3;
 
 /// `sinkless table [--headline] FILE...`: the Markdown table of results files.
 pub fn table(args: &[String]) -> ExitCode {

@@ -624,7 +624,9 @@ fn attention_record(
     })
 }
 
-/// Times every entry on every shape on the GPU; `each` sees every record as it is made.
+/// Times every entry on every shape on the GPU; `each` sees every record as it is made. After
+/// a wait that timed out ([`Error::GpuTimeout`], a kernel that hangs: its record says so) nothing
+/// more runs, and [`CudaBackend::timed_out`] says why the records stop there.
 ///
 /// # Errors
 /// Only a failure to set up the timer; a failing entry becomes a record with its status.
@@ -644,8 +646,15 @@ pub fn bench_cuda(
     let max = shapes.iter().map(AttnShape::elements).max().unwrap_or(0);
     let pool = RandomPool::new(max, 42);
     for shape in shapes {
+        // after a timeout the stream is behind hung work, where even a copy may never return
+        if gpu.timed_out().is_some() {
+            break;
+        }
         let mut buffers = DeviceAttn::new(gpu, shape, &pool);
         for e in entries {
+            if gpu.timed_out().is_some() {
+                break;
+            }
             let Some(p) = variant_problem(*shape, e.activation, e.variant, e.pass) else {
                 continue;
             };
@@ -793,6 +802,9 @@ pub fn bench_cuda_throughput(
         outcome,
     ));
 
+    if gpu.timed_out().is_some() {
+        return Ok(out);
+    }
     let (tokens, heads) = (16_384, 16);
     let (shape, st, n) = row_dot_shape(tokens, heads);
     let pool = RandomPool::new(n, 7);

@@ -9,6 +9,7 @@
 //! overhead overlaps the previous run instead of showing up as idle GPU time.
 
 use super::{BenchError, Stats};
+use crate::backend::watch::sync_limit;
 use crate::CudaBackend;
 use cudarc::driver::sys::CUevent_flags;
 use cudarc::driver::{CudaEvent, CudaSlice, CudaStream};
@@ -57,8 +58,11 @@ impl Timing {
 /// Bytes the L2 flush writes before each timed run.
 pub const FLUSH_BYTES: usize = 256 << 20;
 
-/// Times work queued on a GPU's stream with CUDA events.
-pub struct CudaTimer {
+/// Times work queued on a GPU's stream with CUDA events. Its waits have a deadline
+/// ([`CudaBackend::synchronize_within`], [`sync_limit`]), so a kernel that hangs ends the timing
+/// with [`Error::GpuTimeout`](crate::Error::GpuTimeout) naming it.
+pub struct CudaTimer<'a> {
+    gpu: &'a CudaBackend,
     stream: Arc<CudaStream>,
     flush: Option<CudaSlice<u8>>,
 }
@@ -72,13 +76,13 @@ fn cuda(during: &'static str) -> impl Fn(cudarc::driver::DriverError) -> BenchEr
     }
 }
 
-impl CudaTimer {
+impl<'a> CudaTimer<'a> {
     /// A timer on `gpu`'s stream; with `flush`, it allocates the [`FLUSH_BYTES`] scratch buffer
     /// (leave it off under compute-sanitizer, where it only costs time).
     ///
     /// # Errors
     /// [`BenchError::Kernel`] if the scratch buffer cannot be allocated.
-    pub fn new(gpu: &CudaBackend, flush: bool) -> Result<CudaTimer, BenchError> {
+    pub fn new(gpu: &'a CudaBackend, flush: bool) -> Result<CudaTimer<'a>, BenchError> {
         let stream = gpu.stream().clone();
         let flush = if flush {
             Some(
@@ -89,7 +93,7 @@ impl CudaTimer {
         } else {
             None
         };
-        Ok(CudaTimer { stream, flush })
+        Ok(CudaTimer { gpu, stream, flush })
     }
 
     /// Runs `work` `timing.warmup` times, then times it; `work` must only queue on the
@@ -105,9 +109,7 @@ impl CudaTimer {
         for _ in 0..timing.warmup {
             work()?;
         }
-        self.stream
-            .synchronize()
-            .map_err(cuda("synchronising after warm-up"))?;
+        self.gpu.synchronize_within(sync_limit())?;
         let mut samples = Vec::new();
         while timing.wants_more(&samples) {
             let batch = timing.min_runs.min(timing.max_runs - samples.len()).max(1);
@@ -123,6 +125,7 @@ impl CudaTimer {
                 let end = self.event("recording the end event")?;
                 events.push((start, end));
             }
+            self.gpu.synchronize_within(sync_limit())?;
             for (start, end) in &events {
                 let ms = start
                     .elapsed_ms(end)

@@ -4,6 +4,7 @@
 use super::{max_abs_diff, tolerance, CaseResult, Rng};
 use crate::attention::{BackwardInputs, BackwardOutputs, ForwardInputs, ForwardOutputs};
 use crate::backend::emulator::{Emulator, HostBuffer};
+use crate::backend::watch::sync_limit;
 use crate::config::{
     Activation, AttentionOptions, DType, Element, KernelVariant, Mask, SigmoidBias,
 };
@@ -1346,16 +1347,22 @@ impl<T: Element + DeviceRepr> CheckBackend<T> for CudaBackend {
     const NAME: &'static str = "cuda";
     type Buf = CudaSlice<T>;
     type F32 = CudaSlice<f32>;
+    // Copies on a stream behind hung work may never return, so after a timeout each of these
+    // fails at once with it.
     fn up(&self, data: &[T]) -> Result<Self::Buf> {
+        self.timed_out().map_or(Ok(()), Err)?;
         self.stream().clone_htod(data).map_err(copy_err)
     }
     fn up32(&self, data: &[f32]) -> Result<Self::F32> {
+        self.timed_out().map_or(Ok(()), Err)?;
         self.stream().clone_htod(data).map_err(copy_err)
     }
     fn down(&self, buf: &Self::Buf) -> Result<Vec<T>> {
+        self.timed_out().map_or(Ok(()), Err)?;
         self.stream().clone_dtoh(buf).map_err(copy_err)
     }
     fn down32(&self, buf: &Self::F32) -> Result<Vec<f32>> {
+        self.timed_out().map_or(Ok(()), Err)?;
         self.stream().clone_dtoh(buf).map_err(copy_err)
     }
     fn forward(
@@ -1365,7 +1372,8 @@ impl<T: Element + DeviceRepr> CheckBackend<T> for CudaBackend {
         inputs: ForwardInputs<'_, Self::Buf, Self::F32>,
         outputs: ForwardOutputs<'_, Self::Buf, Self::F32>,
     ) -> Result<()> {
-        CudaBackend::forward(self, shape, opts, inputs, outputs)
+        CudaBackend::forward(self, shape, opts, inputs, outputs)?;
+        self.synchronize_within(sync_limit())
     }
     fn sink_scores(
         &self,
@@ -1382,7 +1390,8 @@ impl<T: Element + DeviceRepr> CheckBackend<T> for CudaBackend {
         inputs: BackwardInputs<'_, Self::Buf, Self::F32>,
         outputs: BackwardOutputs<'_, Self::Buf, Self::F32>,
     ) -> Result<()> {
-        CudaBackend::backward(self, shape, opts, inputs, outputs)
+        CudaBackend::backward(self, shape, opts, inputs, outputs)?;
+        self.synchronize_within(sync_limit())
     }
     fn backward_with_workspace(
         &self,
@@ -1392,6 +1401,7 @@ impl<T: Element + DeviceRepr> CheckBackend<T> for CudaBackend {
         outputs: BackwardOutputs<'_, Self::Buf, Self::F32>,
         workspace: &mut Self::F32,
     ) -> Result<()> {
-        CudaBackend::backward_with_workspace(self, shape, opts, inputs, outputs, workspace)
+        CudaBackend::backward_with_workspace(self, shape, opts, inputs, outputs, workspace)?;
+        self.synchronize_within(sync_limit())
     }
 }

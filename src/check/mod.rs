@@ -8,7 +8,7 @@
 
 use crate::backend::emulator::{Emulator, HostBuffer};
 use crate::config::{Element, KernelVariant};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::tensor::{Seqlens, Shape, Strides, TensorRef};
 use crate::CudaBackend;
 
@@ -355,29 +355,73 @@ pub fn row_dot_cases() -> Vec<RowDotCase> {
     ]
 }
 
-/// Runs every case on the emulator and, when `gpu` is given, on the GPU: `row_dot`, then the
-/// attention [`suite`], forward and backward, in f16 and bf16, then the [`variant_cases`] in
-/// bf16 (the backward of the variants that have their own). `small` keeps every eleventh attention case (still every
-/// activation) and every seventh variant case, for runs under compute-sanitizer.
-pub fn run_all(emu: &Emulator, gpu: Option<&CudaBackend>, small: bool) -> Vec<Result<CaseResult>> {
-    let mut results = Vec::new();
-    for (i, case) in row_dot_cases().iter().enumerate() {
-        let seed = 1000 + i as u64;
-        results.push(case.run_emulator::<half::f16>(emu, seed));
-        results.push(case.run_emulator::<half::bf16>(emu, seed));
-        if let Some(gpu) = gpu {
-            results.push(case.run_cuda::<half::f16>(gpu, seed));
-            results.push(case.run_cuda::<half::bf16>(gpu, seed));
+/// What [`run_all`] runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RunOptions {
+    /// Every eleventh attention case (still every activation) and every seventh variant case,
+    /// for runs under compute-sanitizer.
+    pub small: bool,
+    /// The GPU's runs alone, none on the emulator (which CI runs on every change): for a GPU
+    /// lease, whose minutes are scarce. Without a GPU nothing runs.
+    pub gpu_only: bool,
+}
+
+/// Hands each result on as it comes, and says when a GPU wait timed out, after which nothing
+/// more runs: the hung work blocks every later GPU call of this process.
+struct Emit<'a> {
+    on_result: &'a mut dyn FnMut(Result<CaseResult>),
+    hung: bool,
+}
+
+impl Emit<'_> {
+    fn one(&mut self, r: Result<CaseResult>) {
+        self.hung |= matches!(r, Err(Error::GpuTimeout { .. }));
+        (self.on_result)(r);
+    }
+    fn many(&mut self, r: Result<Vec<CaseResult>>) {
+        match r {
+            Ok(v) => v.into_iter().for_each(|c| self.one(Ok(c))),
+            Err(e) => self.one(Err(e)),
         }
     }
-    let mut flatten = |r: Result<Vec<CaseResult>>| match r {
-        Ok(v) => results.extend(v.into_iter().map(Ok)),
-        Err(e) => results.push(Err(e)),
+}
+
+/// Runs every case on the emulator and, when `gpu` is given, on the GPU: `row_dot`, then the
+/// attention [`suite`], forward and backward, in f16 and bf16, then the [`variant_cases`] in
+/// bf16 (the backward of the variants that have their own), then the sink scores; `options`
+/// may thin the cases out or leave the emulator out. Each result goes to `on_result` as soon as
+/// it is known, so a run cut short by an outer time limit has said what it found. The CUDA
+/// backend waits for each run with a deadline ([`crate::backend::watch`]); after an
+/// [`Error::GpuTimeout`] nothing more runs. Returns whether every case ran.
+pub fn run_all(
+    emu: &Emulator,
+    gpu: Option<&CudaBackend>,
+    options: RunOptions,
+    on_result: &mut dyn FnMut(Result<CaseResult>),
+) -> bool {
+    let on_emu = !options.gpu_only;
+    let mut out = Emit {
+        on_result,
+        hung: false,
     };
+    for (i, case) in row_dot_cases().iter().enumerate() {
+        let seed = 1000 + i as u64;
+        if on_emu {
+            out.one(case.run_emulator::<half::f16>(emu, seed));
+            out.one(case.run_emulator::<half::bf16>(emu, seed));
+        }
+        if let Some(gpu) = gpu {
+            out.one(case.run_cuda::<half::f16>(gpu, seed));
+            out.one(case.run_cuda::<half::bf16>(gpu, seed));
+        }
+        if out.hung {
+            return false;
+        }
+    }
     for (i, case) in suite()
         .iter()
         .enumerate()
-        .step_by(if small { 11 } else { 1 })
+        .step_by(if options.small { 11 } else { 1 })
     {
         let seed = 2000 + i as u64;
         // Every other case runs the deterministic backward.
@@ -385,15 +429,20 @@ pub fn run_all(emu: &Emulator, gpu: Option<&CudaBackend>, small: bool) -> Vec<Re
             opts: case.opts.with_deterministic(i % 2 == 1),
             ..case.clone()
         };
-        flatten(case.run_forward::<half::f16, _>(emu, seed));
-        flatten(case.run_forward::<half::bf16, _>(emu, seed));
-        flatten(case.run_backward::<half::f16, _>(emu, seed));
-        flatten(case.run_backward::<half::bf16, _>(emu, seed));
+        if on_emu {
+            out.many(case.run_forward::<half::f16, _>(emu, seed));
+            out.many(case.run_forward::<half::bf16, _>(emu, seed));
+            out.many(case.run_backward::<half::f16, _>(emu, seed));
+            out.many(case.run_backward::<half::bf16, _>(emu, seed));
+        }
         if let Some(gpu) = gpu {
-            flatten(case.run_forward::<half::f16, _>(gpu, seed));
-            flatten(case.run_forward::<half::bf16, _>(gpu, seed));
-            flatten(case.run_backward::<half::f16, _>(gpu, seed));
-            flatten(case.run_backward::<half::bf16, _>(gpu, seed));
+            out.many(case.run_forward::<half::f16, _>(gpu, seed));
+            out.many(case.run_forward::<half::bf16, _>(gpu, seed));
+            out.many(case.run_backward::<half::f16, _>(gpu, seed));
+            out.many(case.run_backward::<half::bf16, _>(gpu, seed));
+        }
+        if out.hung {
+            return false;
         }
     }
     // The kernel variants, bf16 and, where compiled, f16, backward where they have one; on the
@@ -412,27 +461,37 @@ pub fn run_all(emu: &Emulator, gpu: Option<&CudaBackend>, small: bool) -> Vec<Re
     for (i, case) in variant_cases()
         .iter()
         .enumerate()
-        .step_by(if small { 7 } else { 1 })
+        .step_by(if options.small { 7 } else { 1 })
     {
         let seed = 3000 + i as u64;
-        case.run_variant(emu, seed)
-            .into_iter()
-            .for_each(&mut flatten);
+        if on_emu {
+            case.run_variant(emu, seed)
+                .into_iter()
+                .for_each(|r| out.many(r));
+        }
         if let Some(gpu) = gpu.filter(|g| g.runs_variant(case.opts.variant)) {
             case.run_variant(gpu, seed)
                 .into_iter()
-                .for_each(&mut flatten);
+                .for_each(|r| out.many(r));
+        }
+        if out.hung {
+            return false;
         }
     }
     // The seed paper's sink scores, every case in both element types.
     for (i, case) in sink_cases().iter().enumerate() {
         let seed = 4000 + i as u64;
-        results.push(case.run_sink_scores::<half::f16, _>(emu, seed));
-        results.push(case.run_sink_scores::<half::bf16, _>(emu, seed));
+        if on_emu {
+            out.one(case.run_sink_scores::<half::f16, _>(emu, seed));
+            out.one(case.run_sink_scores::<half::bf16, _>(emu, seed));
+        }
         if let Some(gpu) = gpu {
-            results.push(case.run_sink_scores::<half::f16, _>(gpu, seed));
-            results.push(case.run_sink_scores::<half::bf16, _>(gpu, seed));
+            out.one(case.run_sink_scores::<half::f16, _>(gpu, seed));
+            out.one(case.run_sink_scores::<half::bf16, _>(gpu, seed));
+        }
+        if out.hung {
+            return false;
         }
     }
-    results
+    true
 }

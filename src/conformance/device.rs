@@ -3,6 +3,7 @@
 
 use super::{inputs, ConformanceCase, Fault, Kernel, Output, Plant, Tolerance, Values};
 use crate::backend::emulator::{Emulator, HostBuffer};
+use crate::backend::watch::sync_limit;
 use crate::config::DType;
 use crate::error::{Error, Result};
 use crate::ffi;
@@ -78,14 +79,30 @@ impl Device for CudaBackend {
         CudaBackend::launch(self, launch)
     }
     fn download<T: Word>(&self, buf: &CudaSlice<T>) -> Result<Vec<T>> {
-        let stream = self.stream();
-        stream
-            .synchronize()
-            .map_err(cuda_err("running a conformance kernel"))?;
-        stream
+        self.synchronize_within(sync_limit())?;
+        self.stream()
             .clone_dtoh(buf)
             .map_err(cuda_err("copying conformance outputs from the GPU"))
     }
+}
+
+/// Queues on `gpu`'s stream a kernel that runs until `release[0]` is non-zero, then sets
+/// `done[0]` to 1: a kernel that hangs for as long as the caller likes, for testing
+/// [`CudaBackend::synchronize_within`] and what follows a timeout. The release has to come from
+/// another stream (one created non-blocking), since this one is busy. GPU only.
+///
+/// # Errors
+/// [`Error::Cuda`] for a failed launch; the backend's errors after a timeout.
+pub fn queue_spin(
+    gpu: &CudaBackend,
+    release: &CudaSlice<u32>,
+    done: &mut CudaSlice<u32>,
+) -> Result<()> {
+    let p = ffi::sinkless_conf_spin_params {
+        release: release.device_ptr(gpu.stream()).0 as *const u32,
+        done: done.device_ptr(gpu.stream()).0 as *mut u32,
+    };
+    gpu.launch(&launch("spin", x(1), x(32), 0, Params::ConfSpin(p))?)
 }
 
 /// A launch of conformance kernel `name`.

@@ -25,6 +25,7 @@
 //! ```
 
 mod device;
+pub use device::queue_spin;
 mod inputs;
 mod isa;
 

@@ -1099,3 +1099,33 @@ impl Default for sinkless_conf_atomic_params {
         }
     }
 }
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct sinkless_conf_spin_params {
+    pub release: *const u32,
+    pub done: *mut u32,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    [
+        "Size of sinkless_conf_spin_params",
+    ][::std::mem::size_of::<sinkless_conf_spin_params>() - 16usize];
+    [
+        "Alignment of sinkless_conf_spin_params",
+    ][::std::mem::align_of::<sinkless_conf_spin_params>() - 8usize];
+    [
+        "Offset of field: sinkless_conf_spin_params::release",
+    ][::std::mem::offset_of!(sinkless_conf_spin_params, release) - 0usize];
+    [
+        "Offset of field: sinkless_conf_spin_params::done",
+    ][::std::mem::offset_of!(sinkless_conf_spin_params, done) - 8usize];
+};
+impl Default for sinkless_conf_spin_params {
+    fn default() -> Self {
+        let mut s = ::std::mem::MaybeUninit::<Self>::uninit();
+        unsafe {
+            ::std::ptr::write_bytes(s.as_mut_ptr(), 0, 1);
+            s.assume_init()
+        }
+    }
+}

@@ -177,4 +177,12 @@ typedef struct {
     uint32_t npairs;
 } sinkless_conf_atomic_params;
 
+/* A kernel that runs until the host lets it end: thread 0 of block 0 reads *release (volatile)
+ * until it is non-zero, then sets *done to 1. For the GPU tests of the wait with a deadline
+ * (CudaBackend::synchronize_within); GPU only (the emulator would spin forever). One block of 32. */
+typedef struct {
+    const uint32_t* release; /* [1]: the host writes non-zero to end the kernel */
+    uint32_t* done;          /* [1]: 1 once the kernel saw the release */
+} sinkless_conf_spin_params;
+
 #endif /* SINKLESS_CONFORMANCE_PARAMS_H */
