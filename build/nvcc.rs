@@ -434,11 +434,11 @@ fn report(table: &[Instance], archs: &[String], ptxas: &str, sass: Option<&str>)
                 measure(&mut rows, &func, &arch, &mut body);
                 func = Some(f.trim().to_string());
             } else if let Some(f) = &func {
-                body.extend(sass::instr(t));
-                if let Some(op) = sass::sass_opcode(t) {
+                if let Some(i) = sass::instr(t) {
+                    body.push(i);
                     if let Some(class) = CLASSES
                         .iter()
-                        .find(|c| op == **c || op.starts_with(&format!("{c}.")))
+                        .find(|c| i.op == **c || i.op.starts_with(&format!("{c}.")))
                     {
                         let row = rows.entry((f.clone(), arch.clone())).or_default();
                         *row.classes.entry(class).or_default() += 1;

@@ -8,17 +8,6 @@ pub fn sass_line(line: &str) -> Option<(&str, &str)> {
     Some((at.trim(), text.trim_start()))
 }
 
-/// The opcode of a SASS line such as `/*0120*/  @!P0 HMMA.16816.F32 R4, ... ;`.
-pub fn sass_opcode(line: &str) -> Option<&str> {
-    let mut words = sass_line(line)?.1.split_whitespace();
-    let first = words.next()?;
-    if first.starts_with('@') {
-        words.next()
-    } else {
-        Some(first)
-    }
-}
-
 /// How control leaves an instruction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Flow {
@@ -33,18 +22,21 @@ pub enum Flow {
     Stop,
 }
 
-/// One instruction of a function: its byte address, how control leaves it, and whether it is
-/// the work a usual step does in full: a tensor-core product (`HMMA`, `HGMMA`) or a copy from
-/// global to shared memory (`LDGSTS`, the TMA's `UTMALDG`, `UBLKCP`).
+/// One instruction of a function: its byte address, its opcode with its modifiers
+/// (`HMMA.16816.F32`; the predicate left off), how control leaves it, and whether it is the work
+/// a usual step does in full: a tensor-core product (`HMMA`, `HGMMA`) or a copy from global to
+/// shared memory (`LDGSTS`, the TMA's `UTMALDG`, `UBLKCP`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Instr {
+pub struct Instr<'a> {
     pub at: u64,
+    pub op: &'a str,
     pub flow: Flow,
     pub work: bool,
 }
 
-/// The instruction of a SASS line, or `None` for a line that holds none.
-pub fn instr(line: &str) -> Option<Instr> {
+/// The instruction of a SASS line such as `/*0120*/  @!P0 HMMA.16816.F32 R4, ... ;`, or `None`
+/// for a line that holds none.
+pub fn instr(line: &str) -> Option<Instr<'_>> {
     let (at, text) = sass_line(line)?;
     let at = u64::from_str_radix(at, 16).ok()?;
     let text = text.split(';').next().unwrap_or(text).trim();
@@ -66,7 +58,7 @@ pub fn instr(line: &str) -> Option<Instr> {
         _ => Flow::Next,
     };
     let work = matches!(base, "HMMA" | "HGMMA" | "LDGSTS" | "UTMALDG" | "UBLKCP");
-    Some(Instr { at, flow, work })
+    Some(Instr { at, op, flow, work })
 }
 
 /// The kernel's main loop, its widest backward branch, measured two ways (16-byte instructions,

@@ -282,11 +282,21 @@ mod tests {
     fn sass_lines_give_their_opcode_and_flow() {
         let line = "/*9d30*/  @!P0 BRA 0x1fa0 ;";
         assert_eq!(sass::sass_line(line), Some(("9d30", "@!P0 BRA 0x1fa0 ;")));
-        assert_eq!(sass::sass_opcode(line), Some("BRA"));
+        fn op(l: &str) -> Option<&str> {
+            sass::instr(l).map(|i| i.op)
+        }
+        assert_eq!(op(line), Some("BRA"));
         assert_eq!(
-            sass::sass_opcode("/*0010*/  HMMA.16816.F32 R4, R8 ;"),
+            op("/*0010*/  HMMA.16816.F32 R4, R8 ;"),
             Some("HMMA.16816.F32")
         );
+        assert_eq!(
+            op("/*0020*/  @PT LDGSTS.E.BYPASS.128 [R3], desc[UR4][R4.64] ;"),
+            Some("LDGSTS.E.BYPASS.128")
+        );
+        assert_eq!(op("/*0030*/  BRA 0x30;"), Some("BRA"));
+        assert_eq!(op("/*0040*/  EXIT ;"), Some("EXIT"));
+        assert_eq!(op("Function : f"), None);
         let flow = |l: &str| sass::instr(l).map(|i| i.flow);
         assert_eq!(flow(line), Some(sass::Flow::Either(0x1fa0)));
         assert_eq!(flow("/*0010*/  BRA 0x40 ;"), Some(sass::Flow::Jump(0x40)));
