@@ -78,7 +78,7 @@ fn main() {
     );
 
     bindings::generate(&root, &out);
-    sim::build(&root, &out, &files);
+    sim::build(&root, &out, &table, &files);
     let report = match nvcc::find(&root) {
         Some(nvcc) => match nvcc::build_fatbin(&nvcc, &root, &out, &table, &files) {
             Ok(report) => {

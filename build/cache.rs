@@ -55,6 +55,23 @@ pub fn files_with_ext(dir: &Path, exts: &[&str]) -> Vec<PathBuf> {
     found
 }
 
+/// Where compiled objects are kept, by content hash: `target/<profile>/sinkless-<what>-cache`,
+/// shared by every build-script run of the checkout (`cargo clippy`, `cargo test` and `cargo
+/// run` each get an `OUT_DIR` of their own, and would otherwise compile every kernel again), or
+/// `OUT_DIR/<what>` where `OUT_DIR` is not laid out as `<profile>/build/<unit>/out`. Objects are
+/// written under a name of their own and renamed into place, so two build scripts compiling
+/// into one cache at once never see half an object.
+pub fn shared_cache(out: &Path, what: &str) -> PathBuf {
+    match out.ancestors().nth(3) {
+        Some(profile)
+            if out.ancestors().nth(2).and_then(Path::file_name) == Some("build".as_ref()) =>
+        {
+            profile.join(format!("sinkless-{what}-cache"))
+        }
+        _ => out.join(what),
+    }
+}
+
 /// Hash of the device headers every kernel includes.
 pub fn headers_hash(root: &Path) -> Fnv {
     let mut h = Fnv::new();

@@ -10,7 +10,7 @@
 //! whole program into a second fatbin, `sinkless_whole.fatbin`. ptxas' `-v` report of every instance and a count of instruction
 //! classes in the SASS become the kernel report.
 
-use crate::cache::{headers_hash, Fnv};
+use crate::cache::{headers_hash, shared_cache, Fnv};
 use crate::instances::Instance;
 use crate::sass;
 use std::collections::BTreeMap;
@@ -83,7 +83,7 @@ pub fn build_fatbin(
     files: &[PathBuf],
 ) -> Result<String, String> {
     let (archs, ptx_arch) = targets();
-    let cache = shared_cache(out);
+    let cache = shared_cache(out, "nvcc");
     std::fs::create_dir_all(&cache).map_err(|e| e.to_string())?;
     let mut flags = common_flags(root);
     for a in &archs {
@@ -293,21 +293,6 @@ struct Job {
     obj: PathBuf,
     log: PathBuf,
     mode: &'static [&'static str],
-}
-
-/// Where compiled objects are kept, by content hash: `target/<profile>/sinkless-nvcc-cache`,
-/// shared by every build-script run of the checkout (`cargo clippy`, `cargo test` and `cargo
-/// run` each get an `OUT_DIR` of their own, and would otherwise compile every kernel again), or
-/// `OUT_DIR/nvcc` where `OUT_DIR` is not laid out as `<profile>/build/<unit>/out`.
-fn shared_cache(out: &Path) -> PathBuf {
-    match out.ancestors().nth(3) {
-        Some(profile)
-            if out.ancestors().nth(2).and_then(Path::file_name) == Some("build".as_ref()) =>
-        {
-            profile.join("sinkless-nvcc-cache")
-        }
-        _ => out.join("nvcc"),
-    }
 }
 
 /// A file name for writing `path` before renaming it into place, unique to this process, with

@@ -1,14 +1,20 @@
 //! The emulator library: the SIMT runtime (`kernels/sim/*.cpp`) and every kernel
 //! instance, compiled by the host C++ compiler into `libsinkless_sim.a`.
 //!
-//! Objects are cached by content hash like the nvcc ones, because the kernel
-//! instances are template-heavy and slow to compile; the library is always built
-//! with optimisation, since the test suites run real attention problems on it.
+//! Objects are cached by content hash like the nvcc ones, and in the same shared place
+//! (`target/<profile>/sinkless-sim-cache`, see `cache::shared_cache`), because the kernel
+//! instances are template-heavy and slow to compile: about 3 minutes for all of them on 2 cores,
+//! which `cargo build`, `cargo clippy` and `cargo test` each paid again with an `OUT_DIR` of
+//! their own. An instance's key is the headers, the compiler and its flags, its family's source
+//! and its own text, so editing one family recompiles that family's instances alone. The
+//! library is always built with optimisation, since the test suites run real attention problems
+//! on it.
 
-use crate::cache::{files_with_ext, headers_hash, Fnv};
+use crate::cache::{files_with_ext, headers_hash, shared_cache, Fnv};
+use crate::instances::Instance;
 use std::path::{Path, PathBuf};
 
-pub fn build(root: &Path, out: &Path, instances: &[PathBuf]) {
+pub fn build(root: &Path, out: &Path, table: &[Instance], instances: &[PathBuf]) {
     let mut build = cc::Build::new();
     build
         .cpp(true)
@@ -24,8 +30,8 @@ pub fn build(root: &Path, out: &Path, instances: &[PathBuf]) {
         .include(root.join("kernels/include"))
         .include(root.join("kernels"));
     let compiler = build.get_compiler();
-    let cache = out.join("sim");
-    std::fs::create_dir_all(&cache).expect("create OUT_DIR/sim");
+    let cache = shared_cache(out, "sim");
+    std::fs::create_dir_all(&cache).expect("create the emulator's object cache");
 
     let runtime = files_with_ext(&root.join("kernels/sim"), &[".cpp"]);
     let sim_headers = files_with_ext(&root.join("kernels/sim"), &[".h", ".hpp"]);
@@ -33,18 +39,35 @@ pub fn build(root: &Path, out: &Path, instances: &[PathBuf]) {
     for h in &sim_headers {
         base.file(h);
     }
+    base.bytes(compiler.path().to_string_lossy().as_bytes());
     for a in compiler.args() {
         base.bytes(a.to_string_lossy().as_bytes());
     }
-    let families = files_with_ext(&root.join("kernels"), &[".cu"]);
-    for f in &families {
-        base.file(f);
-    }
 
-    let sources: Vec<(PathBuf, bool)> = runtime
+    // (source, whether it is CUDA, its cache key)
+    let key = |family: Option<&str>, src: &Path| {
+        let mut h = Fnv::new();
+        h.bytes(base.hex().as_bytes());
+        if let Some(f) = family {
+            h.file(&root.join("kernels").join(f));
+        }
+        // the text, not the path: each OUT_DIR has its own copy of an instance's file
+        let text = std::fs::read(src).unwrap_or_else(|e| panic!("read {}: {e}", src.display()));
+        h.bytes(&text);
+        h.hex()
+    };
+    let sources: Vec<(PathBuf, bool, String)> = runtime
         .into_iter()
-        .map(|p| (p, false))
-        .chain(instances.iter().map(|p| (p.clone(), true)))
+        .map(|p| {
+            let k = key(None, &p);
+            (p, false, k)
+        })
+        .chain(
+            table
+                .iter()
+                .zip(instances)
+                .map(|(inst, p)| (p.clone(), true, key(Some(inst.family), p))),
+        )
         .collect();
     let jobs: usize = std::env::var("NUM_JOBS")
         .ok()
@@ -55,31 +78,40 @@ pub fn build(root: &Path, out: &Path, instances: &[PathBuf]) {
     let errors = std::sync::Mutex::new(Vec::new());
     let objects: Vec<PathBuf> = sources
         .iter()
-        .map(|(src, _)| {
-            let mut h = Fnv::new();
-            h.bytes(base.hex().as_bytes()).file(src);
+        .map(|(src, _, key)| {
             let stem = src.file_stem().unwrap().to_string_lossy();
-            cache.join(format!("{stem}-{}.o", h.hex()))
+            cache.join(format!("{stem}-{key}.o"))
         })
         .collect();
     std::thread::scope(|s| {
         for _ in 0..jobs.min(sources.len()) {
             s.spawn(|| loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some((src, is_cuda)) = sources.get(i) else {
+                let Some((src, is_cuda, _)) = sources.get(i) else {
                     break;
                 };
                 let obj = &objects[i];
                 if obj.is_file() {
                     continue;
                 }
+                // compiled under a name of this process's, then renamed into place: another
+                // build script may be compiling the same object into the shared cache
+                let tmp = obj.with_extension(format!("tmp{}.o", std::process::id()));
                 let mut cmd = compiler.to_command();
                 if *is_cuda {
                     cmd.args(["-x", "c++"]);
                 }
-                cmd.arg("-c").arg(src).arg("-o").arg(obj);
+                cmd.arg("-c").arg(src).arg("-o").arg(&tmp);
                 match cmd.output() {
-                    Ok(o) if o.status.success() => {}
+                    Ok(o) if o.status.success() => {
+                        if let Err(e) = std::fs::rename(&tmp, obj) {
+                            errors.lock().unwrap().push(format!(
+                                "rename {} to {}: {e}",
+                                tmp.display(),
+                                obj.display()
+                            ));
+                        }
+                    }
                     Ok(o) => errors.lock().unwrap().push(format!(
                         "{cmd:?}\n{}{}",
                         String::from_utf8_lossy(&o.stdout),
@@ -87,6 +119,8 @@ pub fn build(root: &Path, out: &Path, instances: &[PathBuf]) {
                     )),
                     Err(e) => errors.lock().unwrap().push(format!("{cmd:?}: {e}")),
                 }
+                // what a failed compile left (nothing once renamed)
+                let _ = std::fs::remove_file(&tmp);
             });
         }
     });
