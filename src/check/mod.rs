@@ -495,3 +495,19 @@ pub fn run_all(
     }
     true
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_gpu_only_run_without_a_gpu_runs_nothing_and_finishes() {
+        let mut seen = 0;
+        let options = RunOptions {
+            small: true,
+            gpu_only: true,
+        };
+        assert!(run_all(&Emulator::new(), None, options, &mut |_| seen += 1));
+        assert_eq!(seen, 0);
+    }
+}
