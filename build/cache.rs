@@ -72,6 +72,13 @@ pub fn shared_cache(out: &Path, what: &str) -> PathBuf {
     }
 }
 
+/// A file name for writing `path` before renaming it into place, unique to this process, with
+/// the same extension (nvcc goes by it).
+pub fn temporary(path: &Path) -> PathBuf {
+    let ext = path.extension().unwrap_or_default().to_string_lossy();
+    path.with_extension(format!("tmp{}.{ext}", std::process::id()))
+}
+
 /// Hash of the device headers every kernel includes.
 pub fn headers_hash(root: &Path) -> Fnv {
     let mut h = Fnv::new();

@@ -10,7 +10,7 @@
 //! whole program into a second fatbin, `sinkless_whole.fatbin`. ptxas' `-v` report of every instance and a count of instruction
 //! classes in the SASS become the kernel report.
 
-use crate::cache::{headers_hash, shared_cache, Fnv};
+use crate::cache::{headers_hash, shared_cache, temporary, Fnv};
 use crate::instances::Instance;
 use crate::sass;
 use std::collections::BTreeMap;
@@ -293,13 +293,6 @@ struct Job {
     obj: PathBuf,
     log: PathBuf,
     mode: &'static [&'static str],
-}
-
-/// A file name for writing `path` before renaming it into place, unique to this process, with
-/// the same extension (nvcc goes by it).
-fn temporary(path: &Path) -> PathBuf {
-    let ext = path.extension().unwrap_or_default().to_string_lossy();
-    path.with_extension(format!("tmp{}.{ext}", std::process::id()))
 }
 
 fn read(path: &Path) -> Vec<u8> {

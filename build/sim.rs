@@ -10,7 +10,7 @@
 //! library is always built with optimisation, since the test suites run real attention problems
 //! on it.
 
-use crate::cache::{files_with_ext, headers_hash, shared_cache, Fnv};
+use crate::cache::{files_with_ext, headers_hash, shared_cache, temporary, Fnv};
 use crate::instances::Instance;
 use std::path::{Path, PathBuf};
 
@@ -96,7 +96,7 @@ pub fn build(root: &Path, out: &Path, table: &[Instance], instances: &[PathBuf])
                 }
                 // compiled under a name of this process's, then renamed into place: another
                 // build script may be compiling the same object into the shared cache
-                let tmp = obj.with_extension(format!("tmp{}.o", std::process::id()));
+                let tmp = temporary(obj);
                 let mut cmd = compiler.to_command();
                 if *is_cuda {
                     cmd.args(["-x", "c++"]);

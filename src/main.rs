@@ -9,7 +9,7 @@
 //! sinkless plot     TFLOP/s-versus-seqlen SVG of results files
 //! ```
 
-use sinkless::bench::cli::HUNG_STATUS;
+use sinkless::backend::watch;
 use sinkless::report::KernelReport;
 use sinkless::{check, CudaBackend, Emulator, Error};
 use std::process::ExitCode;
@@ -210,13 +210,8 @@ fn run_check(options: check::RunOptions) -> ExitCode {
         }
         Err(e) => {
             outln!("error: {e}");
-            if let Error::GpuTimeout {
-                running, kernels, ..
-            } = &e
-            {
-                hung_on.get_or_insert_with(|| {
-                    running.clone().map_or_else(|| kernels.clone(), |k| vec![k])
-                });
+            if hung_on.is_none() {
+                hung_on = watch::hung_report(&e);
             }
             failed += 1;
         }
@@ -247,10 +242,10 @@ fn run_check(options: check::RunOptions) -> ExitCode {
         },
         if complete { "" } else { ", the rest not run" }
     );
-    if let Some(kernels) = hung_on {
+    if let Some(line) = hung_on {
         // one line for scripts (gpu-run.sh reads it): the kernels to leave out next time
-        outln!("hung kernels: {}", kernels.join(","));
-        return ExitCode::from(HUNG_STATUS);
+        outln!("{line}");
+        return ExitCode::from(watch::HUNG_STATUS);
     }
     if failed == 0 {
         ExitCode::SUCCESS

@@ -262,11 +262,10 @@ impl CudaBackend {
         self.hung.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    fn check_not_hung(&self) -> Result<()> {
-        match &*self.hung.lock().unwrap_or_else(|e| e.into_inner()) {
-            Some(e) => Err(e.clone()),
-            None => Ok(()),
-        }
+    /// `Err` with [`timed_out`](Self::timed_out)'s error, if any: for every call that would
+    /// queue work or copy behind hung work.
+    pub(crate) fn check_not_hung(&self) -> Result<()> {
+        self.timed_out().map_or(Ok(()), Err)
     }
 
     /// The device's name.

@@ -4,12 +4,33 @@
 //! A hung kernel cannot be stopped from the host: the context stays busy until the process
 //! exits. So the waits of the checking and benchmarking code ([`crate::check`], the `sinkless`
 //! command's benchmark timer) poll an event with a deadline, the error names the kernels queued
-//! since the last wait ([`Error::GpuTimeout`](crate::Error::GpuTimeout)), and the caller stops.
+//! since the last wait ([`Error::GpuTimeout`]), and the caller stops.
 //! A later process can leave those kernels out (`SINKLESS_SKIP_KERNELS`, see
 //! [`skip_list_from_env`]): `scripts/gpu-run.sh` does so for the rest of a GPU lease.
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use std::time::{Duration, Instant};
+
+/// The exit status of `sinkless check` and `sinkless bench` after a wait timed out.
+pub const HUNG_STATUS: u8 = 3;
+
+/// The line `sinkless check` and `sinkless bench` end with after `e`, an
+/// [`Error::GpuTimeout`], and that `scripts/gpu-run.sh` reads: `hung kernels: ` and the kernel
+/// that did not end, or, where that is not known, every kernel queued since the last wait.
+/// `None` for any other error.
+pub fn hung_report(e: &Error) -> Option<String> {
+    let Error::GpuTimeout {
+        running, kernels, ..
+    } = e
+    else {
+        return None;
+    };
+    let names = match running {
+        Some(k) => k.clone(),
+        None => kernels.join(","),
+    };
+    Some(format!("hung kernels: {names}"))
+}
 
 /// The environment variable that sets [`sync_limit`], in seconds.
 pub const SYNC_TIMEOUT_VAR: &str = "SINKLESS_SYNC_TIMEOUT_S";
@@ -211,6 +232,24 @@ mod tests {
         assert_eq!(l.events.len(), Launches::<usize>::KEPT);
         assert_eq!(l.first_unfinished(|_| false), Some("late"));
         assert_eq!(l.names(), ["early", "late"]);
+    }
+
+    #[test]
+    fn a_hang_report_names_the_kernel_that_did_not_end_else_every_one_queued() {
+        let e = |running: Option<&str>| Error::GpuTimeout {
+            waited_ms: 30_000,
+            running: running.map(str::to_string),
+            kernels: vec!["sinkless_rowdot_bf16".into(), "sinkless_x".into()],
+        };
+        assert_eq!(
+            hung_report(&e(Some("sinkless_x"))).as_deref(),
+            Some("hung kernels: sinkless_x")
+        );
+        assert_eq!(
+            hung_report(&e(None)).as_deref(),
+            Some("hung kernels: sinkless_rowdot_bf16,sinkless_x")
+        );
+        assert_eq!(hung_report(&Error::KernelsNotCompiled), None);
     }
 
     #[test]

@@ -21,6 +21,7 @@ use super::table::{format_tflops, markdown, TableOptions};
 use super::timer::Timing;
 use super::{attention_flops, json::Object, read_records, to_lines, BenchError, Grid, Pass};
 use super::{plot, Record};
+use crate::backend::watch;
 use crate::CudaBackend;
 use cudarc::driver::sys::CUdevice_attribute;
 use std::io::Write as _;
@@ -224,8 +225,8 @@ fn write_file(path: &Path, text: &str) -> Result<(), BenchError> {
         })
 }
 
-/// The records, and the kernels the GPU hung on (an `Error::GpuTimeout`), if it did.
-fn bench_inner(args: &BenchArgs) -> Result<(Vec<Record>, Option<Vec<String>>), BenchError> {
+/// The records, and the GPU's `Error::GpuTimeout`, if it hung.
+fn bench_inner(args: &BenchArgs) -> Result<(Vec<Record>, Option<crate::Error>), BenchError> {
     let shapes = args.grid.shapes();
     let mut records = Vec::new();
     let mut hung = None;
@@ -285,12 +286,7 @@ fn bench_inner(args: &BenchArgs) -> Result<(Vec<Record>, Option<Vec<String>>), B
             args.flush,
             &mut progress,
         )?);
-        if let Some(crate::Error::GpuTimeout {
-            running, kernels, ..
-        }) = gpu.timed_out()
-        {
-            hung = Some(running.map_or(kernels, |k| vec![k]));
-        }
+        hung = gpu.timed_out();
     }
     Ok((records, hung))
 }
@@ -332,17 +328,13 @@ pub fn bench(args: &[String]) -> ExitCode {
         "{}",
         markdown(&records, &TableOptions::default())
     ));
-    if let Some(kernels) = hung {
-        // the same line as `sinkless check`'s, for gpu-run.sh; the entries after the hang
-        // failed at once (the backend refuses to queue behind hung work)
-        crate::output::print(format_args!("hung kernels: {}\n", kernels.join(",")));
-        return ExitCode::from(HUNG_STATUS);
+    // the same line as `sinkless check`'s, for gpu-run.sh; nothing ran after the hang
+    if let Some(line) = hung.as_ref().and_then(watch::hung_report) {
+        crate::output::print(format_args!("{line}\n"));
+        return ExitCode::from(watch::HUNG_STATUS);
     }
     ExitCode::SUCCESS
 }
-
-/// The exit status when a GPU wait timed out (a kernel that hangs), as `sinkless check`'s.
-pub const HUNG_STATUS: u8 = 3;
 
 /// `sinkless table [--headline] FILE...`: the Markdown table of results files.
 pub fn table(args: &[String]) -> ExitCode {

@@ -1350,19 +1350,19 @@ impl<T: Element + DeviceRepr> CheckBackend<T> for CudaBackend {
     // Copies on a stream behind hung work may never return, so after a timeout each of these
     // fails at once with it.
     fn up(&self, data: &[T]) -> Result<Self::Buf> {
-        self.timed_out().map_or(Ok(()), Err)?;
+        self.check_not_hung()?;
         self.stream().clone_htod(data).map_err(copy_err)
     }
     fn up32(&self, data: &[f32]) -> Result<Self::F32> {
-        self.timed_out().map_or(Ok(()), Err)?;
+        self.check_not_hung()?;
         self.stream().clone_htod(data).map_err(copy_err)
     }
     fn down(&self, buf: &Self::Buf) -> Result<Vec<T>> {
-        self.timed_out().map_or(Ok(()), Err)?;
+        self.check_not_hung()?;
         self.stream().clone_dtoh(buf).map_err(copy_err)
     }
     fn down32(&self, buf: &Self::F32) -> Result<Vec<f32>> {
-        self.timed_out().map_or(Ok(()), Err)?;
+        self.check_not_hung()?;
         self.stream().clone_dtoh(buf).map_err(copy_err)
     }
     fn forward(
