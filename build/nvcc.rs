@@ -337,11 +337,6 @@ fn wgmma_fixup_of(line: &str) -> Option<String> {
     Some(rest.split('\'').next()?.to_string())
 }
 
-/// The SASS instruction classes the report counts.
-const CLASSES: [&str; 9] = [
-    "HMMA", "HGMMA", "UTMALDG", "LDSM", "LDGSTS", "MUFU.EX2", "MUFU.RCP", "LDL", "STL",
-];
-
 fn numbers_before(line: &str, unit: &str) -> Option<u64> {
     let idx = line.find(unit)?;
     line[..idx].split_whitespace().last()?.parse().ok()
@@ -385,51 +380,24 @@ fn report(table: &[Instance], archs: &[String], ptxas: &str, sass: Option<&str>)
             row.smem = numbers_before(line, "bytes smem").unwrap_or(0);
         }
     }
-    // cuobjdump -sass: "arch = sm_80" headers, then "Function : NAME" and instructions.
     if let Some(sass) = sass {
-        let mut arch = String::new();
-        let mut func: Option<String> = None;
-        let mut body: Vec<sass::Instr> = Vec::new();
-        // the function's main loop, once all of its instructions are read
-        let measure = |rows: &mut BTreeMap<(String, String), Row>,
-                       func: &Option<String>,
-                       arch: &str,
-                       body: &mut Vec<sass::Instr>| {
-            if let (Some(f), Some((span, path))) = (func, sass::main_loop(body)) {
-                let row = rows.entry((f.clone(), arch.to_string())).or_default();
+        for f in sass::functions(sass) {
+            let row = rows
+                .entry((f.name.to_string(), f.arch.to_string()))
+                .or_default();
+            for (class, n) in sass::CLASSES.iter().zip(f.classes) {
+                *row.classes.entry(class).or_default() += n;
+            }
+            if let Some((span, path)) = f.main_loop {
                 row.loop_span = span;
                 row.loop_path = path;
             }
-            body.clear();
-        };
-        for line in sass.lines() {
-            let t = line.trim();
-            if let Some(a) = t.strip_prefix("arch = ") {
-                measure(&mut rows, &func, &arch, &mut body);
-                func = None;
-                arch = a.trim().to_string();
-            } else if let Some(f) = t.strip_prefix("Function : ") {
-                measure(&mut rows, &func, &arch, &mut body);
-                func = Some(f.trim().to_string());
-            } else if let Some(f) = &func {
-                if let Some(i) = sass::instr(t) {
-                    body.push(i);
-                    if let Some(class) = CLASSES
-                        .iter()
-                        .find(|c| i.op == **c || i.op.starts_with(&format!("{c}.")))
-                    {
-                        let row = rows.entry((f.clone(), arch.clone())).or_default();
-                        *row.classes.entry(class).or_default() += 1;
-                    }
-                }
-            }
         }
-        measure(&mut rows, &func, &arch, &mut body);
     }
     let mut s = String::from(
         "kernel\ttarget\tregisters\tsmem_static\tstack\tspill_stores\tspill_loads\texpect\twgmma_fixups",
     );
-    for c in CLASSES {
+    for c in sass::CLASSES {
         write!(s, "\t{c}").unwrap();
     }
     s.push_str("\tloop\tpath\n");
@@ -457,7 +425,7 @@ fn report(table: &[Instance], archs: &[String], ptxas: &str, sass: Option<&str>)
                 row.wgmma_fixups
             )
             .unwrap();
-            for c in CLASSES {
+            for c in sass::CLASSES {
                 write!(
                     s,
                     "\t{}",

@@ -1,5 +1,76 @@
 //! SASS as `cuobjdump -sass` prints it, read for the kernel report: each instruction's opcode,
-//! and the kernel's main loop measured two ways. Shared by `build.rs` and the report's tests.
+//! and the kernel's main loop measured two ways. Shared by `build.rs` and `sinkless sass`
+//! (`report.rs`), which reads any other listing the same way.
+
+/// The SASS instruction classes the kernel report counts: an instruction is of class `C` when
+/// its opcode is `C` or starts with `C.`.
+pub const CLASSES: [&str; 10] = [
+    "HMMA",
+    "HGMMA",
+    "UTMALDG",
+    "LDSM",
+    "LDGSTS",
+    "MUFU.EX2",
+    "MUFU.RCP",
+    "LDL",
+    "STL",
+    "USETMAXREG",
+];
+
+/// One function of a listing: its name, the target it was compiled for, its count of each of
+/// [`CLASSES`] (in that order) and its main loop ([`main_loop`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Function<'a> {
+    pub name: &'a str,
+    pub arch: &'a str,
+    pub classes: [u64; CLASSES.len()],
+    pub main_loop: Option<(u64, u64)>,
+}
+
+/// Every function of a `cuobjdump -sass` listing, of a fatbin (a target's section starts with
+/// `arch = sm_90a`) or of a single cubin (`code for sm_90a`).
+pub fn functions(listing: &str) -> Vec<Function<'_>> {
+    type Open<'a> = Option<(&'a str, &'a str, Vec<Instr<'a>>)>;
+    fn close<'a>(f: Open<'a>, out: &mut Vec<Function<'a>>) {
+        if let Some((name, arch, body)) = f {
+            let mut classes = [0; CLASSES.len()];
+            for i in &body {
+                let of = |c: &&str| {
+                    i.op == *c || i.op.strip_prefix(c).is_some_and(|r| r.starts_with('.'))
+                };
+                if let Some(c) = CLASSES.iter().position(of) {
+                    classes[c] += 1;
+                }
+            }
+            out.push(Function {
+                name,
+                arch,
+                classes,
+                main_loop: main_loop(&body),
+            });
+        }
+    }
+    let mut out = Vec::new();
+    let mut arch = "";
+    let mut current: Open = None;
+    for line in listing.lines() {
+        let t = line.trim();
+        if let Some(a) = t
+            .strip_prefix("arch = ")
+            .or_else(|| t.strip_prefix("code for "))
+        {
+            close(current.take(), &mut out);
+            arch = a.trim();
+        } else if let Some(name) = t.strip_prefix("Function : ") {
+            close(current.take(), &mut out);
+            current = Some((name.trim(), arch, Vec::new()));
+        } else if let Some((_, _, body)) = &mut current {
+            body.extend(instr(t));
+        }
+    }
+    close(current, &mut out);
+    out
+}
 
 /// A SASS line such as `/*0120*/  @!P0 HMMA.16816.F32 R4, ... ;` split into its address (`0120`)
 /// and the instruction after it.

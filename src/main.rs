@@ -4,6 +4,7 @@
 //! sinkless info     toolchain, compiled targets, driver and GPU, the kernel report
 //! sinkless check    every available backend against the float64 reference; non-zero exit on failure
 //! sinkless report   the kernel report alone; non-zero exit on spills, local memory or missing HMMA
+//! sinkless sass     the report's SASS columns for any cubin, object or fatbin (cuobjdump)
 //! sinkless bench    time the kernels (one configuration, or a grid) and print the table
 //! sinkless table    the Markdown table of results files
 //! sinkless plot     TFLOP/s-versus-seqlen SVG of results files
@@ -22,12 +23,14 @@ macro_rules! out {
     ($($arg:tt)*) => { sinkless::output::print(format_args!($($arg)*)) };
 }
 
-const USAGE: &str = "usage: sinkless <info|check|report|bench|table|plot>\n\
+const USAGE: &str = "usage: sinkless <info|check|report|sass|bench|table|plot>\n\
     \n  info     toolchain, compiled targets, driver and GPU, the kernel report\
     \n  check    run every available backend against the float64 reference\
     \n           (--small: a sample of the cases, small enough for compute-sanitizer;\
     \n           --gpu-only: no emulator runs, for a GPU lease; exit 3 when the GPU hung)\
     \n  report   print the kernel report; fail on spills, local memory or missing tensor-core code\
+    \n  sass     FILE...   the report's SASS columns and main loop for every function of a cubin,\
+    \n           object or fatbin (through cuobjdump), or of a saved `cuobjdump -sass` listing\
     \n  bench    [--hd N] [--seqlen N] [--causal] [--grid single|full|sparse|tiny] [--emulator] [--once]\
     \n           [--variants] [--runs N] [--warmup N] [--no-flush] [--no-throughput]\
     \n           [--baseline FILE]... [--out FILE] [--print-grid]\
@@ -46,6 +49,7 @@ fn main() -> ExitCode {
             }
         },
         Some("report") => report(),
+        Some("sass") if args.len() > 1 => sass(&args[1..]),
         Some("bench") => sinkless::bench::cli::bench(&args[1..]),
         Some("table") => sinkless::bench::cli::table(&args[1..]),
         Some("plot") => sinkless::bench::cli::plot(&args[1..]),
@@ -133,6 +137,67 @@ fn report() -> ExitCode {
         );
         ExitCode::FAILURE
     }
+}
+
+/// `cuobjdump`: `CUOBJDUMP`, then `CUDA_HOME`'s, then the one on `PATH`, then the project's
+/// `.toolchain/` (scripts/install-toolchain.sh).
+fn cuobjdump() -> std::path::PathBuf {
+    if let Some(p) = std::env::var_os("CUOBJDUMP") {
+        return p.into();
+    }
+    let local =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".toolchain/cuda/bin/cuobjdump");
+    let home =
+        std::env::var_os("CUDA_HOME").map(|h| std::path::Path::new(&h).join("bin/cuobjdump"));
+    let on_path = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|d| d.join("cuobjdump"))
+            .find(|p| p.is_file())
+    });
+    home.filter(|p| p.is_file())
+        .or(on_path)
+        .filter(|p| p.is_file())
+        .unwrap_or(local)
+}
+
+fn sass(files: &[String]) -> ExitCode {
+    let tool = cuobjdump();
+    for file in files {
+        let text = std::fs::read(file).map(|b| String::from_utf8_lossy(&b).into_owned());
+        // a saved listing is read as it is
+        let (listing, resources) = match text {
+            Ok(t) if t.contains("Function : ") => (t, String::new()),
+            Ok(_) => {
+                let dump = |flag: &str| {
+                    std::process::Command::new(&tool)
+                        .args([flag, file.as_str()])
+                        .output()
+                        .map_err(|e| format!("{}: {e}", tool.display()))
+                        .and_then(|o| {
+                            if o.status.success() {
+                                Ok(String::from_utf8_lossy(&o.stdout).into_owned())
+                            } else {
+                                Err(String::from_utf8_lossy(&o.stderr).trim().to_string())
+                            }
+                        })
+                };
+                match dump("-sass").and_then(|l| Ok((l, dump("-res-usage")?))) {
+                    Ok(pair) => pair,
+                    Err(e) => {
+                        eprintln!("sinkless sass: {file}: cuobjdump failed: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                }
+            }
+            Err(e) => {
+                eprintln!("sinkless sass: {file}: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        outln!("{file}:");
+        out!("{}", sinkless::report::listing_table(&listing, &resources));
+    }
+    ExitCode::SUCCESS
 }
 
 fn check_options(args: &[String]) -> Result<check::RunOptions, String> {

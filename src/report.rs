@@ -48,6 +48,11 @@ impl KernelRow {
     }
 }
 
+/// Registers a thread of a kernel that moves registers with `setmaxnreg` must start with: the
+/// warp-specialised forwards (`fwd_traits` in `attn_fwd.cu`: 384 threads, a producer warpgroup
+/// of 24 registers and two consumer warpgroups of 240).
+pub const SETMAXNREG_ENTRY: u32 = 168;
+
 /// The whole report.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KernelReport {
@@ -131,6 +136,17 @@ impl KernelReport {
                     out.push(format!("{at}: {n} {class} (local memory) instructions"));
                 }
             }
+            // setmaxnreg: the warp-specialised kernels' 384 threads start with what ptxas
+            // allocated, and the consumers' increase to 240 waits until the producer's decrease to
+            // 24 has freed enough: 128 * 24 + 256 * 240 = 65536 - 1024 needs all 168 a thread
+            // (65536 / 384, rounded down to a multiple of 8). With fewer it waits forever.
+            if r.count("USETMAXREG").is_some_and(|n| n > 0) && r.registers != SETMAXNREG_ENTRY {
+                out.push(format!(
+                    "{at}: moves registers with setmaxnreg but starts with {} registers a thread, \
+                     not {SETMAXNREG_ENTRY}: the consumers' setmaxnreg.inc would wait forever",
+                    r.registers
+                ));
+            }
             for class in &r.expect {
                 if r.count(class) == Some(0) {
                     out.push(format!(
@@ -164,7 +180,7 @@ impl fmt::Display for KernelReport {
             "kernel", "target", "regs", "smem", "stack", "spills"
         )?;
         for c in &classes {
-            write!(f, " {c:>6}")?;
+            write!(f, " {c:>w$}", w = c.len().max(6))?;
         }
         writeln!(f)?;
         for r in &self.rows {
@@ -179,9 +195,10 @@ impl fmt::Display for KernelReport {
                 r.spill_stores + r.spill_loads
             )?;
             for c in &classes {
+                let w = c.len().max(6);
                 match r.count(c) {
-                    Some(n) => write!(f, " {n:>6}")?,
-                    None => write!(f, " {:>6}", "?")?,
+                    Some(n) => write!(f, " {n:>w$}")?,
+                    None => write!(f, " {:>w$}", "?")?,
                 }
             }
             writeln!(f)?;
@@ -190,10 +207,62 @@ impl fmt::Display for KernelReport {
     }
 }
 
-// build.rs's SASS reader, compiled here too for its tests
-#[cfg(test)]
+// build.rs's SASS reader, for `sinkless sass` and its tests
 #[path = "../build/sass.rs"]
 mod sass;
+
+/// The kernel report's SASS columns for every function of a `cuobjdump -sass` listing of any
+/// code, such as another library's kernels built by the same compiler for the same target, so
+/// that their main loops can be set beside this crate's (`sinkless sass`,
+/// `scripts/fa2-sass.sh`): target, registers and stack frame (from `resources`, the same
+/// file's `cuobjdump -res-usage`, where it names the function; `?` otherwise), the count of each
+/// instruction class, the main loop's span and path (see [`KernelRow::sass`]), and the name.
+/// ptxas' spill counts are not in a listing: the stack frame and the `LDL`/`STL` columns show
+/// spilling.
+pub fn listing_table(sass: &str, resources: &str) -> String {
+    // -res-usage: " Function NAME:" then "  REG:255 STACK:160 SHARED:0 LOCAL:0 ..."
+    let mut usage: Vec<(&str, &str, &str)> = Vec::new();
+    let mut name: Option<&str> = None;
+    for line in resources.lines() {
+        let t = line.trim();
+        if let Some(n) = t.strip_prefix("Function ") {
+            name = n.strip_suffix(':');
+        } else if let Some(n) = name.take() {
+            let field = |key: &str| {
+                t.split_whitespace()
+                    .find_map(|w| w.strip_prefix(key))
+                    .unwrap_or("?")
+            };
+            usage.push((n, field("REG:"), field("STACK:")));
+        }
+    }
+    let mut out = format!("{:7} {:>4} {:>5}", "target", "regs", "stack");
+    for c in sass::CLASSES {
+        out.push_str(&format!(" {c:>8}"));
+    }
+    out.push_str(&format!(" {:>5} {:>5}  function\n", "loop", "path"));
+    for f in sass::functions(sass) {
+        // a fatbin lists a function once per target, and -res-usage in the same order
+        let (regs, stack) = usage
+            .iter()
+            .position(|u| u.0 == f.name)
+            .map_or(("?", "?"), |i| {
+                let (_, r, s) = usage.remove(i);
+                (r, s)
+            });
+        out.push_str(&format!("{:7} {regs:>4} {stack:>5}", f.arch));
+        for n in f.classes {
+            out.push_str(&format!(" {n:>8}"));
+        }
+        let (span, path) = f
+            .main_loop
+            .map_or(("-".to_string(), "-".to_string()), |(s, p)| {
+                (s.to_string(), p.to_string())
+            });
+        out.push_str(&format!(" {span:>5} {path:>5}  {}\n", f.name));
+    }
+    out
+}
 
 #[cfg(test)]
 mod tests {
@@ -344,6 +413,58 @@ mod tests {
         assert_eq!(
             work("/*0010*/  LDG.E.128 R4, desc[UR4][R2.64] ;"),
             Some(false)
+        );
+    }
+
+    #[test]
+    fn a_setmaxnreg_kernel_must_start_with_every_register_its_warpgroups_trade() {
+        let report = |regs: u32| {
+            KernelReport::parse(&format!(
+                "kernel\ttarget\tregisters\tsmem_static\tstack\tspill_stores\tspill_loads\texpect\t\
+                 wgmma_fixups\tHGMMA\tUSETMAXREG\nk_ws\tsm_90a\t{regs}\t0\t0\t0\t0\tHGMMA\t0\t32\t2\n\
+                 k_plain\tsm_90a\t160\t0\t0\t0\t0\tHGMMA\t0\t32\t0\n"
+            ))
+            .unwrap()
+        };
+        assert!(report(168).problems().is_empty());
+        let p = report(160).problems();
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].starts_with("k_ws (sm_90a): moves registers with setmaxnreg but starts with 160")
+        );
+    }
+
+    #[test]
+    fn a_listing_of_other_code_gets_the_same_columns() {
+        // a cubin's listing (a target per file) with two functions, the second without a loop,
+        // and -res-usage for the first only
+        let listing = format!(
+            "\tcode for sm_90a\n\t\tFunction : k_loop\n{LOOP}\n\t\tFunction : k_flat\n\
+             /*0000*/   LDSM.16.M88.4 R4, [R2] ;\n/*0010*/   STL [R1], R4 ;\n/*0020*/   EXIT ;\n"
+        );
+        let resources = "Resource usage:\n Function k_loop:\n  REG:168 STACK:8 SHARED:0 LOCAL:0\n";
+        let table = listing_table(&listing, resources);
+        let lines: Vec<Vec<&str>> = table
+            .lines()
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        assert_eq!(lines.len(), 3, "{table}");
+        assert_eq!(lines[0][..3], ["target", "regs", "stack"]);
+        assert_eq!(lines[0].last(), Some(&"function"));
+        // target regs stack, the ten classes (HMMA 1, LDGSTS 1, MUFU.EX2 1), loop 13, path 9
+        assert_eq!(
+            lines[1],
+            [
+                "sm_90a", "168", "8", "1", "0", "0", "0", "1", "1", "0", "0", "0", "0", "13", "9",
+                "k_loop"
+            ]
+        );
+        assert_eq!(
+            lines[2],
+            [
+                "sm_90a", "?", "?", "0", "0", "0", "1", "0", "0", "0", "0", "1", "0", "-", "-",
+                "k_flat"
+            ]
         );
     }
 
