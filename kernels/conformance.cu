@@ -11,9 +11,10 @@
 //   conf_cp_async   cp.async with zero-fill, commit groups, wait_group 2/1/0, wait_all
 //   conf_ldmatrix   ldmatrix x1/x2/x4, with and without .trans
 //   conf_mma        mma.m16n8k16 f16/bf16, fragments by the table and by ldmatrix
-//   conf_wgmma      wgmma.mma_async.m64n64k16 f16/bf16 (sm_90a): A and B by descriptors (both
-//                   K-major, or A M-major and B N-major), or A from registers and B N-major; the
-//                   128-byte swizzle of tile.cuh
+//   conf_wgmma      wgmma.mma_async.m64n64k16 and m64n128k16 f16/bf16 (sm_90a): A and B by
+//                   descriptors (both K-major, or A M-major and B N-major), or A from registers and
+//                   B N-major; the 128-byte swizzle of tile.cuh; operands at a row offset, in the
+//                   second column block or across both; one or two commit groups in flight
 //   conf_tma        cp.async.bulk.tensor.4d (sm_90): tensor maps, the 128-byte swizzle, zero fill
 //                   out of bounds; mbarrier init, arrive.expect_tx and parity waits over four
 //                   phases; named barriers (bar.sync, bar.arrive)
@@ -276,10 +277,6 @@ __device__ __forceinline__ void conf_spin(const sinkless_conf_spin_params& p) {
     *p.done = 1;
 }
 
-// One warpgroup: A [64][k] and B staged in shared memory with plain stores (then the proxy
-// fence), D = A B + C by k / 16 wgmma steps, written row-major. The register-A form gathers its
-// fragments from global memory by the mma.m16n8k16 A table (warp w: rows 16w..), all of them
-// before the first product, so no register a product reads is rewritten while it runs.
 // Stages rows x cols (cols a multiple of 8) of a tile from src(row, col), one 16-byte store a
 // chunk, 128 threads: the 8 threads of a quarter-warp store 8 chunks of one row's 128-byte
 // block, which the swizzle puts in 8 distinct bank slots, so no store replays.
@@ -296,42 +293,55 @@ __device__ __forceinline__ void conf_stage(const Tile& tile, uint32_t rows, uint
     }
 }
 
+// One warpgroup: D = A B + C (64 x k x n) by wgmma, A and B staged with plain stores (then the
+// proxy fence) at the places conformance_params.h describes, decoys everywhere else in their
+// tiles. The register-A form gathers its fragments from global memory by the mma.m16n8k16 A
+// table (warp w: rows 16w..), all of them before the first product, so no register a product
+// reads is rewritten while it runs.
 template <bool kBf16>
 __device__ __forceinline__ void conf_wgmma(const sinkless_conf_wgmma_params& p) {
     if constexpr (!ptx::kHasWgmma) {
         ptx::trap();
     } else {
-        using a_tile_t = smem_tile<64, 128>;   // A K-major: [m][k]
-        using at_tile_t = smem_tile<128, 64>;  // A M-major: [k][m]
-        using bt_tile_t = smem_tile<64, 128>;  // B K-major: [n][k]
-        using b_tile_t = smem_tile<128, 64>;   // B N-major: [k][n]
-        static_assert(a_tile_t::kElems == at_tile_t::kElems, "both forms of A in one region");
-        const uint32_t t = threadIdx.x, k = p.k;
+        using ka_tile_t = smem_tile<128, 128>;  // A K-major: [m][k]
+        using ma_tile_t = smem_tile<128, 64>;   // A M-major: [k][m]
+        using kb_tile_t = smem_tile<128, 128>;  // B K-major: [n][k]
+        using nb_tile_t = smem_tile<128, 128>;  // B N-major: [k][n], two column blocks
+        static_assert(ma_tile_t::kElems <= ka_tile_t::kElems, "both forms of A in one region");
+        const uint32_t t = threadIdx.x, k = p.k, n = p.n, row0 = p.row0, c0 = 64 * p.block;
         const bool reg_a = p.form == SINKLESS_CONF_WGMMA_REGISTER_A, mn = p.form == SINKLESS_CONF_WGMMA_SHARED_MN;
         uint16_t* smem = dynamic_smem<uint16_t>();
         smem += ((1024u - (ptx::smem_addr(smem) & 1023u)) & 1023u) / 2;
-        const a_tile_t sa{smem};
-        const at_tile_t sat{smem};
-        uint16_t* const sb = smem + a_tile_t::kElems;
+        const ka_tile_t ska{smem};
+        const ma_tile_t sma{smem};
+        const kb_tile_t skb{smem + ka_tile_t::kElems};
+        const nb_tile_t snb{smem + ka_tile_t::kElems};
+        // A decoy: the input at a position spread from (r, c), negated, so it is finite, exact in
+        // either type, and differs from what belongs there unless both are zero.
+        const auto decoy = [](const uint16_t* x, uint32_t count, uint32_t r, uint32_t c) {
+            return uint16_t(x[(131 * r + 7 * c + 3) % count] ^ 0x8000u);
+        };
+        const auto in = [](uint32_t x, uint32_t lo, uint32_t len) { return x >= lo && x < lo + len; };
         if (mn) {
-            conf_stage(sat, k, 64, t, [&](uint32_t kk, uint32_t m) { return p.a[m * k + kk]; });
-        } else {
-            conf_stage(sa, 64, k, t, [&](uint32_t m, uint32_t kk) { return p.a[m * k + kk]; });
+            conf_stage(sma, 128, 64, t, [&](uint32_t r, uint32_t m) {
+                return in(r, row0, k) ? p.a[m * k + r - row0] : decoy(p.a, 64 * k, r, m);
+            });
+        } else if (!reg_a) {
+            conf_stage(ska, 128, 128, t, [&](uint32_t r, uint32_t kk) {
+                return in(r, row0, 64) && kk < k ? p.a[(r - row0) * k + kk] : decoy(p.a, 64 * k, r, kk);
+            });
         }
         if (reg_a || mn) {
-            conf_stage(b_tile_t{sb}, k, 64, t, [&](uint32_t kk, uint32_t n) { return p.b[kk * 64 + n]; });
+            conf_stage(snb, 128, 128, t, [&](uint32_t r, uint32_t c) {
+                return in(r, row0, k) && in(c, c0, n) ? p.b[(r - row0) * n + c - c0] : decoy(p.b, k * n, r, c);
+            });
         } else {
-            conf_stage(bt_tile_t{sb}, 64, k, t, [&](uint32_t n, uint32_t kk) { return p.b[kk * 64 + n]; });
+            conf_stage(skb, 128, 128, t, [&](uint32_t r, uint32_t kk) {
+                return r < n && kk < k ? p.b[kk * n + r] : decoy(p.b, k * n, r, kk);
+            });
         }
         if (p.plant != SINKLESS_CONF_PLANT_SKIP_PROXY_FENCE) ptx::fence_proxy_async();
         __syncthreads();
-        float d[32];
-#pragma unroll
-        for (int i = 0; i < 32; ++i) {
-            const uint32_t r = 16 * (t / 32) + (t % 32) / 4 + 8 * ((i >> 1) & 1);
-            const uint32_t c = 8 * (i >> 2) + 2 * (t % 4) + (i & 1);
-            d[i] = p.c[r * 64 + c];
-        }
         uint32_t a[8][4] = {};
         if (reg_a) {
             const uint32_t r = 16 * (t / 32) + (t % 32) / 4, c = 2 * (t % 4);
@@ -345,52 +355,106 @@ __device__ __forceinline__ void conf_wgmma(const sinkless_conf_wgmma_params& p) 
                 a[ks][3] = conf_pair(ar[8 * k + 8], ar[8 * k + 9]);
             }
         }
-        // One group per k step, fenced on both sides, and the operand form chosen outside the
-        // steps: no branch sits between a fence and its product, so ptxas has nothing to patch.
-        const auto run = [&](auto form) {
+#if defined(__CUDACC__)
+        constexpr int misplaced = 0;
+#else  // a plant, which only the emulator runs
+        const int misplaced = p.plant == SINKLESS_CONF_PLANT_MISPLACED_B ? 1 : 0;
+#endif
+        const int b_block = int(p.block) + misplaced;
+        const auto row = [&](int i) { return 16 * (t / 32) + (t % 32) / 4 + 8 * ((i >> 1) & 1); };
+        const auto col = [&](int i) { return 8 * (i >> 2) + 2 * (t % 4) + (i & 1); };
+        // The operand form, the width and the grouping are chosen outside the products: no
+        // branch sits between a fence and its product, so ptxas has nothing to patch. KS is 0
+        // for one group a k-step, else the k-steps of the two-group schedule.
+        const auto run = [&](auto form, auto wide, auto steps) {
             constexpr uint32_t kForm = decltype(form)::value;
-#pragma unroll
-            for (uint32_t ks = 0; ks < 8; ++ks) {
-                if (16 * ks >= k) break;
-                ptx::fence_operand(d);
-                ptx::fence_operand(a[ks]);
-                ptx::wgmma_fence();
+            constexpr int N = decltype(wide)::value ? 128 : 64;
+            constexpr int KS = decltype(steps)::value;
+            constexpr uint32_t kNoA[4] = {0, 0, 0, 0};
+            const auto product = [&](float(&acc)[N / 2], uint32_t ks) {
                 if constexpr (kForm == SINKLESS_CONF_WGMMA_REGISTER_A) {
-                    ptx::wgmma<kBf16, true, 64>(d, a[ks], 0, desc_n_major(b_tile_t{sb}, int(16 * ks)));
+                    ptx::wgmma<kBf16, true, N>(acc, a[ks], 0, desc_n_major(snb, int(row0 + 16 * ks), b_block));
                 } else if constexpr (kForm == SINKLESS_CONF_WGMMA_SHARED_MN) {
-                    ptx::wgmma<kBf16, false, 64, true>(d, a[ks], desc_n_major(sat, int(16 * ks)),
-                                                       desc_n_major(b_tile_t{sb}, int(16 * ks)));
+                    ptx::wgmma<kBf16, false, N, true>(acc, kNoA, desc_n_major(sma, int(row0 + 16 * ks)),
+                                                      desc_n_major(snb, int(row0 + 16 * ks), b_block));
                 } else {
-                    uint64_t desc_a = desc_k_major(sa, 0, int(16 * ks));
+                    uint64_t desc_a = desc_k_major(ska, int(row0), int(16 * ks));
 #if !defined(__CUDACC__)  // a plant, which only the emulator runs
                     if (p.plant == SINKLESS_CONF_PLANT_DESCRIPTOR_OVERFLOW && ks == 0) {
                         desc_a = desc_advance(desc_a, 1u << 18);
                     }
 #endif
-                    ptx::wgmma<kBf16, false, 64>(d, a[ks], desc_a, desc_k_major(bt_tile_t{sb}, 0, int(16 * ks)));
+                    ptx::wgmma<kBf16, false, N>(acc, kNoA, desc_a, desc_k_major(skb, 8 * misplaced, int(16 * ks)));
                 }
-                ptx::wgmma_commit();
+            };
+            float d[N / 2];
+#pragma unroll
+            for (int i = 0; i < N / 2; ++i) d[i] = p.c[row(i) * N + col(i)];
+            if constexpr (KS == 0) {
+#pragma unroll
+                for (uint32_t ks = 0; ks < 8; ++ks) {
+                    if (16 * ks >= k) break;
+                    ptx::fence_operand(d);
+                    ptx::fence_operand(a[ks]);
+                    ptx::wgmma_fence();
+                    product(d, ks);
+                    ptx::wgmma_commit();
 #if !defined(__CUDACC__)  // a plant, which only the emulator runs: no branch here on the GPU
-                if (p.plant == SINKLESS_CONF_PLANT_STORE_UNDER_WGMMA && ks == 0) {
-                    ptx::st_shared(&b_tile_t{sb}.chunk(0, int(t % 8))[0], uint16_t(t));
-                }
+                    if (p.plant == SINKLESS_CONF_PLANT_STORE_UNDER_WGMMA && ks == 0) {
+                        ptx::st_shared(&snb.chunk(0, int(t % 8))[0], uint16_t(t));
+                    }
 #endif
-                ptx::wgmma_wait<0>();
+                    ptx::wgmma_wait<0>();
+                    ptx::fence_operand(d);
+                }
+#pragma unroll
+                for (int i = 0; i < N / 2; ++i) p.d[row(i) * N + col(i)] = d[i];
+            } else {
+                float e[N / 2];
+#pragma unroll
+                for (int i = 0; i < N / 2; ++i) e[i] = 0.0f;
                 ptx::fence_operand(d);
+                ptx::fence_operand(reinterpret_cast<uint32_t(&)[32]>(a));
+                ptx::wgmma_fence();
+#pragma unroll
+                for (uint32_t ks = 0; ks < KS - 1; ++ks) product(d, ks);
+                ptx::wgmma_commit();
+                ptx::fence_operand(e);
+                ptx::wgmma_fence();
+                product(e, KS - 1);
+                ptx::wgmma_commit();
+                ptx::wgmma_wait<1>();
+                ptx::fence_operand(d);
+#pragma unroll
+                for (int i = 0; i < N / 2; ++i) p.d[row(i) * N + col(i)] = d[i];
+                ptx::wgmma_wait<0>();
+                ptx::fence_operand(e);
+#pragma unroll
+                for (int i = 0; i < N / 2; ++i) p.d[row(i) * N + col(i)] += e[i];
             }
         };
-        if (reg_a) {
-            run(std::integral_constant<uint32_t, SINKLESS_CONF_WGMMA_REGISTER_A>{});
-        } else if (mn) {
-            run(std::integral_constant<uint32_t, SINKLESS_CONF_WGMMA_SHARED_MN>{});
+        const auto by_form = [&](auto wide, auto steps) {
+            if (reg_a) {
+                run(std::integral_constant<uint32_t, SINKLESS_CONF_WGMMA_REGISTER_A>{}, wide, steps);
+            } else if (mn) {
+                run(std::integral_constant<uint32_t, SINKLESS_CONF_WGMMA_SHARED_MN>{}, wide, steps);
+            } else {
+                run(std::integral_constant<uint32_t, SINKLESS_CONF_WGMMA_SHARED_K>{}, wide, steps);
+            }
+        };
+        const auto by_steps = [&](auto wide) {
+            if (p.groups == 1) {
+                by_form(wide, std::integral_constant<int, 0>{});
+            } else if (k == 64) {
+                by_form(wide, std::integral_constant<int, 4>{});
+            } else {
+                by_form(wide, std::integral_constant<int, 8>{});
+            }
+        };
+        if (n == 128) {
+            by_steps(std::true_type{});
         } else {
-            run(std::integral_constant<uint32_t, SINKLESS_CONF_WGMMA_SHARED_K>{});
-        }
-#pragma unroll
-        for (int i = 0; i < 32; ++i) {
-            const uint32_t r = 16 * (t / 32) + (t % 32) / 4 + 8 * ((i >> 1) & 1);
-            const uint32_t c = 8 * (i >> 2) + 2 * (t % 4) + (i & 1);
-            p.d[r * 64 + c] = d[i];
+            by_steps(std::false_type{});
         }
     }
 }

@@ -81,13 +81,92 @@ fn mma_f16_and_bf16_by_table_and_by_ldmatrix() {
 }
 
 /// Hopper's warpgroup product: descriptors with the 128-byte swizzle (both operands K-major, and
-/// A M-major with B N-major), register A with B N-major, k from one step to two 64-column blocks.
+/// A M-major with B N-major), register A with B N-major, k from one step to two 64-column blocks,
+/// 64 and 128 wide, operands from a row offset and a second column block, two commit groups in
+/// flight. The suite holds every place the attention kernels take their operands from.
 #[test]
 fn wgmma_f16_and_bf16_by_descriptor_and_register_a() {
-    check_on(
-        &Emulator::new(),
-        &suite_of(|k| matches!(k, Kernel::Wgmma { .. })),
-    );
+    let suite = suite_of(|k| matches!(k, Kernel::Wgmma { .. }));
+    let has = |f: &dyn Fn(u32, u32, WgmmaForm, u32, u32, bool) -> bool| {
+        suite.iter().any(|c| match c.kernel {
+            Kernel::Wgmma {
+                k,
+                n,
+                form,
+                row0,
+                block,
+                two_groups,
+                ..
+            } => f(k, n, form, row0, block, two_groups),
+            _ => false,
+        })
+    };
+    for form in [
+        WgmmaForm::SharedK,
+        WgmmaForm::RegisterA,
+        WgmmaForm::SharedMn,
+    ] {
+        assert!(
+            has(&|_, n, f, _, _, _| f == form && n == 128),
+            "{form:?} 128 wide"
+        );
+        assert!(
+            has(&|_, _, f, row0, _, _| f == form && row0 > 0),
+            "{form:?} from a row offset"
+        );
+        assert!(
+            has(&|_, _, f, _, _, two| f == form && two),
+            "{form:?} two groups"
+        );
+        if form != WgmmaForm::SharedK {
+            assert!(
+                has(&|_, _, f, _, block, _| f == form && block == 1),
+                "{form:?} block 1"
+            );
+        }
+    }
+    check_on(&Emulator::new(), &suite);
+}
+
+/// A wgmma case whose fields do not go together is refused before the launch with an error
+/// naming the field, never run (on a GPU it would read past its tiles).
+#[test]
+fn wgmma_cases_with_fields_that_do_not_fit_are_refused() {
+    let base = |k, n, form, row0, block, two_groups| Kernel::Wgmma {
+        dtype: DType::F16,
+        k,
+        n,
+        form,
+        row0,
+        block,
+        two_groups,
+    };
+    use WgmmaForm::{RegisterA, SharedK, SharedMn};
+    for (kernel, field) in [
+        (base(0, 64, SharedK, 0, 0, false), "k"),
+        (base(24, 64, SharedK, 0, 0, false), "k"),
+        (base(144, 64, RegisterA, 0, 0, false), "k"),
+        (base(48, 64, SharedMn, 0, 0, true), "k"),
+        (base(64, 96, SharedK, 0, 0, false), "n"),
+        (base(64, 64, SharedK, 72, 0, false), "row0"),
+        (base(64, 64, SharedK, 4, 0, false), "row0"),
+        (base(64, 64, SharedK, 0, 1, false), "block"),
+        (base(64, 64, RegisterA, 80, 0, false), "row0"),
+        (base(32, 64, SharedMn, 8, 0, false), "row0"),
+        (base(64, 128, RegisterA, 0, 1, false), "block"),
+        (base(64, 64, SharedMn, 0, 2, false), "block"),
+    ] {
+        match run_emulator(&Emulator::new(), &ConformanceCase::new(kernel, 1)) {
+            Err(sinkless::Error::BadOption { option, value }) => {
+                assert_eq!(option, field, "{kernel:?}: {value}");
+                assert!(value.contains("wgmma case"), "{value}");
+            }
+            other => panic!("{kernel:?}: expected BadOption {field}, got {other:?}"),
+        }
+    }
+    for case in cases() {
+        assert!(case.kernel.check().is_ok(), "{}", case.name());
+    }
 }
 
 /// Hopper's tensor copies through a tensor map, under several schedules: boxes across every
@@ -101,7 +180,8 @@ fn tensor_copies_mbarrier_phases_and_named_barriers() {
         check_on(&Emulator::new().with_seed(seed), &cases);
     }
     // the outputs are not trivially right: copies bring both zeros (outside the tensor, which
-    // is narrower than a box) and data
+    // is narrower than a box) and data (each case's first copy, from the tensor's origin, brings
+    // at least 5/8 of its box, whatever the seed)
     let outputs = run_all_emulator(&Emulator::new()).unwrap();
     let words: Vec<u32> = outputs
         .iter()
@@ -110,7 +190,7 @@ fn tensor_copies_mbarrier_phases_and_named_barriers() {
         .collect();
     let zeros = words.iter().filter(|&&w| w == 0).count();
     assert!(
-        zeros > 0 && words.len() - zeros > words.len() / 5,
+        zeros > 0 && words.len() - zeros > words.len() / 10,
         "{zeros} zeros of {}",
         words.len()
     );

@@ -278,6 +278,23 @@ fn a_descriptor_that_overflows_its_field_fails_the_product() {
     );
 }
 
+/// B's descriptors one place off (a column block on, where the decoys sit) break no rule the
+/// emulator checks, so the launch succeeds; the sums come out wrong almost everywhere, which is
+/// what makes the wgmma cases able to tell a misread leading or stride offset on a GPU.
+#[test]
+fn a_misplaced_wgmma_operand_gives_wrong_sums() {
+    assert_eq!(Plant::MisplacedB.caught(), Caught::WrongValues);
+    let out = run_bounded(Plant::MisplacedB, Emulator::new(), 1)
+        .unwrap_or_else(|e| panic!("misplaced_b: the launch failed: {e}"));
+    let wrong = check_against_isa(&[out]);
+    assert!(
+        wrong.len() > 64 * 64 * 3 / 4,
+        "only {} of 4096 sums wrong",
+        wrong.len()
+    );
+    assert!(wrong.iter().all(|m| m.buffer == "d"), "{}", wrong[0]);
+}
+
 /// Every plant through the verdict the `check` command prints, and the emulator still works
 /// after all of them.
 #[test]

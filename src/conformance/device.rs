@@ -150,6 +150,7 @@ fn plant_field(plant: Option<Plant>) -> u32 {
         Some(Plant::StoreAfterLoad) => ffi::SINKLESS_CONF_PLANT_STORE_AFTER_LOAD,
         Some(Plant::SharedBankConflict) => ffi::SINKLESS_CONF_PLANT_SHARED_BANK_CONFLICT,
         Some(Plant::StoreUnderWgmma) => ffi::SINKLESS_CONF_PLANT_STORE_UNDER_WGMMA,
+        Some(Plant::MisplacedB) => ffi::SINKLESS_CONF_PLANT_MISPLACED_B,
         Some(Plant::ArriveBeforeStore) => ffi::SINKLESS_CONF_PLANT_ARRIVE_BEFORE_STORE,
         Some(Plant::StoreAfterLdmatrix) => ffi::SINKLESS_CONF_PLANT_STORE_AFTER_LDMATRIX,
         Some(Plant::DescriptorOverflow) => ffi::SINKLESS_CONF_PLANT_DESCRIPTOR_OVERFLOW,
@@ -195,6 +196,7 @@ impl<D: Device> Operands<D> {
 
 /// Runs one case on `dev` and returns its raw outputs, in the order of the params struct.
 pub(super) fn run<D: Device>(dev: &D, case: &ConformanceCase) -> Result<Vec<Output>> {
+    case.kernel.check()?;
     let seed = case.seed;
     let poisoned32 = |n: usize| dev.upload(&vec![POISON32; n]);
     let poisoned16 = |n: usize| dev.upload(&vec![POISON16; n]);
@@ -270,15 +272,27 @@ pub(super) fn run<D: Device>(dev: &D, case: &ConformanceCase) -> Result<Vec<Outp
             dev.launch(&launch(name, x(1), x(32), smem, Params::ConfMma(p))?)?;
             vec![Output::exact("d", Values::F32(dev.download(&d)?))]
         }
-        Kernel::Wgmma { dtype, k, form } => {
-            let (ops, d) = Operands::new(dev, dtype, (64, k as usize, 64), seed)?;
+        Kernel::Wgmma {
+            dtype,
+            k,
+            n,
+            form,
+            row0,
+            block,
+            two_groups,
+        } => {
+            let (ops, d) = Operands::new(dev, dtype, (64, k as usize, n as usize), seed)?;
             let p = ffi::sinkless_conf_wgmma_params {
                 a: ops.a,
                 b: ops.b,
                 c: ops.c,
                 d: dev.addr(&d) as *mut f32,
                 k,
+                n,
                 form: form.code(),
+                row0,
+                block,
+                groups: if two_groups { 2 } else { 1 },
                 plant: plant_field(case.plant),
             };
             let name = match dtype {

@@ -168,9 +168,10 @@ pub(super) struct Tma {
     pub data: Vec<u16>,
     /// Byte strides of dimensions 1, 2, 3: padded, so rows do not abut.
     pub strides: [u64; 3],
-    /// Each copy's box origin, innermost first: the first coordinate a multiple of 8 inside the
-    /// tensor, the others from half a box before the tensor to its last index, so boxes cross
-    /// every edge.
+    /// Each copy's box origin, innermost first. The first copy's is the tensor's origin, so
+    /// whatever the seed some copy brings data; the others' first coordinate is a multiple of 8
+    /// inside the tensor, the rest from half a box before the tensor to its last index, so boxes
+    /// cross every edge.
     pub coords: [[i32; 4]; 4],
 }
 
@@ -185,7 +186,7 @@ pub(super) fn tma(dims: [u32; 4], boxed: [u32; 4], seed: u64) -> Tma {
         .map(|_| (rng.next_u64() % 0xfffe) as u16 + 1)
         .collect();
     let mut coords = [[0i32; 4]; 4];
-    for c in &mut coords {
+    for c in &mut coords[1..] {
         c[0] = 8 * (rng.next_u64() % u64::from(dims[0].div_ceil(8))) as i32;
         for d in 1..4 {
             let lo = -i64::from(boxed[d] / 2);

@@ -109,15 +109,29 @@ pub enum Kernel {
         /// Fragments through shared memory and `ldmatrix` rather than gathered from global.
         ldmatrix: bool,
     },
-    /// `sinkless_conf_wgmma_{f16,bf16}`: `D = A B + C` (64 x k x 64) with one warpgroup's
-    /// `wgmma.mma_async.m64n64k16`, `k / 16` steps; sm_90 only.
+    /// `sinkless_conf_wgmma_{f16,bf16}`: `D = A B + C` (64 x k x n) with one warpgroup's
+    /// `wgmma.mma_async.m64n{n}k16`, `k / 16` steps; sm_90 only. The operands sit at the place
+    /// `row0` and `block` name in 128-row shared tiles, decoys everywhere else
+    /// (`conformance_params.h`); [`Kernel::check`] says which fields go together.
     Wgmma {
         /// Element type of A and B.
         dtype: DType,
         /// Inner dimension: 16 to 128, a multiple of 16.
         k: u32,
+        /// The product's width: 64 or 128.
+        n: u32,
         /// Where the operands come from and which way they are stored.
         form: WgmmaForm,
+        /// [`WgmmaForm::SharedK`]: A's first row in its tile, a multiple of 8 up to 64; the other
+        /// forms: the first row (k) of the operands stored by k, a multiple of 16, with
+        /// `row0 + k <= 128`.
+        row0: u32,
+        /// B's first column block when B is stored N-major (`block + n / 64 <= 2`); 0 with
+        /// [`WgmmaForm::SharedK`].
+        block: u32,
+        /// One commit group a k-step, or two in flight (`k` 64 or 128): all but the last k-step
+        /// onto D, the last onto a second accumulator, retired by `wait_group 1` then 0.
+        two_groups: bool,
     },
     /// `sinkless_conf_tma`: four tensor copies (`cp.async.bulk.tensor.4d`, the 128-byte swizzle,
     /// zeros out of bounds) of boxes of a padded 4D tensor, completing on one mbarrier over four
@@ -154,6 +168,63 @@ pub enum Kernel {
         /// Pairs of adjacent floats added into by `red_add_f32x2`.
         npairs: u32,
     },
+}
+
+impl Kernel {
+    /// Whether the fields of a [`Kernel::Wgmma`] case go together (the kernel trusts them: a
+    /// wrong one would read past its tiles on a GPU); other kernels take any fields their
+    /// launch accepts.
+    ///
+    /// # Errors
+    /// [`Error::BadOption`] naming the field and the case.
+    pub fn check(&self) -> Result<()> {
+        let Kernel::Wgmma {
+            k,
+            n,
+            form,
+            row0,
+            block,
+            two_groups,
+            ..
+        } = *self
+        else {
+            return Ok(());
+        };
+        let bad = |option: &'static str, value: u32, rule: &str| {
+            Err(Error::BadOption {
+                option,
+                value: format!("{value} (wgmma case: {rule})"),
+            })
+        };
+        if k == 0 || k > 128 || k % 16 != 0 {
+            return bad("k", k, "16 to 128, a multiple of 16");
+        }
+        if n != 64 && n != 128 {
+            return bad("n", n, "64 or 128");
+        }
+        if two_groups && k != 64 && k != 128 {
+            return bad("k", k, "64 or 128 with two groups");
+        }
+        match form {
+            WgmmaForm::SharedK => {
+                if row0 % 8 != 0 || row0 > 64 {
+                    return bad("row0", row0, "A's first row, a multiple of 8 up to 64");
+                }
+                if block != 0 {
+                    return bad("block", block, "0 with B stored K-major");
+                }
+            }
+            WgmmaForm::RegisterA | WgmmaForm::SharedMn => {
+                if row0 % 16 != 0 || row0 + k > 128 {
+                    return bad("row0", row0, "a multiple of 16 with row0 + k <= 128");
+                }
+                if block + n / 64 > 2 {
+                    return bad("block", block, "block + n / 64 <= 2");
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The operand forms of the warpgroup product case ([`Kernel::Wgmma`]).
@@ -228,6 +299,10 @@ pub enum Plant {
     /// `conf_wgmma` with the start address of its first A descriptor moved 256 KiB on, which
     /// carries out of the descriptor's 14-bit field into the bits between fields.
     DescriptorOverflow,
+    /// `conf_wgmma` with its B descriptors one place past where B is staged (8 rows on when
+    /// K-major, one column block on when N-major), where the decoys sit: the launch succeeds
+    /// and the sums are wrong, which shows the case can tell a misplaced operand.
+    MisplacedB,
     /// `conf_widen` told one element more than its input holds: a read past the end.
     ReadPastEnd,
     /// `conf_widen` with its f16 output four elements short: a write past the end.
@@ -251,6 +326,8 @@ pub enum Caught {
     },
     /// The launch is refused with [`Error::SharedMemory`].
     SharedMemory,
+    /// The launch succeeds and the ISA check finds wrong values.
+    WrongValues,
 }
 
 /// Which buffer a fault plant sizes wrongly.
@@ -262,7 +339,7 @@ enum Fault {
 
 impl Plant {
     /// Every planted bug.
-    pub const ALL: [Plant; 19] = [
+    pub const ALL: [Plant; 20] = [
         Plant::SkipSync,
         Plant::ExitEarly,
         Plant::DivergentBarrier,
@@ -279,6 +356,7 @@ impl Plant {
         Plant::ArriveBeforeStore,
         Plant::StoreAfterLdmatrix,
         Plant::DescriptorOverflow,
+        Plant::MisplacedB,
         Plant::ReadPastEnd,
         Plant::WritePastEnd,
         Plant::SharedMemoryOverLimit,
@@ -303,6 +381,7 @@ impl Plant {
             Plant::ArriveBeforeStore => "arrive_before_store",
             Plant::StoreAfterLdmatrix => "store_after_ldmatrix",
             Plant::DescriptorOverflow => "descriptor_overflow",
+            Plant::MisplacedB => "misplaced_b",
             Plant::ReadPastEnd => "read_past_end",
             Plant::WritePastEnd => "write_past_end",
             Plant::SharedMemoryOverLimit => "shared_memory_over_limit",
@@ -340,6 +419,7 @@ impl Plant {
                 code: EMULATOR_CONFIG,
             },
             Plant::SharedMemoryOverLimit => Caught::SharedMemory,
+            Plant::MisplacedB => Caught::WrongValues,
         }
     }
 
@@ -358,21 +438,10 @@ impl Plant {
             Plant::SkipMbarrierWait | Plant::ArriveBeforeStore | Plant::StoreAfterLdmatrix => {
                 TMA_CASES[0]
             }
-            Plant::SkipProxyFence => Kernel::Wgmma {
-                dtype: DType::BF16,
-                k: 64,
-                form: WgmmaForm::SharedK,
-            },
-            Plant::StoreUnderWgmma => Kernel::Wgmma {
-                dtype: DType::F16,
-                k: 32,
-                form: WgmmaForm::SharedMn,
-            },
-            Plant::DescriptorOverflow => Kernel::Wgmma {
-                dtype: DType::F16,
-                k: 48,
-                form: WgmmaForm::SharedK,
-            },
+            Plant::SkipProxyFence => wgmma(DType::BF16, 64, WgmmaForm::SharedK),
+            Plant::StoreUnderWgmma => wgmma(DType::F16, 32, WgmmaForm::SharedMn),
+            Plant::DescriptorOverflow => wgmma(DType::F16, 48, WgmmaForm::SharedK),
+            Plant::MisplacedB => wgmma(DType::BF16, 32, WgmmaForm::RegisterA),
             Plant::ReadPastEnd => Kernel::Widen { n: 65536 },
             Plant::WritePastEnd => Kernel::Widen { n: 1024 },
             Plant::LdmatrixBankConflict => Kernel::Mma {
@@ -414,12 +483,25 @@ impl Plant {
                 )
                 | (
                     Plant::SkipProxyFence | Plant::StoreUnderWgmma,
-                    Kernel::Wgmma { .. }
+                    Kernel::Wgmma {
+                        two_groups: false,
+                        ..
+                    }
                 )
                 | (
                     Plant::DescriptorOverflow,
                     Kernel::Wgmma {
                         form: WgmmaForm::SharedK,
+                        two_groups: false,
+                        ..
+                    }
+                )
+                | (
+                    Plant::MisplacedB,
+                    Kernel::Wgmma {
+                        n: 64,
+                        block: 0,
+                        two_groups: false,
                         ..
                     }
                 )
@@ -458,6 +540,10 @@ impl Plant {
                 }),
             ) if c == code => Ok(format!("emulator error {c}: {message}")),
             (Caught::SharedMemory, Err(e @ Error::SharedMemory { .. })) => Ok(e.to_string()),
+            (Caught::WrongValues, Ok(out)) => match check_against_isa(&[out]).as_slice() {
+                [] => Err("went unnoticed: every value matches the ISA".into()),
+                wrong => Ok(format!("{} wrong values, first: {}", wrong.len(), wrong[0])),
+            },
             (_, Ok(_)) => Err("went unnoticed: the launch succeeded".into()),
             (_, Err(e)) => Err(format!("failed the wrong way: {e}")),
         }
@@ -505,15 +591,32 @@ impl ConformanceCase {
                 dtype.name(),
                 if ldmatrix { " ldmatrix" } else { "" }
             ),
-            Kernel::Wgmma { dtype, k, form } => format!(
-                "wgmma {} k={k}{}",
-                dtype.name(),
-                match form {
+            Kernel::Wgmma {
+                dtype,
+                k,
+                n,
+                form,
+                row0,
+                block,
+                two_groups,
+            } => {
+                let mut s = format!("wgmma {} k={k} n={n}", dtype.name());
+                s.push_str(match form {
                     WgmmaForm::SharedK => "",
                     WgmmaForm::RegisterA => " register A",
                     WgmmaForm::SharedMn => " A M-major",
+                });
+                if row0 != 0 {
+                    s.push_str(&format!(" from row {row0}"));
                 }
-            ),
+                if block != 0 {
+                    s.push_str(&format!(" B block {block}"));
+                }
+                if two_groups {
+                    s.push_str(" two groups");
+                }
+                s
+            }
             Kernel::Tma { dims, boxed } => {
                 let join = |v: [u32; 4]| v.map(|x| x.to_string()).join("x");
                 format!("tma {} box {}", join(dims), join(boxed))
@@ -538,6 +641,20 @@ impl ConformanceCase {
 /// The tensor-copy cases: boxes across every edge of a tensor whose innermost extent is below
 /// one box (40 of 64 columns), and the attention kernels' shape (64 columns of a 72-wide row, 16
 /// rows of one head).
+/// A warpgroup product case at its simplest place: 64 wide, the operands from row 0 and
+/// column block 0, one group a k-step.
+fn wgmma(dtype: DType, k: u32, form: WgmmaForm) -> Kernel {
+    Kernel::Wgmma {
+        dtype,
+        k,
+        n: 64,
+        form,
+        row0: 0,
+        block: 0,
+        two_groups: false,
+    }
+}
+
 const TMA_CASES: [Kernel; 2] = [
     Kernel::Tma {
         dims: [40, 3, 13, 2],
@@ -578,15 +695,37 @@ pub fn cases() -> Vec<ConformanceCase> {
                 v.push(Kernel::Mma { dtype, k, ldmatrix });
             }
         }
-        for (k, form) in [
-            (128, WgmmaForm::SharedK),
-            (48, WgmmaForm::SharedK),
-            (128, WgmmaForm::RegisterA),
-            (16, WgmmaForm::RegisterA),
-            (128, WgmmaForm::SharedMn),
-            (32, WgmmaForm::SharedMn),
+        // The attention kernels' products: S = Q K^T for a warpgroup's rows of a 128-row Q tile
+        // at 64 and 128 keys, O += P V and dV += P^T dO with V across both column blocks, the
+        // split-keys dQ from a k offset and one column block, two groups as the forward overlaps
+        // S and P V; beside them each form at k-steps that do not fill a column block.
+        use WgmmaForm::{RegisterA, SharedK, SharedMn};
+        for (k, n, form, row0, block, two_groups) in [
+            (128, 64, SharedK, 0, 0, false),
+            (48, 64, SharedK, 0, 0, false),
+            (128, 128, SharedK, 0, 0, false),
+            (64, 64, SharedK, 64, 0, false),
+            (128, 128, SharedK, 64, 0, true),
+            (128, 64, RegisterA, 0, 0, false),
+            (16, 64, RegisterA, 0, 0, false),
+            (128, 128, RegisterA, 0, 0, false),
+            (64, 64, RegisterA, 64, 1, false),
+            (64, 128, RegisterA, 0, 0, true),
+            (128, 64, SharedMn, 0, 0, false),
+            (32, 64, SharedMn, 0, 0, false),
+            (64, 128, SharedMn, 64, 0, false),
+            (128, 64, SharedMn, 0, 1, false),
+            (64, 64, SharedMn, 32, 1, true),
         ] {
-            v.push(Kernel::Wgmma { dtype, k, form });
+            v.push(Kernel::Wgmma {
+                dtype,
+                k,
+                n,
+                form,
+                row0,
+                block,
+                two_groups,
+            });
         }
     }
     v.extend(TMA_CASES);
@@ -852,8 +991,8 @@ fn expected(case: &ConformanceCase) -> Vec<Want> {
             let m = inputs::mma(dtype, dims, seed);
             vec![Want::Exact(Values::F32(isa::mma(&m.a, &m.b, &m.c, dims)))]
         }
-        Kernel::Wgmma { dtype, k, .. } => {
-            let dims = (64, k as usize, 64);
+        Kernel::Wgmma { dtype, k, n, .. } => {
+            let dims = (64, k as usize, n as usize);
             let m = inputs::mma(dtype, dims, seed);
             vec![Want::Exact(Values::F32(isa::mma(&m.a, &m.b, &m.c, dims)))]
         }

@@ -19,8 +19,9 @@ pub const SINKLESS_CONF_PLANT_PLAIN_SHARED_LOAD: u32 = 13;
 pub const SINKLESS_CONF_PLANT_STORE_AFTER_LOAD: u32 = 14;
 pub const SINKLESS_CONF_PLANT_SHARED_BANK_CONFLICT: u32 = 15;
 pub const SINKLESS_CONF_PLANT_DESCRIPTOR_OVERFLOW: u32 = 16;
+pub const SINKLESS_CONF_PLANT_MISPLACED_B: u32 = 17;
 pub const SINKLESS_CONF_LDMATRIX_SMEM: u32 = 1536;
-pub const SINKLESS_CONF_WGMMA_SMEM: u32 = 33792;
+pub const SINKLESS_CONF_WGMMA_SMEM: u32 = 66560;
 pub const SINKLESS_CONF_WGMMA_SHARED_K: u32 = 0;
 pub const SINKLESS_CONF_WGMMA_REGISTER_A: u32 = 1;
 pub const SINKLESS_CONF_WGMMA_SHARED_MN: u32 = 2;
@@ -838,14 +839,18 @@ pub struct sinkless_conf_wgmma_params {
     pub c: *const f32,
     pub d: *mut f32,
     pub k: u32,
+    pub n: u32,
     pub form: u32,
+    pub row0: u32,
+    pub block: u32,
+    pub groups: u32,
     pub plant: u32,
 }
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
 const _: () = {
     [
         "Size of sinkless_conf_wgmma_params",
-    ][::std::mem::size_of::<sinkless_conf_wgmma_params>() - 48usize];
+    ][::std::mem::size_of::<sinkless_conf_wgmma_params>() - 64usize];
     [
         "Alignment of sinkless_conf_wgmma_params",
     ][::std::mem::align_of::<sinkless_conf_wgmma_params>() - 8usize];
@@ -865,11 +870,23 @@ const _: () = {
         "Offset of field: sinkless_conf_wgmma_params::k",
     ][::std::mem::offset_of!(sinkless_conf_wgmma_params, k) - 32usize];
     [
+        "Offset of field: sinkless_conf_wgmma_params::n",
+    ][::std::mem::offset_of!(sinkless_conf_wgmma_params, n) - 36usize];
+    [
         "Offset of field: sinkless_conf_wgmma_params::form",
-    ][::std::mem::offset_of!(sinkless_conf_wgmma_params, form) - 36usize];
+    ][::std::mem::offset_of!(sinkless_conf_wgmma_params, form) - 40usize];
+    [
+        "Offset of field: sinkless_conf_wgmma_params::row0",
+    ][::std::mem::offset_of!(sinkless_conf_wgmma_params, row0) - 44usize];
+    [
+        "Offset of field: sinkless_conf_wgmma_params::block",
+    ][::std::mem::offset_of!(sinkless_conf_wgmma_params, block) - 48usize];
+    [
+        "Offset of field: sinkless_conf_wgmma_params::groups",
+    ][::std::mem::offset_of!(sinkless_conf_wgmma_params, groups) - 52usize];
     [
         "Offset of field: sinkless_conf_wgmma_params::plant",
-    ][::std::mem::offset_of!(sinkless_conf_wgmma_params, plant) - 40usize];
+    ][::std::mem::offset_of!(sinkless_conf_wgmma_params, plant) - 56usize];
 };
 impl Default for sinkless_conf_wgmma_params {
     fn default() -> Self {

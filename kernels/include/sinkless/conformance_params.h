@@ -43,6 +43,9 @@
 #define SINKLESS_CONF_PLANT_DESCRIPTOR_OVERFLOW 16u /* the wgmma kernel's first A descriptor (K-major) has its
                                                       start address moved 256 KiB on, which carries out of the
                                                       field (emulator only) */
+#define SINKLESS_CONF_PLANT_MISPLACED_B 17u /* the wgmma kernel's B descriptors start one place past B: 8 rows
+                                              on when K-major, one column block on when N-major, where
+                                              decoys sit; the sums come out wrong (emulator only) */
 
 /* Every thread records its coordinates. Any grid and block (up to 1024 threads). */
 typedef struct {
@@ -92,19 +95,42 @@ typedef struct {
     uint32_t plant;        /* SINKLESS_CONF_PLANT_NONE or SINKLESS_CONF_PLANT_LDMATRIX_BANK_CONFLICT */
 } sinkless_conf_mma_params;
 
-/* D = A * B + C with one warpgroup's wgmma.mma_async.m64n64k16 (f16 or bf16 by instance), k / 16
- * steps; sm_90a only. Block 128, grid 1, dynamic shared memory 33 KiB (SINKLESS_CONF_WGMMA_SMEM).
- * The kernel stages A and B in the tiles of tile.cuh (the 128-byte swizzle) with plain stores. */
+/* D = A * B + C with one warpgroup's wgmma.mma_async.m64n{n}k16 (f16 or bf16 by instance), k / 16
+ * steps; sm_90a only. Block 128, grid 1, dynamic shared memory SINKLESS_CONF_WGMMA_SMEM. The kernel
+ * stages A and B with plain stores into 128-row tiles of tile.cuh (the 128-byte swizzle, 64-column
+ * blocks) at the place the case names, and every element it does not place there holds a decoy (an
+ * input from elsewhere, negated), so a descriptor one row, k-step or column block off reads wrong
+ * values:
+ *   SHARED_K    A [m][k] at rows row0 .. row0 + 63 of a 128 x 128 tile (the product reads rows
+ *               row0 ..: the second warpgroup's half of a 128-row Q tile); B [n][k] at rows 0 ..
+ *               n - 1 of a 128 x 128 tile (k past 64 in its second column block).
+ *   REGISTER_A  A from global memory into registers by the mma.m16n8k16 table; B [k][n] at rows
+ *               row0 .. row0 + k - 1 and columns 64 block .. of a 128 x 128 tile (two column
+ *               blocks: at n = 128 the product spans both, one leading byte offset apart).
+ *   SHARED_MN   A [k][m] at rows row0 .. row0 + k - 1 of a 128 x 64 tile, B as for REGISTER_A (the
+ *               split-keys dQ reads both from a k offset).
+ * groups 1: one commit group per k-step, each waited for (wait_group 0) before the next. groups 2
+ * (k 64 or 128): the first k / 16 - 1 products in one commit group onto D, the last in a second
+ * group onto a zeroed second accumulator; wait_group 1 retires the first group while the second
+ * may still run, the threads store D, then wait_group 0 and each adds its second accumulator. The
+ * host checks the fields (the kernel trusts them). */
 typedef struct {
     const uint16_t* a; /* [64][k] row-major */
-    const uint16_t* b; /* [k][64] row-major */
-    const float* c;    /* [64][64] row-major */
-    float* d;          /* [64][64] row-major */
+    const uint16_t* b; /* [k][n] row-major */
+    const float* c;    /* [64][n] row-major */
+    float* d;          /* [64][n] row-major */
     uint32_t k;        /* 16 .. 128, a multiple of 16 */
+    uint32_t n;        /* 64 or 128 */
     uint32_t form;     /* SINKLESS_CONF_WGMMA_SHARED_K, _REGISTER_A or _SHARED_MN */
-    uint32_t plant;    /* SINKLESS_CONF_PLANT_{NONE, SKIP_PROXY_FENCE, STORE_UNDER_WGMMA} */
+    uint32_t row0;     /* SHARED_K: A's first row, a multiple of 8 up to 64; else the k operands'
+                          first row, a multiple of 16 with row0 + k <= 128 */
+    uint32_t block;    /* B's first column block (REGISTER_A, SHARED_MN): block + n / 64 <= 2;
+                          SHARED_K: 0 */
+    uint32_t groups;   /* 1, or 2 with k 64 or 128 */
+    uint32_t plant;    /* SINKLESS_CONF_PLANT_{NONE, SKIP_PROXY_FENCE, STORE_UNDER_WGMMA,
+                          DESCRIPTOR_OVERFLOW, MISPLACED_B}; only with groups 1 */
 } sinkless_conf_wgmma_params;
-#define SINKLESS_CONF_WGMMA_SMEM (1024 + 2 * 64 * 128 * 2)
+#define SINKLESS_CONF_WGMMA_SMEM (1024 + 2 * 128 * 128 * 2)
 /* The operands' forms: A stored [m][k] in shared memory, B stored K-major ([n][k]), both by
  * descriptors; A gathered from global memory into registers by the table layout, B stored
  * N-major ([k][n]); A stored M-major ([k][m]) and B N-major, both by descriptors. */
