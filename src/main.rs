@@ -154,10 +154,7 @@ fn cuobjdump() -> std::path::PathBuf {
             .map(|d| d.join("cuobjdump"))
             .find(|p| p.is_file())
     });
-    home.filter(|p| p.is_file())
-        .or(on_path)
-        .filter(|p| p.is_file())
-        .unwrap_or(local)
+    home.filter(|p| p.is_file()).or(on_path).unwrap_or(local)
 }
 
 fn sass(files: &[String]) -> ExitCode {

@@ -48,6 +48,7 @@ __device__ __forceinline__ int warp_uniform(int x) { return __shfl_sync(0xffffff
 template <class Tile>
 __device__ __forceinline__ uint64_t desc_k_major(const Tile& t, int r0, int k0) {
     static_assert(Tile::kW == 8, "wgmma tiles have 64-column blocks");
+    static_assert(Tile::kRows % 8 == 0, "column blocks a whole number of 1024-byte row groups apart");
     return desc_advance(smem_desc(ptx::smem_addr(t.base + r0 * 64), 16, 1024),
                         uint32_t((k0 / 64) * (Tile::kRows * 128) + (k0 % 64) * 2));
 }
@@ -57,6 +58,7 @@ __device__ __forceinline__ uint64_t desc_k_major(const Tile& t, int r0, int k0) 
 template <class Tile>
 __device__ __forceinline__ uint64_t desc_n_major(const Tile& t, int k0, int cb0 = 0) {
     static_assert(Tile::kW == 8, "wgmma tiles have 64-column blocks");
+    static_assert(Tile::kRows % 8 == 0, "column blocks a whole number of 1024-byte row groups apart");
     return desc_advance(smem_desc(ptx::smem_addr(t.base), Tile::kRows * 128, 1024),
                         uint32_t(cb0 * (Tile::kRows * 128) + k0 * 128));
 }
