@@ -64,6 +64,17 @@ __device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* smem) 
 __device__ __forceinline__ void ldmatrix_x1_trans(uint32_t (&r)[1], const void* smem) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x1.trans.shared.b16 {%0}, [%1];\n" : "=r"(r[0]) : "r"(smem_addr(smem)));
 }
+// The same, from a shared-window address (tile.cuh's smem_tile_at).
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], uint32_t addr) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(addr));
+}
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], uint32_t addr) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(addr));
+}
 __device__ __forceinline__ void ldmatrix_x2_trans(uint32_t (&r)[2], const void* smem) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0, %1}, [%2];\n"
                  : "=r"(r[0]), "=r"(r[1])
@@ -375,6 +386,12 @@ __device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* smem) 
 __device__ __forceinline__ void ldmatrix_x1_trans(uint32_t (&r)[1], const void* smem) { sim::ldmatrix(r, 1, true, smem); }
 __device__ __forceinline__ void ldmatrix_x2_trans(uint32_t (&r)[2], const void* smem) { sim::ldmatrix(r, 2, true, smem); }
 __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* smem) { sim::ldmatrix(r, 4, true, smem); }
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], uint32_t addr) {
+    sim::ldmatrix(r, 4, false, dynamic_smem<unsigned char>() + addr);
+}
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], uint32_t addr) {
+    sim::ldmatrix(r, 4, true, dynamic_smem<unsigned char>() + addr);
+}
 
 __device__ __forceinline__ void mma_m16n8k16_f16(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
     sim::mma_m16n8k16(d, a, b, false);

@@ -56,17 +56,74 @@ struct smem_tile {
     }
 };
 
+// The lane parts of the two ldmatrix.x4 patterns the fragment loads use: kLanesA (lanes 0-15
+// rows 0-15 of chunk 0, lanes 16-31 of chunk 1: load_a, load_b_kn) and kLanesB (lanes 0-7 and
+// 16-23 rows 0-7 and 8-15 of chunk 0, the rest of chunk 1: load_b_nk, load_a_trans).
+constexpr int kLanesA = 0, kLanesB = 1;
+template <class Tile, int kLanes>
+__device__ __forceinline__ int pattern_lane_part(int lane) {
+    return kLanes == kLanesA ? Tile::lane_part((lane & 7) + ((lane >> 3) & 1) * 8, lane >> 4)
+                             : Tile::lane_part((lane & 7) + (lane >> 4) * 8, (lane >> 3) & 1);
+}
+
+// A tile read by one ldmatrix pattern, held as the shared-window byte address of the calling
+// lane's row and chunk at row R0: addr = base + 2 pattern_lane_part + R0 kW 16. Each fragment
+// then costs one XOR of it per k-step, the rows and column blocks going to the instruction's
+// immediate, where element offsets from a pointer cost ptxas a XOR, an add and a shift per
+// fragment, and the lane part again every step. The XOR acts on the whole address: the tile
+// starts on a multiple of kW * 16 bytes (every tile sits a whole number of 128-byte rows into
+// the 128-byte aligned dynamic shared memory), so bits 4 .. of addr are the lane's chunk bits.
+template <class Tile, int kLanes>
+struct smem_lane_view {
+    static constexpr int kRows = Tile::kRows;
+    static constexpr int kCols = Tile::kCols;
+    static constexpr int kW = Tile::kW;
+    static constexpr int kPattern = kLanes;
+
+    uint32_t addr;
+
+    // The view of tile bytes at shared-window address tile_addr, from row r0 (a multiple of 8).
+    static __device__ __forceinline__ smem_lane_view of(uint32_t tile_addr, int r0, int lane) {
+        return smem_lane_view{tile_addr + uint32_t(2 * pattern_lane_part<Tile, kLanes>(lane) + r0 * (kW * 16))};
+    }
+    // Another stage of the same tile, `bytes` on.
+    __device__ __forceinline__ smem_lane_view plus(uint32_t bytes) const { return smem_lane_view{addr + bytes}; }
+    // The fragment loads' address of (row R, chunk C) past the lane's own; lane_off, which they
+    // pass for the pointer tiles, is in addr already.
+    __device__ __forceinline__ uint32_t at(int /*lane_off*/, int R, int C) const {
+        return (addr ^ uint32_t((C % kW) * 16)) + uint32_t((C / kW) * (kRows * kW * 16) + R * (kW * 16));
+    }
+    static __device__ __forceinline__ int lane_part(int, int) { return 0; }
+};
+
+template <class Tile>
+struct lane_view_pattern {
+    static constexpr int value = -1;
+};
+template <class Tile, int kLanes>
+struct lane_view_pattern<smem_lane_view<Tile, kLanes>> {
+    static constexpr int value = kLanes;
+};
+// A lane view must be read with the pattern it was made for.
+template <class Tile, int kLanes>
+__device__ __forceinline__ void check_pattern() {
+    static_assert(lane_view_pattern<Tile>::value < 0 || lane_view_pattern<Tile>::value == kLanes,
+                  "a lane view read with another ldmatrix pattern than its own");
+}
+
 // ---- fragment loads (all 32 lanes of the warp call these) --------------------------------
 
 // A fragment for rows m0..m0+15, columns k0..k0+15 of a row-major tile (m0 % 8 == 0, k0 % 16 == 0).
 template <class Tile>
 __device__ __forceinline__ void load_a(uint32_t (&a)[4], const Tile& t, int m0, int k0, int lane) {
+    check_pattern<Tile, kLanesA>();
     ptx::ldmatrix_x4(a, t.at(Tile::lane_part((lane & 7) + ((lane >> 3) & 1) * 8, lane >> 4), m0, k0 >> 3));
 }
 
 // A fragment of the transpose: the tile stores A^T as [k][m].
 template <class Tile>
 __device__ __forceinline__ void load_a_trans(uint32_t (&a)[4], const Tile& t, int m0, int k0, int lane) {
+    check_pattern<Tile, kLanesB>();
     ptx::ldmatrix_x4_trans(a, t.at(Tile::lane_part((lane & 7) + (lane >> 4) * 8, (lane >> 3) & 1), k0, m0 >> 3));
 }
 
@@ -74,6 +131,7 @@ __device__ __forceinline__ void load_a_trans(uint32_t (&a)[4], const Tile& t, in
 // as [n][k] (K when forming Q K^T).
 template <class Tile>
 __device__ __forceinline__ void load_b_nk(uint32_t (&b)[2][2], const Tile& t, int n0, int k0, int lane) {
+    check_pattern<Tile, kLanesB>();
     uint32_t r[4];
     ptx::ldmatrix_x4(r, t.at(Tile::lane_part((lane & 7) + (lane >> 4) * 8, (lane >> 3) & 1), n0, k0 >> 3));
     b[0][0] = r[0]; b[0][1] = r[1]; b[1][0] = r[2]; b[1][1] = r[3];
@@ -82,6 +140,7 @@ __device__ __forceinline__ void load_b_nk(uint32_t (&b)[2][2], const Tile& t, in
 // Same, the tile storing B as [k][n] (V when forming P V).
 template <class Tile>
 __device__ __forceinline__ void load_b_kn(uint32_t (&b)[2][2], const Tile& t, int n0, int k0, int lane) {
+    check_pattern<Tile, kLanesA>();
     uint32_t r[4];
     ptx::ldmatrix_x4_trans(r, t.at(Tile::lane_part((lane & 7) + ((lane >> 3) & 1) * 8, lane >> 4), k0, n0 >> 3));
     b[0][0] = r[0]; b[0][1] = r[1]; b[1][0] = r[2]; b[1][1] = r[3];
