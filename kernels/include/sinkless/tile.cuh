@@ -30,6 +30,7 @@ struct smem_tile {
     static constexpr int kW = (kCols % 64 == 0) ? 8 : 4;    // chunks per swizzle block
     static constexpr int kElems = kRows * kCols;
     static constexpr int kBytes = kElems * 2;
+    static constexpr int kPattern = -1;  // read by any ldmatrix pattern (see smem_lane_view)
 
     uint16_t* base;
 
@@ -60,8 +61,11 @@ struct smem_tile {
 // rows 0-15 of chunk 0, lanes 16-31 of chunk 1: load_a, load_b_kn) and kLanesB (lanes 0-7 and
 // 16-23 rows 0-7 and 8-15 of chunk 0, the rest of chunk 1: load_b_nk, load_a_trans).
 constexpr int kLanesA = 0, kLanesB = 1;
+// A lane view (below) has its lane part in its address and must be read with its own pattern.
 template <class Tile, int kLanes>
 __device__ __forceinline__ int pattern_lane_part(int lane) {
+    static_assert(Tile::kPattern < 0 || Tile::kPattern == kLanes,
+                  "a lane view read with another ldmatrix pattern than its own");
     return kLanes == kLanesA ? Tile::lane_part((lane & 7) + ((lane >> 3) & 1) * 8, lane >> 4)
                              : Tile::lane_part((lane & 7) + (lane >> 4) * 8, (lane >> 3) & 1);
 }
@@ -96,53 +100,34 @@ struct smem_lane_view {
     static __device__ __forceinline__ int lane_part(int, int) { return 0; }
 };
 
-template <class Tile>
-struct lane_view_pattern {
-    static constexpr int value = -1;
-};
-template <class Tile, int kLanes>
-struct lane_view_pattern<smem_lane_view<Tile, kLanes>> {
-    static constexpr int value = kLanes;
-};
-// A lane view must be read with the pattern it was made for.
-template <class Tile, int kLanes>
-__device__ __forceinline__ void check_pattern() {
-    static_assert(lane_view_pattern<Tile>::value < 0 || lane_view_pattern<Tile>::value == kLanes,
-                  "a lane view read with another ldmatrix pattern than its own");
-}
-
 // ---- fragment loads (all 32 lanes of the warp call these) --------------------------------
 
 // A fragment for rows m0..m0+15, columns k0..k0+15 of a row-major tile (m0 % 8 == 0, k0 % 16 == 0).
 template <class Tile>
 __device__ __forceinline__ void load_a(uint32_t (&a)[4], const Tile& t, int m0, int k0, int lane) {
-    check_pattern<Tile, kLanesA>();
-    ptx::ldmatrix_x4(a, t.at(Tile::lane_part((lane & 7) + ((lane >> 3) & 1) * 8, lane >> 4), m0, k0 >> 3));
+    ptx::ldmatrix_x4(a, t.at(pattern_lane_part<Tile, kLanesA>(lane), m0, k0 >> 3));
 }
 
 // A fragment of the transpose: the tile stores A^T as [k][m].
 template <class Tile>
 __device__ __forceinline__ void load_a_trans(uint32_t (&a)[4], const Tile& t, int m0, int k0, int lane) {
-    check_pattern<Tile, kLanesB>();
-    ptx::ldmatrix_x4_trans(a, t.at(Tile::lane_part((lane & 7) + (lane >> 4) * 8, (lane >> 3) & 1), k0, m0 >> 3));
+    ptx::ldmatrix_x4_trans(a, t.at(pattern_lane_part<Tile, kLanesB>(lane), k0, m0 >> 3));
 }
 
 // B fragments of two n-tiles (n0..n0+7 and n0+8..n0+15) at k0..k0+15, the tile storing B^T
 // as [n][k] (K when forming Q K^T).
 template <class Tile>
 __device__ __forceinline__ void load_b_nk(uint32_t (&b)[2][2], const Tile& t, int n0, int k0, int lane) {
-    check_pattern<Tile, kLanesB>();
     uint32_t r[4];
-    ptx::ldmatrix_x4(r, t.at(Tile::lane_part((lane & 7) + (lane >> 4) * 8, (lane >> 3) & 1), n0, k0 >> 3));
+    ptx::ldmatrix_x4(r, t.at(pattern_lane_part<Tile, kLanesB>(lane), n0, k0 >> 3));
     b[0][0] = r[0]; b[0][1] = r[1]; b[1][0] = r[2]; b[1][1] = r[3];
 }
 
 // Same, the tile storing B as [k][n] (V when forming P V).
 template <class Tile>
 __device__ __forceinline__ void load_b_kn(uint32_t (&b)[2][2], const Tile& t, int n0, int k0, int lane) {
-    check_pattern<Tile, kLanesA>();
     uint32_t r[4];
-    ptx::ldmatrix_x4_trans(r, t.at(Tile::lane_part((lane & 7) + ((lane >> 3) & 1) * 8, lane >> 4), k0, n0 >> 3));
+    ptx::ldmatrix_x4_trans(r, t.at(pattern_lane_part<Tile, kLanesA>(lane), k0, n0 >> 3));
     b[0][0] = r[0]; b[0][1] = r[1]; b[1][0] = r[2]; b[1][1] = r[3];
 }
 
