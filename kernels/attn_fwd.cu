@@ -23,7 +23,8 @@
 // in flight while tile n is multiplied) or with one buffer each (pipeline.cuh,
 // kv_single_buffered), as fwd_traits::kKvStages says. Key tiles run from the last visible one
 // down, and only tiles cut by a mask boundary pay the per-element test. O is staged through the
-// Q tile so the global stores are 16-byte and row-contiguous.
+// Q tile so the global stores are 16-byte and row-contiguous. Under a causal mask the CTAs take
+// the query blocks last to first, the longest first (query_block_index, mask.cuh).
 #include "sinkless/params.h"
 #include "sinkless/dtype.cuh"
 #include "sinkless/tile.cuh"
@@ -279,7 +280,13 @@ __device__ __forceinline__ void attn_fwd_body(const P& pp) {
     using barriers = fwd_barriers<tr::kKvStages, kThreads>;
     const sinkless_attn_fwd_params& p = fwd_params(pp);
 
-    const int m_block = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+    // Longest tiles first (query_block_index), except on sm_80 in the 128-row tiles at hd 128:
+    // they sit at 253 to 255 registers, and there the reversed index, which ptxas cannot re-read
+    // from blockIdx near its uses as it does the plain one, made five kernels spill 4 to 8 bytes.
+    constexpr bool kLongestFirst = ptx::kHasWgmma || !(tr::kTall && kHD == 128);
+    const int m_block =
+        kLongestFirst ? query_block_index(p.window_left, p.window_right, blockIdx.x, gridDim.x) : int(blockIdx.x);
+    const int h = blockIdx.y, b = blockIdx.z;
     const seq_bounds sb = get_seq_bounds(p, b);
     const int m0 = m_block * tr::kBlockM;
     if (m0 >= sb.sq) return;

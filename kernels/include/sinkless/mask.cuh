@@ -38,6 +38,22 @@ struct seq_mask {
     }
 };
 
+// The tile a CTA of index x (blockIdx.x, out of n) works on. A GPU hands out CTAs in about the
+// order of their index, blockIdx.x varying fastest, so when tiles differ in work the longest
+// should have the lowest index: the last CTAs to start are then the shortest, and the SMs run
+// out of work at nearly the same time (the longest-processing-time rule). Under a causal mask
+// (right bound, no left bound) a query block sees more keys the further down it lies, so query
+// blocks go last to first; a key block is seen by fewer queries the further right it lies, so
+// key blocks keep their order. A left bound alone mirrors both. Where the lengths do not grow
+// along the axis (no mask, or both bounds) the order stays. blockIdx.y and z (head, batch)
+// keep each head's blocks together, and with them its K and V in L2.
+__device__ __forceinline__ int query_block_index(int left, int right, int x, int n) {
+    return right >= 0 && left < 0 ? n - 1 - x : x;
+}
+__device__ __forceinline__ int key_block_index(int left, int right, int x, int n) {
+    return left >= 0 && right < 0 ? n - 1 - x : x;
+}
+
 // Sets acc elements whose (row, col) is invisible to `fill`. row0/col0: the query/key index of
 // the warp tile's origin; kTransposed: rows are keys and columns queries (backward layout).
 // Visibility along a row is one interval of columns, computed once per row, so each element
