@@ -279,7 +279,7 @@ __device__ __forceinline__ void attn_bwd_body(const sinkless_attn_bwd_params& p)
     const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
     const int wn0 = 16 * (warp % tr::kWarpsN);     // warp's first key inside the block
     const int dv0 = tr::kDv * (warp / tr::kWarpsN);  // warp's first dK/dV column
-    const int n_block = key_block_index(p.window_left, p.window_right, blockIdx.x, gridDim.x);
+    const int n_block = key_block_index(p.block_order, p.window_left, p.window_right, blockIdx.x, gridDim.x);
     const int hk = blockIdx.y, b = blockIdx.z;
     const seq_bounds sb = get_seq_bounds(p, b);
     const int group = p.heads_q / p.heads_kv;
@@ -579,7 +579,7 @@ __device__ __forceinline__ void attn_bwd_dq_body(const sinkless_attn_bwd_params&
     using kv_tile = typename tr::kv_tile;
 
     const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
-    const int m_block = query_block_index(p.window_left, p.window_right, blockIdx.x, gridDim.x);
+    const int m_block = query_block_index(p.block_order, p.window_left, p.window_right, blockIdx.x, gridDim.x);
     const int h = blockIdx.y, b = blockIdx.z;
     const seq_bounds sb = get_seq_bounds(p, b);
     const int m0 = m_block * tr::kBlockM;

@@ -284,8 +284,8 @@ __device__ __forceinline__ void attn_fwd_body(const P& pp) {
     // they sit at 253 to 255 registers, and there the reversed index, which ptxas cannot re-read
     // from blockIdx near its uses as it does the plain one, made five kernels spill 4 to 8 bytes.
     constexpr bool kLongestFirst = ptx::kHasWgmma || !(tr::kTall && kHD == 128);
-    const int m_block =
-        kLongestFirst ? query_block_index(p.window_left, p.window_right, blockIdx.x, gridDim.x) : int(blockIdx.x);
+    const int m_block = kLongestFirst ? query_block_index(p.block_order, p.window_left, p.window_right, blockIdx.x, gridDim.x)
+                                      : int(blockIdx.x);
     const int h = blockIdx.y, b = blockIdx.z;
     const seq_bounds sb = get_seq_bounds(p, b);
     const int m0 = m_block * tr::kBlockM;

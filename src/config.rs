@@ -305,7 +305,36 @@ impl KernelVariant {
     }
 }
 
-/// The one options type: activation, mask, scale, determinism and the kernel variant.
+/// The order in which a launch's thread blocks take their tiles. Only speed differs: every
+/// order computes the same bits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum BlockOrder {
+    /// The longest tiles first. A GPU starts thread blocks in about the order of their index,
+    /// so under a mask whose tiles' work grows along the grid (a right bound without a left
+    /// one: causal; the forward's query blocks, the deterministic dQ pass's query blocks) the
+    /// kernels take that axis last to first, and the last blocks to start are the shortest;
+    /// under a left bound alone the backward's key blocks run last to first. The sm_80
+    /// forward at head dim 128 keeps grid order (it would spill registers).
+    #[default]
+    LongestFirst,
+    /// Block index order whatever the mask: the order before longest-first, kept so that the
+    /// benchmark can time the one against the other on the same GPU.
+    Grid,
+}
+
+impl BlockOrder {
+    /// The params' `block_order` (`sinkless_block_order` in `attn_params.h`).
+    pub(crate) fn ffi(self) -> i32 {
+        let v = match self {
+            BlockOrder::LongestFirst => crate::ffi::SINKLESS_LONGEST_FIRST,
+            BlockOrder::Grid => crate::ffi::SINKLESS_GRID_ORDER,
+        };
+        v as i32
+    }
+}
+
+/// The one options type: activation, mask, scale, determinism, the kernel variant and the
+/// block order.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AttentionOptions {
     /// The activation and its parameters.
@@ -318,6 +347,8 @@ pub struct AttentionOptions {
     pub deterministic: bool,
     /// Which kernels run: [`KernelVariant::Default`] unless timing an alternative.
     pub variant: KernelVariant,
+    /// The order of the thread blocks: [`BlockOrder::LongestFirst`] unless timing it.
+    pub block_order: BlockOrder,
 }
 
 impl AttentionOptions {
@@ -329,6 +360,7 @@ impl AttentionOptions {
             scale: None,
             deterministic: false,
             variant: KernelVariant::Default,
+            block_order: BlockOrder::LongestFirst,
         }
     }
 
@@ -353,6 +385,12 @@ impl AttentionOptions {
     /// Picks a kernel variant.
     pub fn with_variant(mut self, variant: KernelVariant) -> Self {
         self.variant = variant;
+        self
+    }
+
+    /// Picks the order of the thread blocks.
+    pub fn with_block_order(mut self, block_order: BlockOrder) -> Self {
+        self.block_order = block_order;
         self
     }
 

@@ -46,7 +46,9 @@ pub use attention::{
 };
 pub use backend::cuda::CudaBackend;
 pub use backend::emulator::{Emulator, HostBuffer, Target};
-pub use config::{Activation, AttentionOptions, DType, Element, KernelVariant, Mask, SigmoidBias};
+pub use config::{
+    Activation, AttentionOptions, BlockOrder, DType, Element, KernelVariant, Mask, SigmoidBias,
+};
 pub use error::{Error, Result, TensorName};
 pub use kernels::{built_kernels, BuiltKernels};
 pub use tensor::{Seqlens, Shape, Strides, TensorMut, TensorRef};

@@ -334,6 +334,7 @@ pub(crate) fn attn_forward(
         bias_kind,
         bias_value,
         scale: opts.resolved_scale(dims.head_dim),
+        block_order: opts.block_order.ffi(),
     };
     let block_m = usize::try_from(geo.block_m).expect("positive tile size");
     let params = if spec.tensor_maps {
@@ -631,6 +632,7 @@ pub(crate) fn attn_backward(
         n_key_blocks: to_i32("key blocks", n_key_blocks(main, dims))?,
         dbias_block_slots: to_i32("dbias slots", dbias_block_slots(main))?,
         deterministic: i32::from(opts.deterministic),
+        block_order: opts.block_order.ffi(),
     };
     // Row kernels: one CTA per (block_m query rows, query head, sequence); head kernels: one per head.
     let launch = |spec: &'static KernelSpec, rows: usize, per_row_block: bool| -> Result<Launch> {
@@ -711,6 +713,92 @@ pub(crate) fn attn_backward(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{BlockOrder, Mask};
+
+    /// The options' block order reaches every attention launch's params (the kernels cannot show
+    /// it in their results: every order computes the same bits).
+    #[test]
+    fn block_order_reaches_every_attention_launch() {
+        let rows = |n| crate::tensor::Rows {
+            max_len: n,
+            total: 2 * n,
+            cu: None,
+        };
+        let dims = Dims {
+            batch: 2,
+            q: rows(300),
+            k: rows(290),
+            heads_q: 4,
+            heads_kv: 2,
+            head_dim: 64,
+        };
+        let at = |i: u64| Addr {
+            addr: 1 << 20 | i << 12,
+            strides: Strides::contiguous(300, 4, 64),
+        };
+        for order in [BlockOrder::LongestFirst, BlockOrder::Grid] {
+            for deterministic in [false, true] {
+                let opts = AttentionOptions::new(Activation::Softmax { sink: false })
+                    .with_mask(Mask::CAUSAL)
+                    .with_deterministic(deterministic)
+                    .with_block_order(order);
+                let fwd = attn_forward(
+                    DType::BF16,
+                    &opts,
+                    &dims,
+                    &ForwardAddrs {
+                        q: at(0),
+                        k: at(1),
+                        v: at(2),
+                        o: at(3),
+                        row_stat: Some(at(4).addr),
+                        cu_seqlens_q: None,
+                        cu_seqlens_k: None,
+                        sink: None,
+                        bias: None,
+                    },
+                )
+                .unwrap();
+                let ws = backward_workspace(DType::BF16, &opts, &dims).unwrap();
+                let bwd = attn_backward(
+                    DType::BF16,
+                    &opts,
+                    &dims,
+                    &BackwardAddrs {
+                        q: at(0),
+                        k: at(1),
+                        v: at(2),
+                        o: at(3),
+                        d_o: at(5),
+                        dq: at(6),
+                        dk: at(7),
+                        dv: at(8),
+                        row_stat: Some(at(4).addr),
+                        sink: None,
+                        bias: None,
+                        dsink: None,
+                        dbias: None,
+                        cu_seqlens_q: None,
+                        cu_seqlens_k: None,
+                        ws: ws.layout().addrs(at(9).addr),
+                    },
+                )
+                .unwrap();
+                let mut seen = 0;
+                for l in std::iter::once(&fwd).chain(&bwd) {
+                    let got = match l.params {
+                        Params::AttnFwd(p) => p.block_order,
+                        Params::AttnBwd(p) => p.block_order,
+                        _ => continue,
+                    };
+                    assert_eq!(got, order.ffi(), "{} {order:?}", l.kernel.name);
+                    seen += 1;
+                }
+                // the forward, the main pass, then the dQ pass or the dQ conversion
+                assert_eq!(seen, 3, "{order:?} deterministic {deterministic}");
+            }
+        }
+    }
 
     /// `load_rows_async` (gmem.cuh) tests the columns of a row's last 128-byte block alone at
     /// hd 192 and 256: it relies on a head dim leaving less than 64 columns of its bucket unused.

@@ -3,9 +3,10 @@
 //! activation, mask, GQA/MQA, varlen, sink and bias kind, f16 and bf16; and the deterministic
 //! mode's bitwise reproducibility; the caller-provided workspace.
 
-use sinkless::check::{self, failures, AttnCase, AttnGrads};
+use sinkless::check::{self, failures, AttnCase, AttnGrads, Lengths};
 use sinkless::{
-    backward_workspace_len, Activation, Emulator, HostBuffer, KernelVariant, SigmoidBias,
+    backward_workspace_len, Activation, AttentionOptions, BlockOrder, Emulator, HostBuffer,
+    KernelVariant, Mask, SigmoidBias,
 };
 
 /// Runs every case's backward in f16 and bf16 (every other case deterministic) and asserts
@@ -189,6 +190,108 @@ fn kernel_variants_with_a_backward() {
                         .unwrap(),
                 ));
             }
+        }
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
+
+/// Grid order ([`BlockOrder::Grid`]) computes what longest-first, which every other test runs,
+/// computes: under each mask that makes the kernels reverse a block axis by default (causal, a
+/// right bound alone: the forward's and the dQ pass's query blocks; a left bound alone: the
+/// backward's key blocks), the default kernels forward and backward, atomic and deterministic,
+/// f16 and bf16, and the wgmma kernels with a forward or backward of their own, against the
+/// reference. Shapes with several blocks on each axis run in both orders (the variant suite has
+/// no left bound alone, under which the wgmma backward reverses its key blocks).
+#[test]
+fn both_block_orders_match_the_reference() {
+    let reverses = |m: &Mask| m.left.is_some() != m.right.is_some();
+    let grid = |c: AttnCase| AttnCase {
+        opts: c.opts.with_block_order(BlockOrder::Grid),
+        ..c
+    };
+    let mut cases: Vec<AttnCase> = [
+        (Activation::Softmax { sink: true }, [64, 128]),
+        (
+            Activation::Sigmoid {
+                bias: SigmoidBias::PerHead,
+            },
+            [128, 40],
+        ),
+    ]
+    .into_iter()
+    .flat_map(|(a, dims)| check::matrix(a, &dims))
+    .filter(|c| reverses(&c.opts.mask))
+    .step_by(2)
+    .map(grid)
+    .collect();
+    // several query and key blocks of every tile size, so that a reversed axis has more than one
+    let many_blocks = |mask, head_dim, variant, block_order| AttnCase {
+        lengths: Lengths::Dense {
+            batch: 1,
+            seqlen_q: 300,
+            seqlen_k: 290,
+        },
+        heads_q: 2,
+        heads_kv: 1,
+        head_dim,
+        opts: AttentionOptions::new(Activation::Softmax { sink: true })
+            .with_mask(mask)
+            .with_variant(variant)
+            .with_block_order(block_order),
+        row_pad: 0,
+        qk_std: 1.0,
+    };
+    for (mask, hd) in [(Mask::CAUSAL, 64), (Mask::window(Some(70), None), 128)] {
+        for order in [BlockOrder::Grid, BlockOrder::LongestFirst] {
+            cases.push(many_blocks(mask, hd, KernelVariant::Default, order));
+        }
+    }
+    let masks: Vec<Mask> = cases.iter().map(|c| c.opts.mask).collect();
+    for m in check::MASKS.iter().filter(|m| reverses(m)) {
+        assert!(masks.contains(m), "no grid-order case under {m:?}");
+    }
+    let emu = Emulator::new();
+    let mut bad = Vec::new();
+    for (i, case) in cases.drain(..).enumerate() {
+        let case = AttnCase {
+            opts: case.opts.with_deterministic(i % 2 == 1),
+            ..case
+        };
+        let s = 1300 + i as u64;
+        bad.extend(failures(
+            &case.run_forward::<half::f16, _>(&emu, s).unwrap(),
+        ));
+        bad.extend(failures(
+            &case.run_backward::<half::bf16, _>(&emu, s).unwrap(),
+        ));
+    }
+    let wgmma: Vec<AttnCase> = check::variant_cases()
+        .into_iter()
+        .filter(|c| c.opts.variant.needs_wgmma() && reverses(&c.opts.mask) && c.head_dim <= 128)
+        .filter(|c| c.heads_q > c.heads_kv)
+        .map(grid)
+        .chain(
+            [BlockOrder::Grid, BlockOrder::LongestFirst]
+                .into_iter()
+                .flat_map(|order| {
+                    [
+                        many_blocks(Mask::CAUSAL, 128, KernelVariant::WgmmaPingPong, order),
+                        many_blocks(
+                            Mask::window(Some(70), None),
+                            64,
+                            KernelVariant::Wgmma,
+                            order,
+                        ),
+                    ]
+                }),
+        )
+        .collect();
+    for v in [KernelVariant::Wgmma, KernelVariant::WgmmaPingPong] {
+        assert!(wgmma.iter().any(|c| c.opts.variant == v), "no {v:?} case");
+    }
+    for (i, case) in wgmma.iter().enumerate() {
+        for run in case.run_variant(&emu, 1400 + i as u64) {
+            bad.extend(failures(&run.unwrap()));
         }
     }
     assert!(bad.is_empty(), "{}", bad.join("\n"));

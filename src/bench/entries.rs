@@ -31,7 +31,9 @@ use super::timer::{time_wall, CudaTimer, Timing};
 use super::{AttnResult, AttnShape, BenchError, Pass, Record, Stats, Status, Throughput};
 use crate::attention::{BackwardInputs, BackwardOutputs, ForwardInputs, ForwardOutputs};
 use crate::check::Rng;
-use crate::config::{Activation, AttentionOptions, DType, KernelVariant, Mask, SigmoidBias};
+use crate::config::{
+    Activation, AttentionOptions, BlockOrder, DType, KernelVariant, Mask, SigmoidBias,
+};
 use crate::tensor::{Shape, Strides, TensorMut, TensorRef};
 use crate::{backward_workspace_len, CpuReference, CudaBackend, Emulator, Error, HostBuffer};
 use cudarc::driver::CudaSlice;
@@ -362,6 +364,9 @@ pub struct CudaEntry {
     /// (labelled `sinkless/NAME`, [`KernelVariant::Default`] as `sinkless/default`) for the
     /// comparison of forward kernels, which skips the shapes a variant is not compiled for.
     pub variant: Option<KernelVariant>,
+    /// The order of the thread blocks; [`BlockOrder::Grid`] adds `+grid` to the label and
+    /// runs on the causal shapes alone, where the default order differs from it.
+    pub block_order: BlockOrder,
     /// Activation.
     pub activation: BenchActivation,
     /// Pass.
@@ -398,6 +403,7 @@ pub fn cuda_entries() -> Vec<CudaEntry> {
     for activation in [BenchActivation::Softmax, BenchActivation::Sigmoid] {
         v.push(CudaEntry {
             variant: None,
+            block_order: BlockOrder::LongestFirst,
             activation,
             pass: Pass::Forward,
             setup: None,
@@ -405,6 +411,7 @@ pub fn cuda_entries() -> Vec<CudaEntry> {
         });
         v.push(CudaEntry {
             variant: None,
+            block_order: BlockOrder::LongestFirst,
             activation,
             pass: Pass::Backward,
             setup: Some(cuda_forward),
@@ -414,10 +421,22 @@ pub fn cuda_entries() -> Vec<CudaEntry> {
     v
 }
 
-/// The variants `sinkless bench --variants` times, with the passes: the default kernels and
-/// every [`KernelVariant`], forward, backward where the variant has its own, and the
-/// deterministic backward where it has its own dQ pass.
-fn variant_passes() -> impl Iterator<Item = (KernelVariant, Pass)> {
+/// The passes whose kernels `sinkless bench --variants` also times in grid order
+/// ([`BlockOrder::Grid`], on the causal shapes), beside the same kernels taking the longest
+/// tiles first: those that reverse their blocks under a causal mask (the forward, the
+/// deterministic dQ pass), of the default kernels and of the candidate for sm_90's default
+/// forward.
+const GRID_ORDER_TIMED: [(KernelVariant, Pass); 3] = [
+    (KernelVariant::Default, Pass::Forward),
+    (KernelVariant::Default, Pass::BackwardDeterministic),
+    (KernelVariant::WgmmaPingPong, Pass::Forward),
+];
+
+/// The variants `sinkless bench --variants` times, with the passes and block orders: the
+/// default kernels and every [`KernelVariant`], forward, backward where the variant has its
+/// own, and the deterministic backward where it has its own dQ pass, each taking the longest
+/// tiles first; then [`GRID_ORDER_TIMED`] in grid order.
+fn variant_passes() -> impl Iterator<Item = (KernelVariant, Pass, BlockOrder)> {
     std::iter::once(KernelVariant::Default)
         .chain(KernelVariant::ALTERNATIVES)
         .flat_map(|v| {
@@ -428,6 +447,12 @@ fn variant_passes() -> impl Iterator<Item = (KernelVariant, Pass)> {
                 .chain(backward.then_some((v, Pass::Backward)))
                 .chain(deterministic.then_some((v, Pass::BackwardDeterministic)))
         })
+        .map(|(v, pass)| (v, pass, BlockOrder::LongestFirst))
+        .chain(
+            GRID_ORDER_TIMED
+                .into_iter()
+                .map(|(v, pass)| (v, pass, BlockOrder::Grid)),
+        )
 }
 
 /// The comparison of kernel variants (`sinkless bench --variants`): the default kernels and every
@@ -436,10 +461,11 @@ fn variant_passes() -> impl Iterator<Item = (KernelVariant, Pass)> {
 pub fn cuda_variant_entries() -> Vec<CudaEntry> {
     let mut v = Vec::new();
     for activation in [BenchActivation::Softmax, BenchActivation::Sigmoid] {
-        for (variant, pass) in variant_passes() {
+        for (variant, pass, block_order) in variant_passes() {
             let backward = pass != Pass::Forward;
             v.push(CudaEntry {
                 variant: Some(variant),
+                block_order,
                 activation,
                 pass,
                 setup: backward.then_some(cuda_forward as CudaRun),
@@ -454,25 +480,39 @@ pub fn cuda_variant_entries() -> Vec<CudaEntry> {
     v
 }
 
-/// The label of an entry's records: the implementation, and `/NAME` for a kernel variant.
-fn variant_label(implementation: &str, variant: Option<KernelVariant>) -> String {
-    variant.map_or(implementation.into(), |v| {
+/// The label of an entry's records: the implementation, `/NAME` for a kernel variant, and
+/// `+grid` for [`BlockOrder::Grid`].
+fn variant_label(
+    implementation: &str,
+    variant: Option<KernelVariant>,
+    block_order: BlockOrder,
+) -> String {
+    let mut label = variant.map_or(implementation.into(), |v| {
         format!("{implementation}/{}", v.name())
-    })
+    });
+    if block_order == BlockOrder::Grid {
+        label.push_str("+grid");
+    }
+    label
 }
 
-/// The problem an entry with `variant` runs on `shape` for `pass` (deterministic for
-/// [`Pass::BackwardDeterministic`]), or `None` where the variant is not compiled.
+/// The problem an entry with `variant` and `block_order` runs on `shape` for `pass`
+/// (deterministic for [`Pass::BackwardDeterministic`]), or `None` where the variant is not
+/// compiled or, in grid order, where the shape is not causal (there every order is grid order).
 fn variant_problem(
     shape: AttnShape,
     activation: BenchActivation,
-    variant: Option<KernelVariant>,
+    (variant, block_order): (Option<KernelVariant>, BlockOrder),
     pass: Pass,
 ) -> Option<AttnProblem> {
+    if block_order == BlockOrder::Grid && !shape.causal {
+        return None;
+    }
     let mut p = AttnProblem::new(shape, activation);
     p.opts = p
         .opts
-        .with_deterministic(pass == Pass::BackwardDeterministic);
+        .with_deterministic(pass == Pass::BackwardDeterministic)
+        .with_block_order(block_order);
     if let Some(v) = variant {
         if !v.exists_for(DType::BF16, p.opts.activation, shape.head_dim) {
             return None;
@@ -492,6 +532,8 @@ pub struct HostEntry {
     pub implementation: &'static str,
     /// A kernel variant, as in [`CudaEntry::variant`] (labelled `IMPLEMENTATION/NAME`).
     pub variant: Option<KernelVariant>,
+    /// The order of the thread blocks, as in [`CudaEntry::block_order`].
+    pub block_order: BlockOrder,
     /// Activation.
     pub activation: BenchActivation,
     /// Pass.
@@ -534,6 +576,7 @@ pub fn host_entries() -> Vec<HostEntry> {
     for activation in [BenchActivation::Softmax, BenchActivation::Sigmoid] {
         v.push(HostEntry {
             variant: None,
+            block_order: BlockOrder::LongestFirst,
             implementation: "emulator",
             activation,
             pass: Pass::Forward,
@@ -542,6 +585,7 @@ pub fn host_entries() -> Vec<HostEntry> {
         });
         v.push(HostEntry {
             variant: None,
+            block_order: BlockOrder::LongestFirst,
             implementation: "emulator",
             activation,
             pass: Pass::Backward,
@@ -550,6 +594,7 @@ pub fn host_entries() -> Vec<HostEntry> {
         });
         v.push(HostEntry {
             variant: None,
+            block_order: BlockOrder::LongestFirst,
             implementation: "reference-f64",
             activation,
             pass: Pass::Forward,
@@ -558,6 +603,7 @@ pub fn host_entries() -> Vec<HostEntry> {
         });
         v.push(HostEntry {
             variant: None,
+            block_order: BlockOrder::LongestFirst,
             implementation: "reference-f64",
             activation,
             pass: Pass::Backward,
@@ -573,11 +619,12 @@ pub fn host_entries() -> Vec<HostEntry> {
 pub fn host_variant_entries() -> Vec<HostEntry> {
     let mut v = Vec::new();
     for activation in [BenchActivation::Softmax, BenchActivation::Sigmoid] {
-        for (variant, pass) in variant_passes() {
+        for (variant, pass, block_order) in variant_passes() {
             let backward = pass != Pass::Forward;
             v.push(HostEntry {
                 implementation: "emulator",
                 variant: Some(variant),
+                block_order,
                 activation,
                 pass,
                 setup: backward.then_some(emulator_forward as HostRun),
@@ -655,7 +702,8 @@ pub fn bench_cuda(
             if gpu.timed_out().is_some() {
                 break;
             }
-            let Some(p) = variant_problem(*shape, e.activation, e.variant, e.pass) else {
+            let Some(p) = variant_problem(*shape, e.activation, (e.variant, e.block_order), e.pass)
+            else {
                 continue;
             };
             let outcome = match buffers.as_mut() {
@@ -671,7 +719,7 @@ pub fn bench_cuda(
                     }),
             };
             let r = attention_record(
-                &variant_label("sinkless", e.variant),
+                &variant_label("sinkless", e.variant, e.block_order),
                 e.activation,
                 e.pass,
                 *shape,
@@ -697,7 +745,8 @@ pub fn bench_host(
     for shape in shapes {
         let mut b = HostAttn::new(shape, &pool);
         for e in entries {
-            let Some(p) = variant_problem(*shape, e.activation, e.variant, e.pass) else {
+            let Some(p) = variant_problem(*shape, e.activation, (e.variant, e.block_order), e.pass)
+            else {
                 continue;
             };
             let outcome = e
@@ -705,7 +754,7 @@ pub fn bench_host(
                 .map_or(Ok(()), |setup| setup(&p, &mut b))
                 .and_then(|()| time_wall(timing, &mut || (e.run)(&p, &mut b)))
                 .map_err(|err| status_of(&err));
-            let label = variant_label(e.implementation, e.variant);
+            let label = variant_label(e.implementation, e.variant, e.block_order);
             let r = attention_record(&label, e.activation, e.pass, *shape, outcome);
             each(&r);
             out.push(r);
@@ -914,7 +963,7 @@ mod tests {
         let passes: Vec<_> = variant_passes().collect();
         for v in std::iter::once(KernelVariant::Default).chain(KernelVariant::ALTERNATIVES) {
             let default = v == KernelVariant::Default;
-            let has = |pass| passes.contains(&(v, pass));
+            let has = |pass| passes.contains(&(v, pass, BlockOrder::LongestFirst));
             assert!(has(Pass::Forward), "{v:?}");
             assert_eq!(has(Pass::Backward), default || v.has_backward(), "{v:?}");
             assert_eq!(
@@ -923,11 +972,54 @@ mod tests {
                 "{v:?}"
             );
         }
-        assert!(passes.contains(&(KernelVariant::Wgmma, Pass::BackwardDeterministic)));
+        assert!(passes.contains(&(
+            KernelVariant::Wgmma,
+            Pass::BackwardDeterministic,
+            BlockOrder::LongestFirst
+        )));
+        for (v, pass) in GRID_ORDER_TIMED {
+            assert!(
+                passes.contains(&(v, pass, BlockOrder::Grid)),
+                "{v:?} {pass:?}"
+            );
+        }
         let shape = Grid::tiny().shapes()[0];
-        let p = |pass| variant_problem(shape, BenchActivation::Softmax, None, pass).unwrap();
+        let p = |pass| {
+            variant_problem(
+                shape,
+                BenchActivation::Softmax,
+                (None, BlockOrder::LongestFirst),
+                pass,
+            )
+            .unwrap()
+        };
         assert!(p(Pass::BackwardDeterministic).opts.deterministic);
         assert!(!p(Pass::Backward).opts.deterministic);
+    }
+
+    #[test]
+    fn grid_order_runs_on_causal_shapes_with_its_own_label() {
+        let shapes = Grid::tiny().shapes();
+        let (causal, full) = (
+            shapes.iter().find(|s| s.causal).expect("a causal shape"),
+            shapes
+                .iter()
+                .find(|s| !s.causal)
+                .expect("a non-causal shape"),
+        );
+        let grid = (Some(KernelVariant::Default), BlockOrder::Grid);
+        let p = variant_problem(*causal, BenchActivation::Sigmoid, grid, Pass::Forward)
+            .expect("grid order on a causal shape");
+        assert_eq!(p.opts.block_order, BlockOrder::Grid);
+        assert!(variant_problem(*full, BenchActivation::Sigmoid, grid, Pass::Forward).is_none());
+        assert_eq!(
+            variant_label("sinkless", grid.0, grid.1),
+            "sinkless/default+grid"
+        );
+        assert_eq!(
+            variant_label("sinkless", None, BlockOrder::LongestFirst),
+            "sinkless"
+        );
     }
 
     #[test]

@@ -366,8 +366,9 @@ fn variant_table(records: &[&AttnResult]) -> String {
     });
     let _ = writeln!(
         out,
-        "\nKernel variants (`sinkless bench --variants`, see `KernelVariant`): TFLOP/s, and in \
-         parentheses the rate over `default` on the same shape in the same step.\n"
+        "\nKernel variants (`sinkless bench --variants`, see `KernelVariant`; `+grid`: the same \
+         kernels in grid order, `BlockOrder::Grid`): TFLOP/s, and in parentheses the rate over \
+         `default` on the same shape in the same step.\n"
     );
     let mut header = String::from("| by | pass | activation | hd | causal | seqlen |");
     let mut rule = String::from("|---|---|---|--:|---|--:|");

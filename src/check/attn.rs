@@ -382,8 +382,9 @@ fn dense(batch: usize, seqlen_q: usize, seqlen_k: usize) -> Lengths {
     }
 }
 
-/// Masks every suite covers: none, causal, causal sliding window, a two-sided window, right only.
-pub const MASKS: [Mask; 5] = [
+/// Masks every suite covers: none, causal, causal sliding window, a two-sided window, right only,
+/// left only.
+pub const MASKS: [Mask; 6] = [
     Mask::NONE,
     Mask::CAUSAL,
     Mask {
@@ -397,6 +398,10 @@ pub const MASKS: [Mask; 5] = [
     Mask {
         left: None,
         right: Some(9),
+    },
+    Mask {
+        left: Some(11),
+        right: None,
     },
 ];
 

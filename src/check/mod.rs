@@ -13,10 +13,12 @@ use crate::tensor::{Seqlens, Shape, Strides, TensorRef};
 use crate::CudaBackend;
 
 mod attn;
+mod layouts;
 pub use attn::{
     edge_cases, extreme_cases, head_dim_cases, long_key_cases, matrix, sink_cases, suite,
     ulp_floor, variant_cases, AttnCase, AttnGrads, AttnInputs, CheckBackend, Lengths, MASKS,
 };
+pub use layouts::{layout_cases, LayoutCase};
 
 /// A small, seedable generator (SplitMix64) for reproducible test inputs.
 #[derive(Clone, Debug)]
@@ -388,9 +390,10 @@ impl Emit<'_> {
 
 /// Runs every case on the emulator and, when `gpu` is given, on the GPU: `row_dot`, then the
 /// attention [`suite`], forward and backward, in f16 and bf16, then the [`variant_cases`] in
-/// bf16 (the backward of the variants that have their own), then the sink scores; `options`
-/// may thin the cases out or leave the emulator out. Each result goes to `on_result` as soon as
-/// it is known, so a run cut short by an outer time limit has said what it found. The CUDA
+/// bf16 (the backward of the variants that have their own), then the [`layout_cases`], then
+/// the sink scores; `options` may thin the cases out or leave the emulator out. Each result goes
+/// to `on_result` as soon as it is known, so a run cut short by an outer time limit has said
+/// what it found. The CUDA
 /// backend waits for each run with a deadline ([`crate::backend::watch`]); after an
 /// [`Error::GpuTimeout`] nothing more runs. Returns whether every case ran.
 pub fn run_all(
@@ -473,6 +476,27 @@ pub fn run_all(
             case.run_variant(gpu, seed)
                 .into_iter()
                 .for_each(|r| out.many(r));
+        }
+        if out.hung {
+            return false;
+        }
+    }
+    // Each tensor in a layout of its own against the packed layout: the default kernels in both
+    // element types, the variants in bf16.
+    for (i, case) in layout_cases().iter().enumerate() {
+        let seed = 5000 + i as u64;
+        let f16 = case.opts.variant == KernelVariant::Default;
+        if on_emu {
+            out.one(case.run::<half::bf16, _>(emu, seed));
+            if f16 {
+                out.one(case.run::<half::f16, _>(emu, seed));
+            }
+        }
+        if let Some(gpu) = gpu.filter(|g| g.runs_variant(case.opts.variant)) {
+            out.one(case.run::<half::bf16, _>(gpu, seed));
+            if f16 {
+                out.one(case.run::<half::f16, _>(gpu, seed));
+            }
         }
         if out.hung {
             return false;

@@ -213,6 +213,9 @@ impl Default for sinkless_tma_map {
         }
     }
 }
+pub const SINKLESS_LONGEST_FIRST: sinkless_block_order = 0;
+pub const SINKLESS_GRID_ORDER: sinkless_block_order = 1;
+pub type sinkless_block_order = ::std::os::raw::c_uint;
 #[repr(C)]
 #[derive(Debug, Copy, Clone)]
 pub struct sinkless_attn_fwd_params {
@@ -249,12 +252,13 @@ pub struct sinkless_attn_fwd_params {
     pub bias_kind: i32,
     pub bias_value: f32,
     pub scale: f32,
+    pub block_order: i32,
 }
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
 const _: () = {
     [
         "Size of sinkless_attn_fwd_params",
-    ][::std::mem::size_of::<sinkless_attn_fwd_params>() - 216usize];
+    ][::std::mem::size_of::<sinkless_attn_fwd_params>() - 224usize];
     [
         "Alignment of sinkless_attn_fwd_params",
     ][::std::mem::align_of::<sinkless_attn_fwd_params>() - 8usize];
@@ -357,6 +361,9 @@ const _: () = {
     [
         "Offset of field: sinkless_attn_fwd_params::scale",
     ][::std::mem::offset_of!(sinkless_attn_fwd_params, scale) - 212usize];
+    [
+        "Offset of field: sinkless_attn_fwd_params::block_order",
+    ][::std::mem::offset_of!(sinkless_attn_fwd_params, block_order) - 216usize];
 };
 impl Default for sinkless_attn_fwd_params {
     fn default() -> Self {
@@ -372,7 +379,7 @@ impl Default for sinkless_attn_fwd_params {
 #[derive(Debug, Copy, Clone)]
 pub struct sinkless_attn_fwd_tma_params {
     pub base: sinkless_attn_fwd_params,
-    pub __bindgen_padding_0: [u64; 5usize],
+    pub __bindgen_padding_0: [u64; 4usize],
     pub q: sinkless_tma_map,
     pub k: sinkless_tma_map,
     pub v: sinkless_tma_map,
@@ -467,6 +474,7 @@ pub struct sinkless_attn_bwd_params {
     pub n_key_blocks: i32,
     pub dbias_block_slots: i32,
     pub deterministic: i32,
+    pub block_order: i32,
 }
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
 const _: () = {
@@ -647,6 +655,9 @@ const _: () = {
     [
         "Offset of field: sinkless_attn_bwd_params::deterministic",
     ][::std::mem::offset_of!(sinkless_attn_bwd_params, deterministic) - 392usize];
+    [
+        "Offset of field: sinkless_attn_bwd_params::block_order",
+    ][::std::mem::offset_of!(sinkless_attn_bwd_params, block_order) - 396usize];
 };
 impl Default for sinkless_attn_bwd_params {
     fn default() -> Self {

@@ -21,6 +21,15 @@
 
 #include "tma_params.h"
 
+/* The order in which an attention launch's CTAs take their tiles (blockIdx.x); only speed
+ * differs. Longest first reverses the axis along which the tiles' work grows under the mask
+ * (query_block_index, key_block_index in mask.cuh); grid order keeps blockIdx.x, so that a
+ * benchmark can time the one against the other. */
+typedef enum sinkless_block_order {
+    SINKLESS_LONGEST_FIRST = 0,
+    SINKLESS_GRID_ORDER = 1,
+} sinkless_block_order;
+
 /* Forward: o = act(scale * q k^T + bias) v, plus the per-row statistic below. */
 typedef struct sinkless_attn_fwd_params {
     const void *q;               /* f16/bf16, layout above */
@@ -58,6 +67,7 @@ typedef struct sinkless_attn_fwd_params {
     int32_t bias_kind;           /* sinkless_bias_kind, sigmoid activations only */
     float bias_value;            /* SINKLESS_BIAS_CONSTANT: the bias */
     float scale;                 /* score scale (> 0), usually 1/sqrt(head_dim) */
+    int32_t block_order;         /* sinkless_block_order */
 } sinkless_attn_fwd_params;
 
 /* The forward of the warp-specialised kernels (kernels/attn_fwd.cu, fwd_traits with kWgmma_ 3):
@@ -139,6 +149,8 @@ typedef struct sinkless_attn_bwd_params {
                                     per lane of each 16-key warp */
     int32_t deterministic;       /* 0: main pass adds dQ into dq_accum with atomics;
                                     1: main pass skips dQ, the dQ pass computes it */
+    int32_t block_order;         /* sinkless_block_order: the main pass's key blocks, the dQ
+                                    pass's query blocks */
 } sinkless_attn_bwd_params;
 
 #endif /* SINKLESS_ATTN_PARAMS_H */

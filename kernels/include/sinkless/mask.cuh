@@ -5,6 +5,7 @@
 // per-element test only on tiles that are partly visible.
 #pragma once
 
+#include "sinkless/attn_params.h"
 #include "sinkless/compat.cuh"
 #include "sinkless/ptx.cuh"
 
@@ -46,12 +47,14 @@ struct seq_mask {
 // blocks go last to first; a key block is seen by fewer queries the further right it lies, so
 // key blocks keep their order. A left bound alone mirrors both. Where the lengths do not grow
 // along the axis (no mask, or both bounds) the order stays. blockIdx.y and z (head, batch)
-// keep each head's blocks together, and with them its K and V in L2.
-__device__ __forceinline__ int query_block_index(int left, int right, int x, int n) {
-    return right >= 0 && left < 0 ? n - 1 - x : x;
+// keep each head's blocks together, and with them its K and V in L2. `order` (the params'
+// block_order) SINKLESS_GRID_ORDER keeps blockIdx.x whatever the mask, for the benchmark's
+// comparison.
+__device__ __forceinline__ int query_block_index(int order, int left, int right, int x, int n) {
+    return order == SINKLESS_LONGEST_FIRST && right >= 0 && left < 0 ? n - 1 - x : x;
 }
-__device__ __forceinline__ int key_block_index(int left, int right, int x, int n) {
-    return left >= 0 && right < 0 ? n - 1 - x : x;
+__device__ __forceinline__ int key_block_index(int order, int left, int right, int x, int n) {
+    return order == SINKLESS_LONGEST_FIRST && left >= 0 && right < 0 ? n - 1 - x : x;
 }
 
 // Sets acc elements whose (row, col) is invisible to `fill`. row0/col0: the query/key index of
