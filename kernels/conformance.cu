@@ -94,6 +94,14 @@ __device__ __forceinline__ void conf_reduce(const sinkless_conf_reduce_params& p
     uint32_t v = v0;
     for (int m = 16; m > 0; m /= 2) v += __shfl_xor_sync(0xffffffffu, v, m);
     if (t == 0) p.out[blockIdx.x] = v;
+    // Lane t clears the word lane t + 1 read above. The shuffles order nothing, so a __syncwarp
+    // must order the store after that read; the plant leaves it out (emulator only).
+#if !defined(__CUDACC__)
+    if (p.plant != SINKLESS_CONF_PLANT_SAME_WARP_STORE_AFTER_LOAD) __syncwarp();
+#else
+    __syncwarp();
+#endif
+    ptx::st_shared(&s[(t + 1) % 32], 0u);
 }
 
 __device__ __forceinline__ void conf_cp_async(const sinkless_conf_cp_async_params& p) {

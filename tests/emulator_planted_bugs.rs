@@ -70,6 +70,12 @@ fn missing_orderings_fail_as_races_for_every_seed() {
         (Plant::SkipSync, "sinkless_conf_reduce", barrier),
         // warp 1 overwrites the partial sums warp 0 reads after the last barrier
         (Plant::StoreAfterLoad, "sinkless_conf_reduce", barrier),
+        // each lane of warp 0 clears the word the next lane read, with no __syncwarp between
+        (
+            Plant::SameWarpStoreAfterLoad,
+            "sinkless_conf_reduce",
+            "a __syncwarp (or a barrier) must come between",
+        ),
         // stage 0 is read while its copies are in flight, or after another thread's wait
         // landed them with no barrier after that wait
         (Plant::SkipWait, "sinkless_conf_cp_async", "ld.shared"),

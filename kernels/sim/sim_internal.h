@@ -262,10 +262,13 @@ struct Worker {
     };
     std::vector<WriteStamp> stamps;
     // Per warp and 16-bit element, its last read by the warp (ldmatrix, ld.shared): the block
-    // and the releases of the warp's lanes then (their minimum), [warp][element].
+    // and the releases of the warp's lanes then (their minimum), [warp][element]; and the lanes
+    // that read it by ld.shared at those releases (bit per lane; an ldmatrix adds none, its
+    // .sync orders the warp's lanes around it).
     struct ReadStamp {
         uint32_t block;
         uint32_t releases;
+        uint32_t lanes;
     };
     std::vector<ReadStamp> warp_reads;
     // Per 16-byte chunk of shared memory, the copy in flight into it (issued, not landed): 0 for

@@ -36,9 +36,11 @@
 //     of its lanes at its last read (Worker::warp_reads); the writer must be ordered after one
 //     lane. This catches a double-buffered loop missing the barrier before it refills a stage,
 //     whose copies land only at the next wait, after every warp has moved on, so that the answer
-//     alone rarely shows it. A write after a read by another lane of the writer's own warp is
-//     not checked (it needs a __syncwarp under independent thread scheduling; no kernel here
-//     writes where a lane of its own warp read);
+//     alone rarely shows it;
+//   - the ld.shared reads of other lanes of the writer's own warp (the lanes of the stamp above):
+//     under independent thread scheduling the lanes of a warp are ordered only by a __syncwarp
+//     or a barrier, so the writer must be ordered after one reading lane. An ldmatrix needs
+//     nothing: its .sync makes every lane wait until the whole warp has executed it;
 //   - the wgmma products: a product reads its operands at some time between its issue and the
 //     wait that retires it. Per warpgroup and element, the group number + 1 of the last product
 //     reading it (Worker::wg_reads, marked at issue); per retired group, the least releases of
@@ -46,7 +48,8 @@
 //     product still in flight fails; into a retired one's, unless the writer is of that
 //     warpgroup (past its wait) or ordered after one of its threads' later releases.
 //
-// Warp collectives move no clock: no kernel here orders shared memory through one.
+// __syncwarp is a release by each of its lanes that all of them acquire, like a barrier of the
+// warp; the other warp collectives (shuffles, votes, ldmatrix, mma) move no clock.
 #include "sim_internal.h"
 
 #include <stdio.h>
@@ -62,7 +65,7 @@ void reset_shared_tracking(Worker& w) {
     w.wg_reads_live = false;
     if (w.stamps.size() != w.smem_bytes / 2 + 1) w.stamps.assign(w.smem_bytes / 2 + 1, Worker::WriteStamp{0, 0, 0});
     const size_t reads = w.warps.size() * (w.smem_bytes / 2 + 1);
-    if (w.warp_reads.size() != reads) w.warp_reads.assign(reads, Worker::ReadStamp{0, 0});
+    if (w.warp_reads.size() != reads) w.warp_reads.assign(reads, Worker::ReadStamp{0, 0, 0});
     w.copy_chunks.assign(w.smem_bytes / 16 + 1, 0u);
     ++w.block_serial;  // stamps of earlier blocks no longer count
     w.barrier_clock.assign(w.fibers.size(), 0u);
@@ -151,15 +154,21 @@ void start_wgmma_reads(Worker& w) {
 
 namespace {
 
-// Stamps the shared elements [x0, x1) as read by the running thread's warp now.
-void stamp_warp_read(Worker& w, uint32_t x0, uint32_t x1) {
+// Stamps the shared elements [x0, x1) as read by the running thread's warp now, by ld.shared
+// of the lanes in `lanes` (none for an ldmatrix). Lanes of an earlier stamp at the same releases
+// stay: nothing has ordered their reads since.
+void stamp_warp_read(Worker& w, uint32_t x0, uint32_t x1, uint32_t lanes) {
     const uint32_t warp = tls_fiber->warp;
     uint32_t releases = UINT32_MAX;
     for (uint32_t l = 32 * warp; l < std::min<size_t>(32 * warp + 32, w.fibers.size()); ++l) {
         releases = std::min(releases, w.fibers[l].releases);
     }
     Worker::ReadStamp* reads = w.warp_reads.data() + size_t(warp) * (w.smem_bytes / 2 + 1);
-    for (uint32_t x = x0; x < x1; ++x) reads[x] = Worker::ReadStamp{w.block_serial, releases};
+    for (uint32_t x = x0; x < x1; ++x) {
+        const Worker::ReadStamp& old = reads[x];
+        const uint32_t kept = old.block == w.block_serial && old.releases == releases ? old.lanes : 0u;
+        reads[x] = Worker::ReadStamp{w.block_serial, releases, kept | lanes};
+    }
 }
 
 }  // namespace
@@ -206,8 +215,33 @@ void check_not_in_flight(uint32_t off, size_t bytes, const char* what) {
 void ldmatrix_row_read(uint32_t off) {
     check_not_in_flight(off, 16, "ldmatrix");
     for (uint32_t e = 0; e < 8; ++e) check_read_order(off + 2 * e, 32 * tls_fiber->warp, 32, "ldmatrix");
-    stamp_warp_read(*tls_worker, off / 2, off / 2 + 8);
+    stamp_warp_read(*tls_worker, off / 2, off / 2 + 8, 0u);
 }
+
+namespace {
+
+// A write by f after ld.shared reads by other lanes of its own warp: f must have acquired a
+// release one of them made after its read (a __syncwarp of both, or a barrier).
+void check_own_warp_reads(const Worker& w, const Fiber& f, uint32_t off, size_t bytes, const char* what) {
+    const Worker::ReadStamp* reads = w.warp_reads.data() + size_t(f.warp) * (w.smem_bytes / 2 + 1);
+    for (uint32_t x = off / 2; x <= uint32_t((off + bytes - 1) / 2); ++x) {
+        const Worker::ReadStamp& st = reads[x];
+        const uint32_t others = st.lanes & ~(1u << f.lane);
+        if (st.block != w.block_serial || others == 0) continue;
+        bool ordered = false;
+        for (uint32_t l = 0; l < 32 && !ordered; ++l) {
+            ordered = (others >> l & 1) && clock_of(w, f, 32 * f.warp + l) > st.releases;
+        }
+        if (ordered) continue;
+        fail(SINKLESS_SIM_ERR_RACE,
+             "%s by lane %u of warp %u writes shared bytes [%u, %zu), and byte %u was read by ld.shared of lane %u of "
+             "the same warp, with nothing ordering the write after the read: the lanes of a warp run independently, "
+             "so a __syncwarp (or a barrier) must come between",
+             what, f.lane, f.warp, off, off + bytes, 2 * x, uint32_t(__builtin_ctz(others)));
+    }
+}
+
+}  // namespace
 
 void check_write_order(uint32_t off, size_t bytes, const char* what) {
     const Worker& w = *tls_worker;
@@ -217,7 +251,10 @@ void check_write_order(uint32_t off, size_t bytes, const char* what) {
     // After the reads of other warps: some lane of the reading warp must have released since,
     // and this thread acquired it.
     for (size_t v = 0; v < w.warps.size(); ++v) {
-        if (v == f.warp) continue;
+        if (v == f.warp) {
+            check_own_warp_reads(w, f, off, bytes, what);
+            continue;
+        }
         const Worker::ReadStamp* reads = w.warp_reads.data() + v * stride;
         for (uint32_t x = off / 2; x <= uint32_t((off + bytes - 1) / 2); ++x) {
             const Worker::ReadStamp& st = reads[x];
@@ -269,7 +306,7 @@ void ld_shared(void* dst, const void* src, size_t bytes) {
     check_not_in_flight(off, bytes, "ld.shared");
     const uint32_t x0 = off / 2, x1 = uint32_t((off + bytes + 1) / 2);
     for (uint32_t x = x0; x < x1; ++x) check_read_order(2 * x, tls_fiber->linear, 1, "ld.shared");
-    stamp_warp_read(w, x0, x1);
+    stamp_warp_read(w, x0, x1, 1u << tls_fiber->lane);
     note_shared_access(off, uint32_t(bytes), kAccessLoad, __builtin_return_address(0));
     memcpy(dst, shared_at(w, off), bytes);
 }

@@ -78,6 +78,17 @@ void complete_shfl(Warp& w) {
     }
 }
 
+// __syncwarp: each lane of the mask releases, and every one acquires all of those releases,
+// so the shared-memory accesses of each before it are ordered before those of each after it.
+void complete_syncwarp(Warp& w) {
+    Worker& worker = *tls_worker;
+    std::vector<uint32_t> acc;
+    for (uint32_t lane = 0; lane < 32; ++lane)
+        if (w.mask >> lane & 1) release_into(worker, *w.lanes[lane], acc);
+    for (uint32_t lane = 0; lane < 32; ++lane)
+        if (w.mask >> lane & 1) acquire_from(worker, *w.lanes[lane], acc);
+}
+
 void complete_ballot(Warp& w) {
     uint32_t bits = 0;
     for (uint32_t lane = 0; lane < 32; ++lane)
@@ -210,6 +221,8 @@ void rendezvous(int op, uint32_t mask) {
         complete_mma<true>(w);
     } else if (op == kOpBallot) {
         complete_ballot(w);
+    } else if (op == kOpSyncwarp) {
+        complete_syncwarp(w);
     }
     w.arrived = 0;
     if (mask == w.existing) {  // the warp converged: its shared accesses since are complete

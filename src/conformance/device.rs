@@ -148,6 +148,7 @@ fn plant_field(plant: Option<Plant>) -> u32 {
         Some(Plant::PlainSharedStore) => ffi::SINKLESS_CONF_PLANT_PLAIN_SHARED_STORE,
         Some(Plant::PlainSharedLoad) => ffi::SINKLESS_CONF_PLANT_PLAIN_SHARED_LOAD,
         Some(Plant::StoreAfterLoad) => ffi::SINKLESS_CONF_PLANT_STORE_AFTER_LOAD,
+        Some(Plant::SameWarpStoreAfterLoad) => ffi::SINKLESS_CONF_PLANT_SAME_WARP_STORE_AFTER_LOAD,
         Some(Plant::SharedBankConflict) => ffi::SINKLESS_CONF_PLANT_SHARED_BANK_CONFLICT,
         Some(Plant::StoreUnderWgmma) => ffi::SINKLESS_CONF_PLANT_STORE_UNDER_WGMMA,
         Some(Plant::MisplacedB) => ffi::SINKLESS_CONF_PLANT_MISPLACED_B,

@@ -284,6 +284,9 @@ pub enum Plant {
     /// `conf_reduce` with warp 1 overwriting the partial sums that warp 0 reads after the last
     /// barrier, with nothing ordering the store after the reads.
     StoreAfterLoad,
+    /// `conf_reduce` with each lane of warp 0 clearing the word the next lane read, after the
+    /// shuffles (which order nothing) and without the `__syncwarp` the clean kernel has there.
+    SameWarpStoreAfterLoad,
     /// `conf_reduce` storing its inputs 32 words apart (a permutation, so the sum is right): four
     /// lanes of each store share a bank.
     SharedBankConflict,
@@ -339,7 +342,7 @@ enum Fault {
 
 impl Plant {
     /// Every planted bug.
-    pub const ALL: [Plant; 20] = [
+    pub const ALL: [Plant; 21] = [
         Plant::SkipSync,
         Plant::ExitEarly,
         Plant::DivergentBarrier,
@@ -351,6 +354,7 @@ impl Plant {
         Plant::PlainSharedStore,
         Plant::PlainSharedLoad,
         Plant::StoreAfterLoad,
+        Plant::SameWarpStoreAfterLoad,
         Plant::SharedBankConflict,
         Plant::StoreUnderWgmma,
         Plant::ArriveBeforeStore,
@@ -376,6 +380,7 @@ impl Plant {
             Plant::PlainSharedStore => "plain_shared_store",
             Plant::PlainSharedLoad => "plain_shared_load",
             Plant::StoreAfterLoad => "store_after_load",
+            Plant::SameWarpStoreAfterLoad => "same_warp_store_after_load",
             Plant::SharedBankConflict => "shared_bank_conflict",
             Plant::StoreUnderWgmma => "store_under_wgmma",
             Plant::ArriveBeforeStore => "arrive_before_store",
@@ -410,6 +415,7 @@ impl Plant {
             | Plant::SkipWait
             | Plant::SkipMbarrierWait
             | Plant::StoreAfterLoad
+            | Plant::SameWarpStoreAfterLoad
             | Plant::StoreUnderWgmma
             | Plant::ArriveBeforeStore
             | Plant::StoreAfterLdmatrix => Caught::Emulator {
@@ -433,6 +439,7 @@ impl Plant {
             | Plant::PlainSharedStore
             | Plant::PlainSharedLoad
             | Plant::StoreAfterLoad
+            | Plant::SameWarpStoreAfterLoad
             | Plant::SharedBankConflict => Kernel::Reduce { blocks: 4 },
             Plant::SkipWait => Kernel::CpAsync { blocks: 2 },
             Plant::SkipMbarrierWait | Plant::ArriveBeforeStore | Plant::StoreAfterLdmatrix => {
@@ -474,6 +481,7 @@ impl Plant {
                     | Plant::PlainSharedStore
                     | Plant::PlainSharedLoad
                     | Plant::StoreAfterLoad
+                    | Plant::SameWarpStoreAfterLoad
                     | Plant::SharedBankConflict,
                 Kernel::Reduce { .. }
             ) | (Plant::SkipWait, Kernel::CpAsync { .. })

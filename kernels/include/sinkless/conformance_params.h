@@ -46,6 +46,9 @@
 #define SINKLESS_CONF_PLANT_MISPLACED_B 17u /* the wgmma kernel's B descriptors start one place past B: 8 rows
                                               on when K-major, one column block on when N-major, where
                                               decoys sit; the sums come out wrong (emulator only) */
+#define SINKLESS_CONF_PLANT_SAME_WARP_STORE_AFTER_LOAD 18u /* lane t of the reduce kernel's warp 0 clears the
+                                                             word lane t + 1 read, with no __syncwarp between
+                                                             (emulator only) */
 
 /* Every thread records its coordinates. Any grid and block (up to 1024 threads). */
 typedef struct {
@@ -59,7 +62,8 @@ typedef struct {
     const uint32_t* in; /* [blocks * 128] */
     uint32_t* out;      /* [blocks]: the wrapping uint32 sum of the block's 128 inputs */
     uint32_t plant;     /* SINKLESS_CONF_PLANT_{NONE, SKIP_SYNC, EXIT_EARLY, DIVERGENT_BARRIER, WARP_EXIT,
-                           PLAIN_SHARED_STORE, PLAIN_SHARED_LOAD, STORE_AFTER_LOAD, SHARED_BANK_CONFLICT} */
+                           PLAIN_SHARED_STORE, PLAIN_SHARED_LOAD, STORE_AFTER_LOAD, SHARED_BANK_CONFLICT,
+                           SAME_WARP_STORE_AFTER_LOAD} */
 } sinkless_conf_reduce_params;
 
 /* cp.async in four commit groups with zero-fill, retired by wait_group 2, 1, 0 and wait_all.
